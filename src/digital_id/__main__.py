@@ -1,0 +1,3 @@
+from digital_id.cli import main
+
+main()

@@ -1,0 +1,28 @@
+"""The ``digital-id`` command: one module per noun, each a thin layer over a service."""
+
+from __future__ import annotations
+
+import typer
+
+from digital_id.cli import db, registry, serve
+from digital_id.cli.common import load_cli_settings
+
+app = typer.Typer(
+    name="digital-id",
+    help="Operate Digital ID: migrate the database, manage the register, run the server.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(registry.app, name="registry")
+app.command("serve")(serve.serve)
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    ctx.obj = load_cli_settings()
+
+
+def main() -> None:
+    app()

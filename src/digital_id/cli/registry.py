@@ -1,0 +1,214 @@
+"""``digital-id registry``: import, generate and look up population register records."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from digital_id.cli.common import EXIT_USAGE, console, fail, migrated_engine, settings_of
+from digital_id.registry import service, synthetic
+from digital_id.registry.importer import (
+    CitizenImporter,
+    FileFormat,
+    ImportFileError,
+    ImportSummary,
+    RegisterFile,
+    RejectReport,
+)
+from digital_id.registry.nik import InvalidNikError, mask_nik, parse_nik
+from digital_id.registry.records import RecordValidator
+from digital_id.registry.regions import load_regions
+
+app = typer.Typer(help="The population register.", no_args_is_help=True)
+
+ImportProgress = Callable[[ImportSummary, int], None]
+
+EXIT_INTERRUPTED = 130
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV with a header row, or JSON Lines (.jsonl).")],
+    file_format: Annotated[
+        FileFormat | None,
+        typer.Option("--format", help="Override the format the extension implies."),
+    ] = None,
+    allow_unknown_region: Annotated[
+        bool,
+        typer.Option(
+            help="Accept district codes no longer in the region table (counted in the summary)."
+        ),
+    ] = False,
+    errors: Annotated[
+        Path | None, typer.Option(help="Where to write rejected rows (default: FILE.rejected.csv).")
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Rows per transaction (default: DIGITAL_ID_IMPORT_BATCH_SIZE)."),
+    ] = None,
+) -> None:
+    """Validate FILE and upsert its valid rows by NIK; rejected rows go to an error report."""
+    settings = settings_of(ctx)
+    try:
+        source = RegisterFile(file, file_format)
+    except ImportFileError as exc:
+        fail(str(exc), EXIT_USAGE)
+    report = RejectReport(errors or file.with_name(file.name + ".rejected.csv"))
+    engine = migrated_engine(ctx)
+    importer = CitizenImporter(engine, batch_size=batch_size or settings.import_batch_size)
+    validator = RecordValidator(load_regions(), allow_unknown_region=allow_unknown_region)
+    started = time.perf_counter()
+    try:
+        with source, _interrupt_on_sigterm(), _import_progress(source.size) as on_batch:
+            summary = importer.run(
+                source.rows(), validator, report, on_batch=lambda s: on_batch(s, source.bytes_read)
+            )
+    except ImportFileError as exc:
+        fail(f"{exc} (batches committed before this point are kept)", EXIT_USAGE)
+    finally:
+        report.close()
+        engine.dispose()
+    _print_summary(summary, time.perf_counter() - started, report)
+    if summary.interrupted:
+        console.print(
+            "[yellow]Interrupted:[/] committed batches are kept; run the same import again to finish."
+        )
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@app.command()
+def generate(
+    count: Annotated[int, typer.Option(min=1, help="How many citizens to write.")],
+    out: Annotated[Path, typer.Option(help="Output file: .csv or .jsonl.")],
+    seed: Annotated[int, typer.Option(help="Same seed, same file.")] = 0,
+) -> None:
+    """Write realistic, valid synthetic citizens in the import format."""
+    try:
+        file_format = synthetic.format_for(out)
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    started = time.perf_counter()
+    written = synthetic.write_file(out, synthetic.generate_citizens(count, seed=seed), file_format)
+    elapsed = time.perf_counter() - started
+    console.print(
+        f"Wrote {written:,} synthetic citizens to {out} in {elapsed:.1f} s ({written / elapsed:,.0f} rows/s)."
+    )
+
+
+@app.command()
+def show(ctx: typer.Context, nik: Annotated[str, typer.Argument(help="The 16-digit NIK.")]) -> None:
+    """Print one citizen's record."""
+    try:
+        parse_nik(nik, allow_unknown_region=True)
+    except InvalidNikError as exc:
+        fail(f"NIK {mask_nik(nik)}: {exc.reason}", EXIT_USAGE)
+    engine = migrated_engine(ctx)
+    try:
+        with Session(engine) as session:
+            citizen = service.find_by_nik(session, nik)
+    finally:
+        engine.dispose()
+    if citizen is None:
+        fail(f"no citizen with NIK {mask_nik(nik)} in the register")
+    address = load_regions().resolve(citizen.district_code)
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("NIK", citizen.nik),
+        ("KK number", citizen.kk_number),
+        ("Name", citizen.full_name),
+        ("Born", f"{citizen.birth_place}, {citizen.birth_date:%d-%m-%Y}"),
+        ("Sex", citizen.sex),
+        ("Blood type", citizen.blood_type),
+        ("Religion", citizen.religion),
+        ("Marital status", citizen.marital_status),
+        ("Occupation", citizen.occupation),
+        ("Nationality", citizen.nationality),
+        ("Street", citizen.street),
+        ("RT/RW", f"{citizen.rt}/{citizen.rw}"),
+        ("Village", citizen.village),
+        (
+            "District",
+            f"{citizen.district_code} {address.district.name}"
+            if address
+            else f"{citizen.district_code} (not in the region table)",
+        ),
+        ("Regency", address.regency.name if address else "-"),
+        ("Province", address.province.name if address else "-"),
+        ("Status", citizen.status),
+        ("Record version", str(citizen.record_version)),
+        ("Updated", citizen.updated_at.isoformat(timespec="seconds")),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    console.print(table)
+
+
+def _print_summary(summary: ImportSummary, elapsed: float, report: RejectReport) -> None:
+    table = Table(title="Import summary", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for label, value in (
+        ("rows read", summary.rows_read),
+        ("inserted", summary.inserted),
+        ("updated", summary.updated),
+        ("unchanged", summary.unchanged),
+        ("rejected", summary.rejected),
+        ("accepted with unknown region", summary.unknown_region),
+    ):
+        table.add_row(label, f"{value:,}")
+    rate = summary.rows_read / elapsed if elapsed > 0 else 0.0
+    table.add_row("time", f"{elapsed:.1f} s ({rate:,.0f} rows/s)")
+    console.print(table)
+    if report.written:
+        console.print(f"Rejected rows (NIK masked) are listed in {report.path}")
+
+
+@contextmanager
+def _import_progress(total_bytes: int) -> Iterator[ImportProgress]:
+    progress = Progress(
+        TextColumn("Importing"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:>12,} rows  {task.fields[rate]:>9,.0f} rows/s"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task("import", total=total_bytes or 1, rows=0, rate=0.0)
+    started = time.perf_counter()
+
+    def on_batch(summary: ImportSummary, bytes_read: int) -> None:
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        progress.update(
+            task, completed=bytes_read, rows=summary.rows_read, rate=summary.rows_read / elapsed
+        )
+
+    with progress:
+        yield on_batch
+
+
+@contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """Treat SIGTERM (a container stopping) like Ctrl-C: finish cleanly at a batch boundary."""
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

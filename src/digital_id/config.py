@@ -1,0 +1,92 @@
+"""Settings: the one table from environment variables to typed values.
+
+Every setting is read from ``DIGITAL_ID_<NAME>`` (or an optional ``.env`` file) once, at
+start-up, and passed in to whatever needs it. Nothing reads the environment elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Published on purpose: a development passphrase is no secret, and production refuses it.
+DEVELOPMENT_KEYS_PASSPHRASE = "digital-id-development-passphrase-not-secret"  # noqa: S105
+DEFAULT_DATABASE_URL = "sqlite:///var/digital-id.sqlite3"
+DEFAULT_ISSUER = "http://127.0.0.1:8000"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the setting and the fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DIGITAL_ID_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    issuer: str = DEFAULT_ISSUER
+    keys_dir: Path = Path("keys")
+    keys_passphrase: SecretStr = SecretStr(DEVELOPMENT_KEYS_PASSPHRASE)
+    import_batch_size: int = Field(default=20_000, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _refuse_development_defaults_in_production(self) -> Settings:
+        issuer = urlsplit(self.issuer)
+        if issuer.scheme not in ("http", "https") or not issuer.netloc:
+            raise ValueError(
+                f"DIGITAL_ID_ISSUER must be an absolute http(s) URL, got {self.issuer!r}"
+            )
+        if issuer.query or issuer.fragment:
+            raise ValueError(
+                "DIGITAL_ID_ISSUER must not have a query or fragment (OpenID Connect Discovery 1.0, section 3)"
+            )
+        if self.env != "production":
+            return self
+        problems = []
+        passphrase = self.keys_passphrase.get_secret_value()
+        if passphrase == DEVELOPMENT_KEYS_PASSPHRASE:
+            problems.append(
+                "DIGITAL_ID_KEYS_PASSPHRASE is the development default; set a passphrase of your own"
+            )
+        elif len(passphrase) < 16:
+            problems.append(
+                "DIGITAL_ID_KEYS_PASSPHRASE must be at least 16 characters in production"
+            )
+        if issuer.scheme != "https":
+            problems.append(
+                f"DIGITAL_ID_ISSUER must be an https URL in production, got {self.issuer!r}"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def uses_development_passphrase(self) -> bool:
+        return self.keys_passphrase.get_secret_value() == DEVELOPMENT_KEYS_PASSPHRASE
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning pydantic's multi-line report into one operator-readable line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        messages = []
+        for error in exc.errors():
+            location = ".".join(str(part) for part in error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            messages.append(f"DIGITAL_ID_{location.upper()}: {message}" if location else message)
+        raise ConfigError("invalid configuration: " + "; ".join(messages)) from None

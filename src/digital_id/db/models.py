@@ -1,0 +1,8 @@
+"""Every mapped model, imported once so ``Base.metadata`` is complete for Alembic and tests."""
+
+from digital_id.db.base import Base
+from digital_id.registry.models import Citizen
+
+metadata = Base.metadata
+
+__all__ = ["Citizen", "metadata"]

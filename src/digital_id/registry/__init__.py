@@ -1,0 +1,1 @@
+"""The population register: NIK rules, region codes, citizen records, import and generation."""

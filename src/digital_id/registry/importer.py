@@ -1,0 +1,370 @@
+"""Bulk import of register files (CSV or JSON Lines) into the ``citizens`` table.
+
+Rows stream from the file, are validated one by one, and valid ones are upserted by NIK in
+batches, one transaction per batch: an interrupted or crashed import leaves every committed
+batch intact and nothing of the batch in flight. Each batch goes through the database's own
+bulk path into a temporary staging table (``COPY`` on PostgreSQL, ``executemany`` on SQLite),
+then one set-based upsert bumps ``record_version`` only where a field really changed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, TextIO, cast
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    bindparam,
+    literal,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import ReturningInsert
+
+from digital_id.db.types import UtcDateTime, utc_now
+from digital_id.registry.models import Citizen
+from digital_id.registry.nik import mask_nik
+from digital_id.registry.records import (
+    RECORD_FIELDS,
+    REQUIRED_FIELDS,
+    CitizenRecord,
+    InvalidRecordError,
+    RecordValidator,
+)
+
+CITIZENS = cast(Table, Citizen.__table__)
+
+FileFormat = Literal["csv", "jsonl"]
+FORMAT_BY_SUFFIX: dict[str, FileFormat] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be imported (missing, wrong format, unknown column)."""
+
+
+@dataclass
+class ImportSummary:
+    rows_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    unknown_region: int = 0
+    batches: int = 0
+    interrupted: bool = False
+    batch_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def committed(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def detect_format(path: Path, declared: FileFormat | None = None) -> FileFormat:
+    if declared is not None:
+        return declared
+    try:
+        return FORMAT_BY_SUFFIX[path.suffix.lower()]
+    except KeyError:
+        raise ImportFileError(
+            f"cannot tell the format of {path} from its extension; name it .csv or .jsonl, "
+            "or pass --format csv|jsonl"
+        ) from None
+
+
+class RegisterFile:
+    """A register file opened for streaming: rows with their line numbers, and progress in bytes."""
+
+    def __init__(self, path: Path, file_format: FileFormat | None = None) -> None:
+        self.path = path
+        self.format = detect_format(path, file_format)
+        if not path.is_file():
+            raise ImportFileError(f"{path}: no such file")
+        self.size = path.stat().st_size
+        self._binary = path.open("rb")
+        # utf-8-sig: spreadsheets often start a CSV with a byte-order mark.
+        self._text = io.TextIOWrapper(self._binary, encoding="utf-8-sig", newline="")
+
+    def __enter__(self) -> RegisterFile:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._text.close()
+
+    @property
+    def bytes_read(self) -> int:
+        return self._binary.tell()
+
+    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Yield ``(line, row)``; raise :class:`ImportFileError` if the header is unusable."""
+        reader = self._csv_rows if self.format == "csv" else self._jsonl_rows
+        try:
+            yield from reader(self._text)
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(f"{self.path}: not UTF-8 text ({exc.reason})") from None
+
+    def _csv_rows(self, text: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
+        reader = csv.reader(text, strict=True)
+        try:
+            header = next(reader, None)
+        except csv.Error as exc:
+            raise ImportFileError(f"{self.path}: not a CSV file ({exc})") from None
+        if header is None:
+            raise ImportFileError(f"{self.path}: the file is empty; expected a header row")
+        header = [name.strip() for name in header]
+        self._check_columns(header)
+        width = len(header)
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield reader.line_num, {"__error__": f"malformed CSV ({exc})"}
+                continue
+            if not values:
+                continue  # a blank line
+            if len(values) != width:
+                error = f"has {len(values)} fields but the header has {width}"
+                yield reader.line_num, {"__error__": error, "nik": values[0] if values else ""}
+                continue
+            yield reader.line_num, dict(zip(header, values, strict=True))
+
+    def _jsonl_rows(self, text: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
+        checked = False
+        for line_number, line in enumerate(text, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                row = {"__error__": f"not a JSON object ({exc.msg})"}
+            if not isinstance(row, dict):
+                row = {"__error__": "not a JSON object"}
+            if not checked:
+                # The first object plays the part of a CSV header.
+                if "__error__" in row:
+                    raise ImportFileError(
+                        f"{self.path}: line {line_number} is {row['__error__']}; expected JSON Lines"
+                    )
+                self._check_columns(list(row))
+                checked = True
+            else:
+                unknown = sorted(set(row) - set(RECORD_FIELDS) - {"__error__"})
+                if unknown:
+                    row = {"__error__": f"unknown field {unknown[0]!r}", "nik": row.get("nik", "")}
+            yield line_number, row
+
+    def _check_columns(self, columns: list[str]) -> None:
+        unknown = [c for c in columns if c not in RECORD_FIELDS]
+        if unknown:
+            raise ImportFileError(
+                f"{self.path}: unknown column {unknown[0]!r}; columns are {', '.join(RECORD_FIELDS)}"
+            )
+        duplicated = sorted({c for c in columns if columns.count(c) > 1})
+        if duplicated:
+            raise ImportFileError(f"{self.path}: column {duplicated[0]!r} appears twice")
+        missing = [c for c in REQUIRED_FIELDS if c not in columns]
+        if missing:
+            raise ImportFileError(f"{self.path}: missing column {missing[0]!r}")
+
+
+class RejectReport:
+    """CSV of rejected rows: line, NIK masked to its last four digits, field, reason."""
+
+    HEADER = ("line", "nik", "field", "reason")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: TextIO | None = None
+        self._writer: Any = None
+
+    def reject(self, line: int, raw_nik: object, field: str, reason: str) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("w", encoding="utf-8", newline="")
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(self.HEADER)
+        nik = mask_nik(raw_nik) if isinstance(raw_nik, str) else ""
+        self._writer.writerow((line, nik, field, reason))
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+    @property
+    def written(self) -> bool:
+        return self._handle is not None
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+class CitizenImporter:
+    """Upserts validated records by NIK, one transaction per batch."""
+
+    def __init__(self, engine: Engine, *, batch_size: int = 20_000) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.engine = engine
+        self.batch_size = batch_size
+        citizens = CITIZENS
+        self._staging = Table(
+            "citizen_import",
+            MetaData(),
+            *(Column(name, citizens.c[name].type) for name in RECORD_FIELDS),
+            prefixes=["TEMPORARY"],
+        )
+        self._upsert = self._build_upsert()
+
+    def _build_upsert(self) -> ReturningInsert[tuple[int]]:
+        citizens = CITIZENS
+        dialect_insert = (
+            postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        )
+        now = bindparam("now", type_=UtcDateTime())
+        source = select(
+            *self._staging.c,
+            literal(1).label("record_version"),
+            now.label("created_at"),
+            now.label("updated_at"),
+        ).where(true())  # SQLite needs a WHERE to parse INSERT ... SELECT ... ON CONFLICT
+        statement = dialect_insert(citizens).from_select(
+            [*RECORD_FIELDS, "record_version", "created_at", "updated_at"], source
+        )
+        excluded = statement.excluded
+        changed = or_(
+            *(citizens.c[name].is_distinct_from(excluded[name]) for name in RECORD_FIELDS[1:])
+        )
+        upsert = statement.on_conflict_do_update(
+            index_elements=["nik"],
+            set_={
+                **{name: excluded[name] for name in RECORD_FIELDS if name != "nik"},
+                "record_version": citizens.c.record_version + 1,
+                "updated_at": excluded.updated_at,
+            },
+            where=changed,
+        )
+        # The rows written come back: version 1 was inserted, a higher one updated; rows
+        # left out were unchanged. (Driver rowcounts for INSERT ... SELECT are unreliable.)
+        return upsert.returning(citizens.c.record_version)
+
+    def run(
+        self,
+        rows: Iterator[tuple[int, dict[str, Any]]],
+        validator: RecordValidator,
+        report: RejectReport,
+        on_batch: Callable[[ImportSummary], None] | None = None,
+    ) -> ImportSummary:
+        summary = ImportSummary()
+        # NIKs already accepted from this file, as integers (a fraction of the memory of
+        # strings): a second row for the same NIK is a data error, not a silent overwrite.
+        seen: set[int] = set()
+        batch: list[CitizenRecord] = []
+        batch_unknown_region = 0
+        with self.engine.connect() as connection, self._staging_table(connection):
+            try:
+                for line, row in rows:
+                    summary.rows_read += 1
+                    raw_nik = row.get("nik", "")
+                    error = row.get("__error__")
+                    if error is not None:
+                        report.reject(line, raw_nik, "row", error)
+                        summary.rejected += 1
+                        continue
+                    try:
+                        validated = validator.validate(row)
+                    except InvalidRecordError as exc:
+                        report.reject(line, raw_nik, exc.field, exc.reason)
+                        summary.rejected += 1
+                        continue
+                    key = int(validated.record.nik)
+                    if key in seen:
+                        report.reject(
+                            line, raw_nik, "nik", "appears on an earlier line of this file"
+                        )
+                        summary.rejected += 1
+                        continue
+                    seen.add(key)
+                    batch.append(validated.record)
+                    batch_unknown_region += validated.unknown_region
+                    if len(batch) >= self.batch_size:
+                        self._write_batch(connection, batch, summary)
+                        summary.unknown_region += batch_unknown_region
+                        batch, batch_unknown_region = [], 0
+                        if on_batch is not None:
+                            on_batch(summary)
+                if batch:
+                    self._write_batch(connection, batch, summary)
+                    summary.unknown_region += batch_unknown_region
+                    if on_batch is not None:
+                        on_batch(summary)
+            except KeyboardInterrupt:
+                # The batch in flight was rolled back by its transaction; what was committed stays.
+                summary.interrupted = True
+        return summary
+
+    @contextmanager
+    def _staging_table(self, connection: Connection) -> Iterator[None]:
+        with connection.begin():
+            self._staging.create(connection)
+        try:
+            yield
+        finally:
+            if not connection.closed and not connection.invalidated:
+                if connection.in_transaction():
+                    connection.rollback()
+                with connection.begin():
+                    self._staging.drop(connection)
+
+    def _write_batch(
+        self, connection: Connection, batch: list[CitizenRecord], summary: ImportSummary
+    ) -> None:
+        started = time.perf_counter()
+        now: datetime = utc_now()
+        with connection.begin():
+            self._fill_staging(connection, batch)
+            versions = connection.execute(self._upsert, {"now": now}).scalars().all()
+        inserted = versions.count(1)
+        summary.inserted += inserted
+        summary.updated += len(versions) - inserted
+        summary.unchanged += len(batch) - len(versions)
+        summary.batches += 1
+        summary.batch_seconds.append(time.perf_counter() - started)
+
+    def _fill_staging(self, connection: Connection, batch: list[CitizenRecord]) -> None:
+        columns = ", ".join(RECORD_FIELDS)
+        if self.engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("TRUNCATE citizen_import")
+            driver_connection: Any = connection.connection.driver_connection
+            with (
+                driver_connection.cursor() as cursor,
+                cursor.copy(f"COPY citizen_import ({columns}) FROM STDIN") as copy,
+            ):
+                for record in batch:
+                    copy.write_row(record)
+            return
+        connection.exec_driver_sql("DELETE FROM citizen_import")
+        placeholders = ", ".join("?" for _ in RECORD_FIELDS)
+        # SQLAlchemy stores a SQLite DATE as ISO text; the raw cursor must store the same.
+        birth_date = RECORD_FIELDS.index("birth_date")
+        connection.exec_driver_sql(
+            f"INSERT INTO citizen_import ({columns}) VALUES ({placeholders})",  # noqa: S608 (fixed column names)
+            [(*r[:birth_date], r.birth_date.isoformat(), *r[birth_date + 1 :]) for r in batch],
+        )
