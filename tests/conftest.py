@@ -31,7 +31,7 @@ def _postgres_unavailable_reason() -> str | None:
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 (any failure to connect means "not available")
+    except Exception as exc:
         return f"PostgreSQL not reachable at {make_url(POSTGRES_ADMIN_URL).render_as_string()}: {exc.__class__.__name__}"
     finally:
         engine.dispose()
@@ -68,7 +68,9 @@ class DatabaseFactory:
 
 
 @pytest.fixture(scope="session", params=DATABASES)
-def databases(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+def databases(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DatabaseFactory]:
     kind = request.param
     if kind == "postgresql":
         reason = _postgres_unavailable_reason()

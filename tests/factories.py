@@ -27,7 +27,9 @@ def citizen_row(
     **overrides: Any,
 ) -> dict[str, Any]:
     """A valid row as an import file holds it (all text), with a fresh NIK unless one is given."""
-    nik = encode_nik(district_code, birth_date, sex, serial if serial is not None else next(_serials) % 9999 + 1)
+    nik = encode_nik(
+        district_code, birth_date, sex, serial if serial is not None else next(_serials) % 9999 + 1
+    )
     row: dict[str, Any] = {
         "nik": nik,
         "kk_number": f"{district_code}0101150001",
@@ -54,10 +56,15 @@ def citizen_row(
 def citizen_rows(count: int, **overrides: Any) -> list[dict[str, Any]]:
     """``count`` valid rows with distinct NIKs (distinct birth dates, one serial each)."""
     start = date(1950, 1, 1).toordinal()
-    return [citizen_row(birth_date=date.fromordinal(start + i * 3), serial=1, **overrides) for i in range(count)]
+    return [
+        citizen_row(birth_date=date.fromordinal(start + i * 3), serial=1, **overrides)
+        for i in range(count)
+    ]
 
 
-def write_csv(path: Path, rows: Iterable[dict[str, Any]], fields: Iterable[str] = RECORD_FIELDS) -> Path:
+def write_csv(
+    path: Path, rows: Iterable[dict[str, Any]], fields: Iterable[str] = RECORD_FIELDS
+) -> Path:
     fields = list(fields)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")

@@ -37,7 +37,9 @@ def test_two_digit_year_leaves_the_century_open_but_not_the_future():
     assert nik.birth_date_candidates(today=date(2009, 1, 1)) == (date(1910, 1, 1),)
 
 
-@pytest.mark.parametrize("value", ["327305201090001", "32730520109000011", "3273O52010900001", "", "٣٢٧٣٠٥٢٠١٠٩٠٠٠٠١"])
+@pytest.mark.parametrize(
+    "value", ["327305201090001", "32730520109000011", "3273O52010900001", "", "٣٢٧٣٠٥٢٠١٠٩٠٠٠٠١"]
+)
 def test_nik_must_be_exactly_16_ascii_digits(value):
     with pytest.raises(InvalidNikError) as error:
         parse_nik(value)
@@ -49,7 +51,10 @@ def test_district_code_must_be_a_known_district():
     with pytest.raises(InvalidNikError) as error:
         parse_nik("3299992010900001")
     assert error.value.rule == NikRule.REGION
-    assert str(error.value) == "NIK 3299992010900001: district code 329999 (digits 1-6) is not a known district"
+    assert (
+        str(error.value)
+        == "NIK 3299992010900001: district code 329999 (digits 1-6) is not a known district"
+    )
 
 
 def test_regency_code_alone_is_not_a_district():
@@ -71,7 +76,18 @@ def test_province_00_is_never_a_district_even_when_unknown_regions_are_allowed()
 
 @pytest.mark.parametrize(
     "ddmmyy",
-    ["001090", "321090", "401090", "721090", "201390", "200090", "310490", "300290", "290201", "690201"],
+    [
+        "001090",
+        "321090",
+        "401090",
+        "721090",
+        "201390",
+        "200090",
+        "310490",
+        "300290",
+        "290201",
+        "690201",
+    ],
 )
 def test_digits_7_to_12_must_be_a_possible_birth_date(ddmmyy):
     value = f"327305{ddmmyy}0001"

@@ -21,9 +21,7 @@ def upgrade(
     """Migrate the database to the latest schema (safe to run twice, or from several workers)."""
     engine = create_engine_for(settings_of(ctx).database_url)
     try:
-        before = migrate.current_revision(engine)
-        migrate.upgrade(engine, revision)
-        after = migrate.current_revision(engine)
+        before, after = migrate.upgrade(engine, revision)
     finally:
         engine.dispose()
     if before == after:

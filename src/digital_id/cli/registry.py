@@ -64,21 +64,25 @@ def import_(
         source = RegisterFile(file, file_format)
     except ImportFileError as exc:
         fail(str(exc), EXIT_USAGE)
-    report = RejectReport(errors or file.with_name(file.name + ".rejected.csv"))
-    engine = migrated_engine(ctx)
-    importer = CitizenImporter(engine, batch_size=batch_size or settings.import_batch_size)
-    validator = RecordValidator(load_regions(), allow_unknown_region=allow_unknown_region)
-    started = time.perf_counter()
-    try:
-        with source, _interrupt_on_sigterm(), _import_progress(source.size) as on_batch:
-            summary = importer.run(
-                source.rows(), validator, report, on_batch=lambda s: on_batch(s, source.bytes_read)
-            )
-    except ImportFileError as exc:
-        fail(f"{exc} (batches committed before this point are kept)", EXIT_USAGE)
-    finally:
-        report.close()
-        engine.dispose()
+    with source:
+        engine = migrated_engine(ctx)
+        report = RejectReport(errors or file.with_name(file.name + ".rejected.csv"))
+        importer = CitizenImporter(engine, batch_size=batch_size or settings.import_batch_size)
+        validator = RecordValidator(load_regions(), allow_unknown_region=allow_unknown_region)
+        started = time.perf_counter()
+        try:
+            with _interrupt_on_sigterm(), _import_progress(source.size) as on_batch:
+                summary = importer.run(
+                    source.rows(),
+                    validator,
+                    report,
+                    on_batch=lambda s: on_batch(s, source.bytes_read),
+                )
+        except ImportFileError as exc:
+            fail(f"{exc} (batches committed before it are kept)", EXIT_USAGE)
+        finally:
+            report.close()
+            engine.dispose()
     _print_summary(summary, time.perf_counter() - started, report)
     if summary.interrupted:
         console.print(

@@ -50,27 +50,23 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Migrate to ``revision``; safe to run twice and from several processes at once.
+
+    Returns the revisions before and after, both read while holding the lock.
 
     PostgreSQL serialises concurrent upgrades on a transaction-scoped advisory lock, so a
     second process waits, then finds nothing left to do. SQLite has one writer per file; a
     lock file beside the database does the same job there.
     """
-    with _exclusive(engine), engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
-            )
+    with _migration_lock(engine) as connection:
+        before = MigrationContext.configure(connection).get_current_revision()
         command.upgrade(alembic_config(connection), revision)
+        return before, MigrationContext.configure(connection).get_current_revision()
 
 
 def downgrade(engine: Engine, revision: str) -> None:
-    with _exclusive(engine), engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
-            )
+    with _migration_lock(engine) as connection:
         command.downgrade(alembic_config(connection), revision)
 
 
@@ -90,7 +86,18 @@ def ensure_current(engine: Engine) -> None:
 
 
 @contextmanager
-def _exclusive(engine: Engine) -> Iterator[None]:
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that holds the migration lock until it commits."""
+    with _lock_file(engine), engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+            )
+        yield connection
+
+
+@contextmanager
+def _lock_file(engine: Engine) -> Iterator[None]:
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield

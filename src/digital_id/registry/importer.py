@@ -100,6 +100,13 @@ class RegisterFile:
         self._binary = path.open("rb")
         # utf-8-sig: spreadsheets often start a CSV with a byte-order mark.
         self._text = io.TextIOWrapper(self._binary, encoding="utf-8-sig", newline="")
+        # Read up to the first row now, so a bad header fails at open, before any work.
+        self._rows = self._read()
+        try:
+            self._first = next(self._rows, None)
+        except BaseException:
+            self._text.close()
+            raise
 
     def __enter__(self) -> RegisterFile:
         return self
@@ -112,7 +119,12 @@ class RegisterFile:
         return self._binary.tell()
 
     def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Yield ``(line, row)``; raise :class:`ImportFileError` if the header is unusable."""
+        """Yield ``(line, row)`` for every row after the header."""
+        if self._first is not None:
+            yield self._first
+            yield from self._rows
+
+    def _read(self) -> Iterator[tuple[int, dict[str, Any]]]:
         reader = self._csv_rows if self.format == "csv" else self._jsonl_rows
         try:
             yield from reader(self._text)

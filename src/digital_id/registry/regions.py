@@ -62,5 +62,8 @@ class RegionTable:
 def load_regions() -> RegionTable:
     source = resources.files("digital_id.registry").joinpath("data/regions.csv")
     lines = source.read_text(encoding="utf-8").splitlines()
-    rows = [Region(row["code"], int(row["level"]), row["name"]) for row in csv.DictReader(lines)]
+    rows = [
+        Region(row["code"], int(row["level"]), " ".join(row["name"].split()))
+        for row in csv.DictReader(lines)
+    ]
     return RegionTable(rows)
