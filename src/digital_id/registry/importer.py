@@ -9,9 +9,12 @@ then one set-based upsert bumps ``record_version`` only where a field really cha
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -284,6 +287,11 @@ class CitizenImporter:
         report: RejectReport,
         on_batch: Callable[[ImportSummary], None] | None = None,
     ) -> ImportSummary:
+        """Validate ``rows`` and upsert the valid ones; stop cleanly on KeyboardInterrupt.
+
+        Validation runs on this thread while a writer thread commits the previous batch:
+        both drivers release the GIL while the database works, so the two overlap.
+        """
         summary = ImportSummary()
         # NIKs already accepted from this file, as integers (a fraction of the memory of
         # strings): a second row for the same NIK is a data error, not a silent overwrite.
@@ -291,6 +299,9 @@ class CitizenImporter:
         batch: list[CitizenRecord] = []
         batch_unknown_region = 0
         with self.engine.connect() as connection, self._staging_table(connection):
+            writer = _BatchWriter(
+                lambda b, u: self._write_batch(connection, b, u, summary, on_batch)
+            )
             try:
                 for line, row in rows:
                     summary.rows_read += 1
@@ -317,23 +328,26 @@ class CitizenImporter:
                     batch.append(validated.record)
                     batch_unknown_region += validated.unknown_region
                     if len(batch) >= self.batch_size:
-                        self._write_batch(connection, batch, summary)
-                        summary.unknown_region += batch_unknown_region
+                        writer.submit(batch, batch_unknown_region)
                         batch, batch_unknown_region = [], 0
-                        if on_batch is not None:
-                            on_batch(summary)
                 if batch:
-                    self._write_batch(connection, batch, summary)
-                    summary.unknown_region += batch_unknown_region
-                    if on_batch is not None:
-                        on_batch(summary)
+                    writer.submit(batch, batch_unknown_region)
             except KeyboardInterrupt:
-                # The batch in flight was rolled back by its transaction; what was committed stays.
+                # Whole batches already handed to the writer are committed; the partial batch
+                # still being read is dropped. Nothing half-written can reach the database.
                 summary.interrupted = True
+            finally:
+                writer.close()
         return summary
 
     @contextmanager
     def _staging_table(self, connection: Connection) -> Iterator[None]:
+        if self.engine.dialect.name == "sqlite":
+            # A bulk load touches index pages all over the file: a 64 MiB page cache for this
+            # one connection (the default is 2 MiB) and an in-memory staging table.
+            connection.exec_driver_sql("PRAGMA cache_size=-65536")
+            connection.exec_driver_sql("PRAGMA temp_store=MEMORY")
+            connection.commit()
         with connection.begin():
             self._staging.create(connection)
         try:
@@ -346,7 +360,12 @@ class CitizenImporter:
                     self._staging.drop(connection)
 
     def _write_batch(
-        self, connection: Connection, batch: list[CitizenRecord], summary: ImportSummary
+        self,
+        connection: Connection,
+        batch: list[CitizenRecord],
+        unknown_region: int,
+        summary: ImportSummary,
+        on_batch: Callable[[ImportSummary], None] | None,
     ) -> None:
         started = time.perf_counter()
         now: datetime = utc_now()
@@ -357,8 +376,11 @@ class CitizenImporter:
         summary.inserted += inserted
         summary.updated += len(versions) - inserted
         summary.unchanged += len(batch) - len(versions)
+        summary.unknown_region += unknown_region
         summary.batches += 1
         summary.batch_seconds.append(time.perf_counter() - started)
+        if on_batch is not None:
+            on_batch(summary)
 
     def _fill_staging(self, connection: Connection, batch: list[CitizenRecord]) -> None:
         columns = ", ".join(RECORD_FIELDS)
@@ -380,3 +402,56 @@ class CitizenImporter:
             f"INSERT INTO citizen_import ({columns}) VALUES ({placeholders})",  # noqa: S608 (fixed column names)
             [(*r[:birth_date], r.birth_date.isoformat(), *r[birth_date + 1 :]) for r in batch],
         )
+
+
+class _BatchWriter:
+    """Commits batches on one background thread, in order, one transaction each.
+
+    The queue holds at most one batch, so memory stays bounded at about three batches. An
+    error in the writer surfaces on the reading thread at its next ``submit`` or at
+    ``close``; ``close`` always waits for the writer, ignoring further Ctrl-C, so the
+    connection is never closed under a transaction in progress.
+    """
+
+    def __init__(self, write: Callable[[list[CitizenRecord], int], None]) -> None:
+        self._write = write
+        self._queue: queue.Queue[tuple[list[CitizenRecord], int] | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="citizen-import-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, batch: list[CitizenRecord], unknown_region: int) -> None:
+        while True:
+            self._raise_writer_error()
+            try:
+                self._queue.put((batch, unknown_region), timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        while True:
+            try:
+                if self._thread.is_alive():
+                    with contextlib.suppress(queue.Full):
+                        self._queue.put(None, timeout=0.1)
+                    self._thread.join(timeout=0.1)
+                if not self._thread.is_alive():
+                    break
+            except KeyboardInterrupt:
+                continue  # already stopping; the batch in progress must finish or roll back
+        self._raise_writer_error()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain, so the reader is never left blocked on a full queue
+            try:
+                self._write(*item)
+            except BaseException as exc:
+                self._error = exc
+
+    def _raise_writer_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error

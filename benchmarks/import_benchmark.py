@@ -1,0 +1,206 @@
+"""Import benchmark: generate synthetic citizens, import them into SQLite and PostgreSQL.
+
+    .venv/bin/python -m benchmarks.import_benchmark [--count 1000000] [--databases sqlite,postgresql]
+
+Each phase runs in its own child process so its peak memory (ru_maxrss) is its own. Prints
+rows/s, per-batch commit latency percentiles and peak memory, and checks the floor: every
+import of a million rows under 60 s with peak memory under 500 MB. Exits 1 if a floor is
+missed. Every child has a time limit, so the whole run is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import make_url, text
+
+from digital_id.db.engine import create_engine_for
+from digital_id.db.migrate import upgrade
+
+IMPORT_SECONDS_FLOOR_PER_MILLION = 60.0
+PEAK_MEMORY_FLOOR_MB = 500.0
+CHILD_TIME_LIMIT_S = 600
+POSTGRES_ADMIN_URL = os.environ.get(
+    "DIGITAL_ID_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+# The child that imports: the same service code the CLI runs, minus the progress bar,
+# reporting its batch timings as JSON on stdout.
+_IMPORT_CHILD = """
+import json, sys, time
+from pathlib import Path
+from digital_id.db.engine import create_engine_for
+from digital_id.registry.importer import CitizenImporter, RegisterFile, RejectReport
+from digital_id.registry.records import RecordValidator
+from digital_id.registry.regions import load_regions
+
+url, path, batch_size = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+engine = create_engine_for(url)
+started = time.perf_counter()
+report = RejectReport(path.with_name(path.name + ".rejected.csv"))
+with RegisterFile(path) as source:
+    summary = CitizenImporter(engine, batch_size=batch_size).run(
+        source.rows(), RecordValidator(load_regions()), report
+    )
+report.close()
+elapsed = time.perf_counter() - started
+print(json.dumps({"elapsed": elapsed, "inserted": summary.inserted, "updated": summary.updated,
+                  "unchanged": summary.unchanged, "rejected": summary.rejected,
+                  "batch_seconds": summary.batch_seconds}))
+"""
+
+
+@dataclass
+class Result:
+    phase: str
+    rows: int
+    seconds: float
+    peak_mb: float
+    batch_seconds: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def run_child(args: list[str]) -> tuple[str, float, float]:
+    """Run a child Python process; return its stdout, wall time and its own peak RSS in MB."""
+    with tempfile.TemporaryFile("w+") as stdout:
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, *args], stdout=stdout, text=True)
+        # os.wait4 gives this child's own rusage (RUSAGE_CHILDREN would mix all children).
+        timer = threading.Timer(CHILD_TIME_LIMIT_S, process.kill)
+        timer.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        timer.cancel()
+        elapsed = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise SystemExit(f"benchmark child failed or exceeded {CHILD_TIME_LIMIT_S} s: {args}")
+        stdout.seek(0)
+        return stdout.read(), elapsed, usage.ru_maxrss / 1024
+
+
+def fresh_database(kind: str, workdir: Path) -> tuple[str, str | None]:
+    if kind == "sqlite":
+        url = f"sqlite:///{workdir / 'benchmark.sqlite3'}"
+        name = None
+    else:
+        name = f"digital_id_bench_{secrets.token_hex(4)}"
+        admin = create_engine_for(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine_for(url)
+    upgrade(engine)
+    engine.dispose()
+    return url, name
+
+
+def drop_database(name: str | None) -> None:
+    if name is None:
+        return
+    admin = create_engine_for(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--batch-size", type=int, default=20_000)
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--seed", type=int, default=1)
+    options = parser.parse_args()
+
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="digital-id-bench-") as tmp:
+        workdir = Path(tmp)
+        data = workdir / "citizens.csv"
+        _, seconds, peak = run_child(
+            ["-m", "digital_id", "registry", "generate", "--count", str(options.count),
+             "--seed", str(options.seed), "--out", str(data)]
+        )  # fmt: skip
+        results.append(Result("generate (CSV)", options.count, seconds, peak, []))
+        print(
+            f"generated {options.count:,} rows ({data.stat().st_size / 1e6:.0f} MB) in {seconds:.1f} s",
+            flush=True,
+        )
+
+        for kind in options.databases.split(","):
+            url, name = fresh_database(kind, workdir)
+            try:
+                for phase in ("import", "re-import (unchanged)"):
+                    output, _, peak = run_child(
+                        ["-c", _IMPORT_CHILD, url, str(data), str(options.batch_size)]
+                    )
+                    report = json.loads(output)
+                    results.append(
+                        Result(
+                            f"{kind} {phase}",
+                            options.count,
+                            report["elapsed"],
+                            peak,
+                            report["batch_seconds"],
+                        )
+                    )
+                    print(f"{kind} {phase}: {report['elapsed']:.1f} s", flush=True)
+            finally:
+                drop_database(name)
+
+    print()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
+    )
+    print(
+        f"{'phase':<34}{'rows':>10}{'seconds':>9}{'rows/s':>10}{'batch p50':>11}{'p95':>8}{'p99':>8}{'peak MB':>9}"
+    )
+    failed = False
+    for result in results:
+        print(
+            f"{result.phase:<34}{result.rows:>10,}{result.seconds:>9.1f}{result.rate:>10,.0f}"
+            f"{percentile(result.batch_seconds, 0.5):>10.2f}s{percentile(result.batch_seconds, 0.95):>7.2f}s"
+            f"{percentile(result.batch_seconds, 0.99):>7.2f}s{result.peak_mb:>9.0f}"
+        )
+        if result.phase.endswith(" import"):
+            limit = IMPORT_SECONDS_FLOOR_PER_MILLION * options.count / 1_000_000
+            if result.seconds > limit or result.peak_mb > PEAK_MEMORY_FLOOR_MB:
+                failed = True
+                print(f"  FLOOR MISSED: needs < {limit:.0f} s and < {PEAK_MEMORY_FLOOR_MB:.0f} MB")
+    if results[1:]:
+        batches = [s for r in results for s in r.batch_seconds]
+        print(f"batch commit latency over all imports: mean {statistics.fmean(batches):.2f} s")
+    print(
+        "floor:",
+        "MISSED"
+        if failed
+        else f"met (import < 60 s per million rows, peak < {PEAK_MEMORY_FLOOR_MB:.0f} MB)",
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
