@@ -24,7 +24,10 @@ def test_without_postgresql_the_postgresql_half_is_skipped_with_the_reason():
     result = run_storage_test(ci=False)
     assert result.returncode == 0, result.stdout
     assert "1 passed, 1 skipped" in result.stdout
-    assert "PostgreSQL not reachable at postgresql+psycopg://postgres@127.0.0.1:1/postgres" in result.stdout
+    assert (
+        "PostgreSQL not reachable at postgresql+psycopg://postgres@127.0.0.1:1/postgres"
+        in result.stdout
+    )
 
 
 def test_in_ci_a_missing_postgresql_fails_the_run():
