@@ -133,3 +133,40 @@ def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)  # so no developer's .env leaks in
     return {**os.environ, **env}
+
+
+TEST_PASSPHRASE = "a-test-passphrase-of-some-length"
+
+
+class FakeClock:
+    """A settable clock for lifecycle rules measured in hours."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.now = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def keys_dir(tmp_path: Path) -> Path:
+    return tmp_path / "keys"
+
+
+@pytest.fixture
+def key_store(keys_dir: Path, clock: FakeClock):
+    from digital_id.keys import KeyStore
+
+    return KeyStore(keys_dir, TEST_PASSPHRASE, clock=clock)

@@ -6,19 +6,56 @@ from fastapi.testclient import TestClient
 
 from digital_id.app import create_app
 from digital_id.config import load_settings
+from tests.conftest import TEST_PASSPHRASE
 
 OPENAPI_DOCUMENT = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
 
 @pytest.fixture
-def client(database_url):
-    with TestClient(create_app(load_settings(database_url=database_url))) as client:
+def settings(database_url, keys_dir):
+    return load_settings(
+        database_url=database_url,
+        keys_dir=keys_dir,
+        keys_passphrase=TEST_PASSPHRASE,
+        jwks_cache_seconds=900,
+    )
+
+
+@pytest.fixture
+def client(settings, key_store):
+    key_store.generate("RS256", size=2048)
+    with TestClient(create_app(settings)) as client:
         yield client
 
 
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ok"}
+
+
+def test_jwks_serves_public_keys_with_cache_headers(client, key_store):
+    key_store.generate("ES256")
+    client.app.state.key_ring.check_interval = 0  # see the change at once
+    response = client.get("/jwks")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "public, max-age=900"
+    assert response.headers["content-type"].startswith("application/jwk-set+json")
+    keys = response.json()["keys"]
+    assert {k["alg"] for k in keys} == {"RS256", "ES256"}
+    for key in keys:
+        assert {"kid", "alg", "use", "kty"} <= set(key)
+        assert key["use"] == "sig"
+        assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key), "private parameters published"
+
+
+def test_app_refuses_to_start_without_an_active_rs256_key(settings):
+    from digital_id.keys import KeyStoreError
+
+    with (
+        pytest.raises(KeyStoreError, match="no active RS256 signing key"),
+        TestClient(create_app(settings)),
+    ):
+        pass
 
 
 def test_committed_openapi_document_matches_the_app():

@@ -4,25 +4,36 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from digital_id import __version__
 from digital_id.config import Settings, load_settings
 from digital_id.db.engine import create_engine_for
-from digital_id.db.migrate import ensure_current
+from digital_id.db.migrate import SchemaNotCurrentError, ensure_current
+from digital_id.keys.errors import KeyStoreError
+from digital_id.keys.ring import KeyRing
+from digital_id.keys.store import KeyStore
+
+# OpenID Connect Core 1.0, section 15.1: every provider must support RS256.
+REQUIRED_ALGORITHM = "RS256"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     engine = create_engine_for(settings.database_url)
+    key_store = KeyStore(settings.keys_dir, settings.keys_passphrase.get_secret_value())
+    key_ring = KeyRing(key_store, check_interval=settings.keys_reload_seconds)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Refuse to serve a schema this code does not know (the CLI checks first, with a
-        # friendlier message; this guards other ways of starting the app).
+        # Refuse to serve a schema this code does not know, or with keys it cannot open
+        # (the CLI checks first, with friendlier messages; this guards other ways of starting).
         ensure_current(engine)
+        key_ring.current().signing_key(REQUIRED_ALGORITHM)
         yield
         engine.dispose()
 
@@ -34,15 +45,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.key_ring = key_ring
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up.")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Readiness: the database answers.")
-    def readyz() -> dict[str, str]:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return {"status": "ok"}
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: database reachable, schema current, an active signing key loaded.",
+        responses={503: {"description": "Not ready; `problems` says why."}},
+    )
+    def readyz() -> JSONResponse:
+        problems = []
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            ensure_current(engine)
+        except SchemaNotCurrentError as exc:
+            problems.append(str(exc))
+        except Exception:
+            problems.append("the database is not reachable")
+        try:
+            key_ring.current().signing_key(REQUIRED_ALGORITHM)
+        except KeyStoreError as exc:
+            problems.append(str(exc))
+        if problems:
+            return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get(
+        "/jwks",
+        tags=["openid-connect"],
+        summary="The published signing keys (RFC 7517 JWK Set): next, active and retired.",
+    )
+    def jwks() -> JSONResponse:
+        body: dict[str, Any] = key_ring.current().public_jwks()
+        return JSONResponse(
+            body,
+            media_type="application/jwk-set+json",
+            headers={"Cache-Control": f"public, max-age={settings.jwks_cache_seconds}"},
+        )
 
     return app

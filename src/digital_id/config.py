@@ -6,6 +6,7 @@ start-up, and passed in to whatever needs it. Nothing reads the environment else
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -38,6 +39,11 @@ class Settings(BaseSettings):
     keys_dir: Path = Path("keys")
     keys_passphrase: SecretStr = SecretStr(DEVELOPMENT_KEYS_PASSPHRASE)
     import_batch_size: int = Field(default=20_000, ge=1, le=1_000_000)
+    jwks_cache_seconds: int = Field(default=3600, ge=0)
+    id_token_lifetime_seconds: int = Field(default=3600, ge=60)
+    access_token_lifetime_seconds: int = Field(default=600, ge=60)
+    keys_grace_seconds: int | None = Field(default=None, ge=0)
+    keys_reload_seconds: float = Field(default=2.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_development_defaults_in_production(self) -> Settings:
@@ -73,6 +79,18 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def key_grace_period(self) -> timedelta:
+        """How long a retired key stays published: the longest token lifetime plus the JWKS cache."""
+        if self.keys_grace_seconds is not None:
+            return timedelta(seconds=self.keys_grace_seconds)
+        longest = max(self.id_token_lifetime_seconds, self.access_token_lifetime_seconds)
+        return timedelta(seconds=longest + self.jwks_cache_seconds)
+
+    @property
+    def jwks_cache_lifetime(self) -> timedelta:
+        return timedelta(seconds=self.jwks_cache_seconds)
 
     @property
     def uses_development_passphrase(self) -> bool:

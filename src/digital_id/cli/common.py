@@ -11,8 +11,9 @@ from sqlalchemy import Engine
 from digital_id.config import ConfigError, Settings, load_settings
 from digital_id.db.engine import create_engine_for
 from digital_id.db.migrate import SchemaNotCurrentError, ensure_current
+from digital_id.keys.store import KeyStore
 
-console = Console()
+console = Console(soft_wrap=True)  # messages stay on one line, greppable in logs
 errors = Console(stderr=True)
 
 # Exit codes: 1 for "the operation failed", 2 for "the request was wrong" (click's usage code).
@@ -36,6 +37,18 @@ def settings_of(ctx: typer.Context) -> Settings:
     settings = ctx.find_root().obj
     assert isinstance(settings, Settings)
     return settings
+
+
+def key_store(ctx: typer.Context) -> KeyStore:
+    """The key store, with a loud warning when it is opened with the development passphrase."""
+    settings = settings_of(ctx)
+    if settings.uses_development_passphrase:
+        errors.print(
+            "[bold yellow]warning:[/] the key store uses the published development passphrase; "
+            "set DIGITAL_ID_KEYS_PASSPHRASE for anything but development",
+            highlight=False,
+        )
+    return KeyStore(settings.keys_dir, settings.keys_passphrase.get_secret_value())
 
 
 def migrated_engine(ctx: typer.Context) -> Engine:

@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from digital_id.cli.common import console, migrated_engine, settings_of
+from digital_id.app import REQUIRED_ALGORITHM
+from digital_id.cli.common import console, fail, key_store, migrated_engine, settings_of
+from digital_id.keys import KeyStoreError
 
 
 def serve(
@@ -18,13 +20,19 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
-    """Serve Digital ID over HTTP (the OpenID Connect endpoints arrive with the next releases)."""
+    """Serve Digital ID over HTTP: health, readiness and the JWKS."""
     settings = settings_of(ctx)
     migrated_engine(ctx).dispose()  # refuse an unmigrated database before binding the port
-    if settings.uses_development_passphrase:
-        console.print(
-            "[bold yellow]warning:[/] using the development key passphrase; never do this in production."
-        )
+    store = key_store(ctx)
+    try:
+        if settings.is_production:
+            store.snapshot().signing_key(REQUIRED_ALGORITHM)
+        elif (created := store.ensure_active(REQUIRED_ALGORITHM)) is not None:
+            console.print(
+                f"Development: generated the first {REQUIRED_ALGORITHM} signing key {created.kid}."
+            )
+    except KeyStoreError as exc:
+        fail(str(exc))
     console.print(
         f"Digital ID {settings.env} server, issuer {settings.issuer}, on http://{host}:{port}"
     )

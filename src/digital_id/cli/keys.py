@@ -1,0 +1,160 @@
+"""``digital-id keys``: the signing-key lifecycle and the JWKS it publishes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from digital_id.cli.common import EXIT_USAGE, console, fail, key_store, settings_of
+from digital_id.keys import ALGORITHMS, KeyStoreError
+from digital_id.keys.store import KeyState
+
+app = typer.Typer(
+    help="Signing keys: generate, rotate, retire, prune, revoke.", no_args_is_help=True
+)
+
+AlgorithmOption = Annotated[str, typer.Option("--alg", help=f"One of {', '.join(ALGORITHMS)}.")]
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """Show every key in the store with its state and timestamps."""
+    settings = settings_of(ctx)
+    try:
+        records = key_store(ctx).records()
+    except KeyStoreError as exc:
+        fail(str(exc))
+    table = Table("kid", "alg", "state", "created", "activated", "retired", "removable after")
+    for record in sorted(records, key=lambda r: (r.alg, r.created_at)):
+        table.add_row(
+            record.kid,
+            record.alg,
+            record.state.value,
+            _when(record.created_at),
+            _when(record.activated_at),
+            _when(record.retired_at),
+            _when(record.removable_after(settings.key_grace_period)),
+        )
+    console.print(
+        table if records else "The key store is empty; run `digital-id keys generate --alg RS256`."
+    )
+
+
+@app.command()
+def generate(
+    ctx: typer.Context,
+    alg: AlgorithmOption = "RS256",
+    size: Annotated[
+        int | None, typer.Option(help="RSA key size: 2048 or 3072 (default 3072).")
+    ] = None,
+) -> None:
+    """Add a key: published as `next`, or `active` at once if ALG has no key yet."""
+    try:
+        record = key_store(ctx).generate(alg, size=size)
+    except KeyStoreError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if record.state == KeyState.ACTIVE:
+        console.print(f"Generated {alg} key {record.kid}; it is active (the first {alg} key).")
+    else:
+        wait = settings_of(ctx).jwks_cache_seconds
+        console.print(
+            f"Generated {alg} key {record.kid} as next: published now, signing after "
+            f"`digital-id keys rotate --alg {alg}` (allowed once it has been published for {wait} s)."
+        )
+
+
+@app.command()
+def rotate(
+    ctx: typer.Context,
+    alg: Annotated[
+        str | None,
+        typer.Option("--alg", help="Rotate only this algorithm (default: every active one)."),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Activate a key published for less than the JWKS cache lifetime."
+        ),
+    ] = False,
+) -> None:
+    """Promote the oldest next key to active; the active key retires."""
+    settings = settings_of(ctx)
+    store = key_store(ctx)
+    try:
+        algorithms = (
+            [alg] if alg else sorted({r.alg for r in store.records() if r.state == KeyState.ACTIVE})
+        )
+        if not algorithms:
+            fail(
+                "the key store has no active key to rotate; run `digital-id keys generate --alg RS256`"
+            )
+        if not force:  # check every algorithm first, so a refusal changes nothing
+            for name in algorithms:
+                problem = store.rotation_problem(name, min_published=settings.jwks_cache_lifetime)
+                if problem is not None:
+                    fail(problem)
+        for name in algorithms:
+            active, retired = store.rotate(
+                name, min_published=settings.jwks_cache_lifetime, force=force
+            )
+            previous = f"; {retired.kid} retired" if retired else ""
+            console.print(f"{name}: {active.kid} is now active{previous}.")
+    except KeyStoreError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def retire(ctx: typer.Context, kid: Annotated[str, typer.Argument(help="The key's kid.")]) -> None:
+    """Retire a next key (an active key retires by `rotate`)."""
+    try:
+        record = key_store(ctx).retire(kid)
+    except KeyStoreError as exc:
+        fail(str(exc))
+    console.print(
+        f"{record.kid} is retired; it stays published until `prune` after the grace period."
+    )
+
+
+@app.command()
+def prune(ctx: typer.Context) -> None:
+    """Remove retired keys whose grace period has passed."""
+    grace = settings_of(ctx).key_grace_period
+    try:
+        removed = key_store(ctx).prune(grace)
+    except KeyStoreError as exc:
+        fail(str(exc))
+    if not removed:
+        console.print(f"Nothing to prune (grace period {int(grace.total_seconds())} s).")
+    for record in removed:
+        console.print(f"Removed retired {record.alg} key {record.kid}.")
+
+
+@app.command()
+def revoke(
+    ctx: typer.Context,
+    kid: Annotated[str, typer.Argument(help="The key's kid.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: tokens it signed stop verifying now.")
+    ] = False,
+) -> None:
+    """Emergency: unpublish a key now. An active key is replaced by a new one at once."""
+    if not yes:
+        fail(
+            "revoking unpublishes the key at once and every token it signed stops verifying; "
+            "repeat with --yes to confirm",
+            EXIT_USAGE,
+        )
+    try:
+        record, replacement = key_store(ctx).revoke(kid)
+    except KeyStoreError as exc:
+        fail(str(exc))
+    console.print(f"Revoked {record.alg} key {record.kid}; it is no longer published.")
+    if replacement is not None:
+        console.print(f"{record.alg}: {replacement.kid} is now active.")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"

@@ -1,0 +1,92 @@
+"""``digital-id keys``: what an operator types and sees."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from digital_id.cli import app
+from digital_id.keys import KeyStore
+from tests.conftest import TEST_PASSPHRASE
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def keys_env(monkeypatch, tmp_path, keys_dir):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGITAL_ID_KEYS_DIR", str(keys_dir))
+    monkeypatch.setenv("DIGITAL_ID_KEYS_PASSPHRASE", TEST_PASSPHRASE)
+    monkeypatch.setenv("DIGITAL_ID_JWKS_CACHE_SECONDS", "3600")
+    return KeyStore(keys_dir, TEST_PASSPHRASE)
+
+
+def invoke(*args: str):
+    return runner.invoke(app, ["keys", *args], catch_exceptions=False)
+
+
+def test_generate_list_rotate_with_force_prune(keys_env):
+    first = invoke("generate", "--alg", "ES256")
+    assert first.exit_code == 0
+    assert "it is active (the first ES256 key)" in first.output
+    second = invoke("generate", "--alg", "ES256")
+    assert "as next" in second.output
+
+    listing = invoke("list")
+    assert listing.exit_code == 0
+    assert "active" in listing.output
+    assert "next" in listing.output
+
+    refused = invoke("rotate")
+    assert refused.exit_code == 1
+    assert "less than the JWKS cache lifetime" in refused.output
+    assert [r.state.value for r in keys_env.records()] == ["active", "next"]
+
+    forced = invoke("rotate", "--force")
+    assert forced.exit_code == 0
+    assert "is now active" in forced.output
+    assert sorted(r.state.value for r in keys_env.records()) == ["active", "retired"]
+
+    assert "Nothing to prune" in invoke("prune").output
+
+
+def test_retire_active_key_is_refused_with_advice(keys_env):
+    record = keys_env.generate("ES256")
+    result = invoke("retire", record.kid)
+    assert result.exit_code == 1
+    assert "Use `digital-id keys rotate --alg ES256` instead" in result.output
+
+
+def test_revoke_needs_yes(keys_env):
+    record = keys_env.generate("ES256")
+    refused = invoke("revoke", record.kid)
+    assert refused.exit_code == 2
+    assert "--yes" in refused.output
+    assert [r.kid for r in keys_env.records()] == [record.kid]
+
+    done = invoke("revoke", record.kid, "--yes")
+    assert done.exit_code == 0
+    assert f"Revoked ES256 key {record.kid}" in done.output
+    assert record.kid not in {r.kid for r in keys_env.records()}
+
+
+def test_wrong_passphrase_is_one_clear_line(keys_env, monkeypatch):
+    keys_env.generate("ES256")
+    monkeypatch.setenv("DIGITAL_ID_KEYS_PASSPHRASE", "some-other-passphrase-entirely")
+    result = invoke("list")
+    assert result.exit_code == 1
+    assert "DIGITAL_ID_KEYS_PASSPHRASE does not open the key store" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_development_passphrase_is_announced_loudly(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGITAL_ID_KEYS_PASSPHRASE", raising=False)
+    result = invoke("list")
+    assert "published development passphrase" in result.output
+
+
+def test_unsupported_algorithm_is_a_usage_error(keys_env):
+    result = invoke("generate", "--alg", "HS256")
+    assert result.exit_code == 2
+    assert "unsupported algorithm 'HS256'" in result.output
