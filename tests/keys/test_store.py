@@ -159,6 +159,12 @@ def test_private_keys_and_secrets_are_encrypted_at_rest(key_store, keys_dir):
         assert secret not in content
 
 
+def test_an_existing_open_directory_is_made_private(keys_dir, clock):
+    keys_dir.mkdir(mode=0o755)
+    KeyStore(keys_dir, TEST_PASSPHRASE, clock=clock).generate("ES256")
+    assert oct(keys_dir.stat().st_mode & 0o777) == "0o700"
+
+
 def test_a_wrong_passphrase_is_a_clear_error(key_store, keys_dir):
     key_store.generate("ES256")
     with pytest.raises(

@@ -41,7 +41,10 @@ def fsync_directory(directory: Path) -> None:
 
 
 def ensure_private_directory(directory: Path) -> None:
+    """Create the directory 0700, and tighten an existing one (a checkout's keys/ is 0755)."""
     directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    if directory.stat().st_mode & 0o777 != PRIVATE_DIR_MODE:
+        directory.chmod(PRIVATE_DIR_MODE)
 
 
 @contextmanager
