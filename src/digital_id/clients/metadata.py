@@ -1,0 +1,264 @@
+"""Validating an agency's registration metadata (RFC 7591 field names).
+
+Every rejection names the field (with its index for lists) and the rule, in the form an
+operator can fix at once: ``redirect_uris[1]: fragments are not allowed``. Unknown fields are
+refused rather than ignored: for an operator-run registry a typo must not pass silently.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from digital_id.keys.store import ALGORITHMS
+
+GRANT_TYPES: Final = ("authorization_code", "refresh_token", "client_credentials")
+AUTH_METHODS: Final = ("private_key_jwt", "client_secret_basic", "client_secret_post", "none")
+SUBJECT_TYPES: Final = ("pairwise", "public")
+LANGUAGES: Final = ("id", "en")
+_URI_FIELDS: Final = (
+    "logo_uri",
+    "policy_uri",
+    "tos_uri",
+    "jwks_uri",
+    "sector_identifier_uri",
+    "backchannel_logout_uri",
+)
+_KNOWN: Final = frozenset(
+    {
+        "client_name", *(f"client_name#{lang}" for lang in LANGUAGES), *_URI_FIELDS, "redirect_uris",
+        "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
+        "jwks", "scope", "subject_type", "id_token_signed_response_alg", "userinfo_signed_response_alg",
+        "contacts",
+    }
+)  # fmt: skip
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 section 3.3
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class InvalidClientMetadataError(ValueError):
+    """RFC 7591 section 3.2.2: ``invalid_redirect_uri`` or ``invalid_client_metadata``."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+        self.error = (
+            "invalid_redirect_uri"
+            if field.startswith("redirect_uris")
+            else "invalid_client_metadata"
+        )
+
+
+@dataclass(frozen=True)
+class ClientMetadata:
+    client_name: dict[str, str]
+    redirect_uris: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    grant_types: tuple[str, ...] = ("authorization_code",)
+    response_types: tuple[str, ...] = ("code",)
+    token_endpoint_auth_method: str = "client_secret_basic"  # noqa: S105 (a method name)
+    scope: tuple[str, ...] = ("openid",)
+    subject_type: str = "pairwise"
+    id_token_signed_response_alg: str = "RS256"  # noqa: S105 (an algorithm name)
+    userinfo_signed_response_alg: str | None = None
+    jwks: dict[str, Any] | None = None
+    uris: dict[str, str] = field(default_factory=dict)
+    contacts: tuple[str, ...] = ()
+
+
+def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetadata:
+    unknown = sorted(set(data) - _KNOWN)
+    if unknown:
+        raise InvalidClientMetadataError(
+            unknown[0], "is not a registration field this server knows"
+        )
+
+    names = {
+        lang: _text(data, f"client_name#{lang}")
+        for lang in LANGUAGES
+        if f"client_name#{lang}" in data
+    }
+    if "client_name" in data:
+        names.setdefault("id", _text(data, "client_name"))
+    if not names:
+        raise InvalidClientMetadataError(
+            "client_name", "is required (client_name, client_name#id or client_name#en)"
+        )
+
+    grant_types = _choices(data, "grant_types", GRANT_TYPES, default=("authorization_code",))
+    response_types = _choices(data, "response_types", ("code",), default=("code",))
+    method = _choice(
+        data, "token_endpoint_auth_method", AUTH_METHODS, default="client_secret_basic"
+    )
+    uses_browser = "authorization_code" in grant_types
+
+    redirect_uris = _uri_list(data, "redirect_uris", production)
+    if uses_browser and not redirect_uris:
+        raise InvalidClientMetadataError(
+            "redirect_uris", "at least one is required for the authorization_code grant"
+        )
+    post_logout = _uri_list(data, "post_logout_redirect_uris", production)
+    uris: dict[str, str] = {
+        name: _web_uri(data[name], name, production) for name in _URI_FIELDS if name in data
+    }
+
+    jwks = _check_client_authentication(data, method, grant_types, uris)
+    scope = tuple(_text(data, "scope").split()) if "scope" in data else ("openid",)
+    for index, token in enumerate(scope):
+        if not _SCOPE_TOKEN.match(token):
+            raise InvalidClientMetadataError(
+                f"scope[{index}]", f"{token!r} is not a valid scope token"
+            )
+    if uses_browser and "openid" not in scope:
+        raise InvalidClientMetadataError(
+            "scope", "must include openid for the authorization_code grant"
+        )
+
+    subject_type = _choice(data, "subject_type", SUBJECT_TYPES, default="pairwise")
+    contacts = tuple(_strings(data, "contacts"))
+    for index, contact in enumerate(contacts):
+        if not _EMAIL.match(contact):
+            raise InvalidClientMetadataError(
+                f"contacts[{index}]", f"{contact!r} is not an e-mail address"
+            )
+
+    return ClientMetadata(
+        client_name=names,
+        redirect_uris=redirect_uris,
+        post_logout_redirect_uris=post_logout,
+        grant_types=grant_types,
+        response_types=response_types,
+        token_endpoint_auth_method=method,
+        scope=scope,
+        subject_type=subject_type,
+        id_token_signed_response_alg=_choice(
+            data, "id_token_signed_response_alg", ALGORITHMS, default="RS256"
+        ),
+        userinfo_signed_response_alg=_choice(
+            data, "userinfo_signed_response_alg", ALGORITHMS, default=None
+        ),
+        jwks=jwks,
+        uris=uris,
+        contacts=contacts,
+    )
+
+
+def _check_client_authentication(
+    data: dict[str, Any], method: str, grant_types: tuple[str, ...], uris: dict[str, str]
+) -> dict[str, Any] | None:
+    jwks = data.get("jwks")
+    if jwks is not None and (not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list)):
+        raise InvalidClientMetadataError("jwks", "must be a JWK Set: an object with a keys array")
+    if jwks is not None and "jwks_uri" in uris:
+        raise InvalidClientMetadataError(
+            "jwks", "give jwks or jwks_uri, not both (RFC 7591 section 2)"
+        )
+    if method == "private_key_jwt" and jwks is None and "jwks_uri" not in uris:
+        raise InvalidClientMetadataError(
+            "token_endpoint_auth_method", "private_key_jwt needs jwks or jwks_uri"
+        )
+    if method == "none" and "client_credentials" in grant_types:
+        raise InvalidClientMetadataError(
+            "grant_types", "a public client (auth method none) cannot use client_credentials"
+        )
+    if "refresh_token" in grant_types and "authorization_code" not in grant_types:
+        raise InvalidClientMetadataError("grant_types", "refresh_token needs authorization_code")
+
+    return jwks
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidClientMetadataError(name, "must be a non-empty string")
+    return value.strip()
+
+
+def _strings(data: dict[str, Any], name: str) -> list[str]:
+    value = data.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidClientMetadataError(name, "must be an array of strings")
+    return value
+
+
+def _choice(data: dict[str, Any], name: str, allowed: tuple[str, ...], *, default: Any) -> Any:
+    if name not in data:
+        return default
+    value = data[name]
+    if value not in allowed:
+        raise InvalidClientMetadataError(name, f"{value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _choices(
+    data: dict[str, Any], name: str, allowed: tuple[str, ...], *, default: tuple[str, ...]
+) -> tuple[str, ...]:
+    if name not in data:
+        return default
+    values = _strings(data, name)
+    if not values:
+        raise InvalidClientMetadataError(name, "must not be empty")
+    for index, value in enumerate(values):
+        if value not in allowed:
+            raise InvalidClientMetadataError(
+                f"{name}[{index}]", f"{value!r} is not one of {', '.join(allowed)}"
+            )
+    return tuple(dict.fromkeys(values))
+
+
+def _uri_list(data: dict[str, Any], name: str, production: bool) -> tuple[str, ...]:
+    values = _strings(data, name)
+    for index, value in enumerate(values):
+        _redirect_uri(value, f"{name}[{index}]", production)
+    if len(set(values)) != len(values):
+        raise InvalidClientMetadataError(name, "lists the same URI twice")
+    return tuple(values)
+
+
+def _redirect_uri(value: str, name: str, production: bool) -> None:
+    """OAuth 2.0 Security BCP: exact strings, no fragments, https except loopback and native apps."""
+    parts = urlsplit(value)
+    if not parts.scheme:
+        raise InvalidClientMetadataError(name, "must be an absolute URI")
+    if parts.fragment or "#" in value:
+        raise InvalidClientMetadataError(name, "fragments are not allowed")
+    if "*" in value:
+        raise InvalidClientMetadataError(
+            name, "wildcards are not allowed; register each URI exactly"
+        )
+    if parts.scheme in ("http", "https"):
+        if not parts.hostname:
+            raise InvalidClientMetadataError(name, "must name a host")
+        if production and parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise InvalidClientMetadataError(
+                name, "must use https in production (http only for loopback)"
+            )
+    elif "." not in parts.scheme:
+        # RFC 8252 section 7.1: native apps use a reverse-domain private-use scheme.
+        raise InvalidClientMetadataError(
+            name, f"scheme {parts.scheme!r} is neither https nor a reverse-domain app scheme"
+        )
+
+
+def _web_uri(value: object, name: str, production: bool) -> str:
+    if not isinstance(value, str):
+        raise InvalidClientMetadataError(name, "must be a string")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidClientMetadataError(name, "must be an absolute http(s) URL")
+    if production and parts.scheme != "https":
+        raise InvalidClientMetadataError(name, "must use https in production")
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
