@@ -16,7 +16,6 @@ grace period has passed. ``revoke`` removes a key at once, for emergencies.
 from __future__ import annotations
 
 import json
-import os
 import secrets as random_secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -447,7 +446,3 @@ def _duration(delta: timedelta) -> str:
     if seconds < 7200:
         return f"{seconds // 60} min"
     return f"{seconds // 3600} h"
-
-
-def file_mode(path: Path) -> int:
-    return os.stat(path).st_mode & 0o777
