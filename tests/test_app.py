@@ -62,3 +62,20 @@ def test_committed_openapi_document_matches_the_app():
     """`openapi/openapi.json` is regenerated with `python -m digital_id.openapi` when routes change."""
     app = create_app(load_settings(database_url="sqlite:///:memory:"))
     assert json.loads(OPENAPI_DOCUMENT.read_text()) == app.openapi()
+
+
+def test_readiness_fails_when_a_client_s_algorithm_has_no_active_key(client, session):
+    from digital_id.clients import service
+
+    registration = {
+        "client_name": "Agency",
+        "redirect_uris": ["https://a.example/cb"],
+        "id_token_signed_response_alg": "ES256",
+    }
+    service.register(session, registration, production=True, active_algorithms={"RS256", "ES256"})
+    session.commit()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["problems"] == [
+        "no active ES256 signing key, which registered clients use"
+    ]

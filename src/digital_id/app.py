@@ -8,9 +8,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from digital_id import __version__
+from digital_id.clients.service import used_algorithms
 from digital_id.config import Settings, load_settings
 from digital_id.db.engine import create_engine_for
 from digital_id.db.migrate import SchemaNotCurrentError, ensure_current
@@ -54,21 +55,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(
         "/readyz",
         tags=["operations"],
-        summary="Readiness: database reachable, schema current, an active signing key loaded.",
+        summary="Readiness: database reachable, schema current, an active key for every algorithm in use.",
         responses={503: {"description": "Not ready; `problems` says why."}},
     )
     def readyz() -> JSONResponse:
         problems = []
+        algorithms = {REQUIRED_ALGORITHM}
         try:
-            with engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
             ensure_current(engine)
+            with Session(engine) as session:
+                algorithms |= used_algorithms(session)
         except SchemaNotCurrentError as exc:
             problems.append(str(exc))
         except Exception:
             problems.append("the database is not reachable")
         try:
-            key_ring.current().signing_key(REQUIRED_ALGORITHM)
+            snapshot = key_ring.current()
+            problems.extend(
+                f"no active {alg} signing key, which registered clients use"
+                for alg in sorted(algorithms)
+                if snapshot.active(alg) is None
+            )
         except KeyStoreError as exc:
             problems.append(str(exc))
         if problems:

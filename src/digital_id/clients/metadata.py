@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 from digital_id.keys.store import ALGORITHMS
 
 GRANT_TYPES: Final = ("authorization_code", "refresh_token", "client_credentials")
-AUTH_METHODS: Final = ("private_key_jwt", "client_secret_basic", "client_secret_post", "none")
+SECRET_METHODS: Final = ("client_secret_basic", "client_secret_post")
+AUTH_METHODS: Final = ("private_key_jwt", *SECRET_METHODS, "none")
 SUBJECT_TYPES: Final = ("pairwise", "public")
 LANGUAGES: Final = ("id", "en")
 _URI_FIELDS: Final = (
@@ -68,6 +69,48 @@ class ClientMetadata:
     jwks: dict[str, Any] | None = None
     uris: dict[str, str] = field(default_factory=dict)
     contacts: tuple[str, ...] = ()
+
+    @property
+    def display_name(self) -> str:
+        """The Indonesian name where there is one (the pages' default language)."""
+        return self.client_name.get("id") or next(iter(self.client_name.values()))
+
+    @property
+    def uses_client_secret(self) -> bool:
+        return self.token_endpoint_auth_method in SECRET_METHODS
+
+    @property
+    def signing_algorithms(self) -> set[str]:
+        """The algorithms our tokens for this client are signed with."""
+        return {self.id_token_signed_response_alg} | (
+            {self.userinfo_signed_response_alg} if self.userinfo_signed_response_alg else set()
+        )
+
+    def to_registration(self) -> dict[str, Any]:
+        """The metadata under RFC 7591 names, normalised, as stored and shown."""
+        registration: dict[str, Any] = {
+            f"client_name#{lang}": name for lang, name in self.client_name.items()
+        }
+        registration["client_name"] = self.client_name.get("id") or next(
+            iter(self.client_name.values())
+        )
+        registration.update(
+            redirect_uris=list(self.redirect_uris),
+            post_logout_redirect_uris=list(self.post_logout_redirect_uris),
+            grant_types=list(self.grant_types),
+            response_types=list(self.response_types),
+            token_endpoint_auth_method=self.token_endpoint_auth_method,
+            scope=" ".join(self.scope),
+            subject_type=self.subject_type,
+            id_token_signed_response_alg=self.id_token_signed_response_alg,
+            contacts=list(self.contacts),
+            **self.uris,
+        )
+        if self.userinfo_signed_response_alg:
+            registration["userinfo_signed_response_alg"] = self.userinfo_signed_response_alg
+        if self.jwks is not None:
+            registration["jwks"] = self.jwks
+        return registration
 
 
 def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetadata:

@@ -1,0 +1,164 @@
+"""``digital-id clients``: the registry of agency apps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Column, Table
+from sqlalchemy.orm import Session
+
+from digital_id.cli.common import EXIT_USAGE, console, fail, key_store, migrated_engine, settings_of
+from digital_id.clients import service
+from digital_id.clients.metadata import InvalidClientMetadataError
+from digital_id.keys import KeyState, KeyStoreError
+
+app = typer.Typer(
+    help="Agency clients: register, update, disable, rotate secrets.", no_args_is_help=True
+)
+
+ClientIdArgument = Annotated[str, typer.Argument(help="The client_id.")]
+RegistrationFile = Annotated[
+    Path, typer.Option("--file", help="Registration metadata as JSON, RFC 7591 field names.")
+]
+
+
+@app.command()
+def add(ctx: typer.Context, file: RegistrationFile) -> None:
+    """Register an agency app; prints its registration, with the client secret shown once."""
+    data = _read_registration(file)
+    with _session(ctx) as session:
+        registered = service.register(
+            session,
+            data,
+            production=settings_of(ctx).is_production,
+            active_algorithms=_active_algorithms(ctx),
+        )
+        _print_document(service.registration_document(registered.client, registered.client_secret))
+    if registered.client_secret:
+        console.print(
+            "The client_secret above is shown once; only its hash is stored.", style="yellow"
+        )
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """Show every registered client."""
+    with _session(ctx) as session:
+        clients = service.all_clients(session)
+        table = Table(
+            Column("client_id", no_wrap=True),
+            "name",
+            "auth method",
+            "grant types",
+            "enabled",
+            "created",
+        )
+        for client in clients:
+            table.add_row(
+                client.client_id,
+                client.client_name,
+                client.registration["token_endpoint_auth_method"],
+                " ".join(client.registration["grant_types"]),
+                "yes" if client.enabled else "no",
+                client.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
+    console.print(
+        table
+        if clients
+        else "No clients registered; add one with `digital-id clients add --file REG.json`."
+    )
+
+
+@app.command()
+def show(ctx: typer.Context, client_id: ClientIdArgument) -> None:
+    """Print one client's registration as JSON (never its secret)."""
+    with _session(ctx) as session:
+        _print_document(service.registration_document(service.get(session, client_id)))
+
+
+@app.command()
+def update(ctx: typer.Context, client_id: ClientIdArgument, file: RegistrationFile) -> None:
+    """Replace a client's metadata with FILE (validated the same way as `add`)."""
+    data = _read_registration(file)
+    with _session(ctx) as session:
+        registered = service.update(
+            session,
+            client_id,
+            data,
+            production=settings_of(ctx).is_production,
+            active_algorithms=_active_algorithms(ctx),
+        )
+        _print_document(service.registration_document(registered.client, registered.client_secret))
+
+
+@app.command()
+def disable(ctx: typer.Context, client_id: ClientIdArgument) -> None:
+    """Stop a client from logging anyone in (its registration is kept)."""
+    with _session(ctx) as session:
+        service.set_enabled(session, client_id, enabled=False)
+    console.print(f"Client {client_id} is disabled.")
+
+
+@app.command()
+def enable(ctx: typer.Context, client_id: ClientIdArgument) -> None:
+    """Let a disabled client log citizens in again."""
+    with _session(ctx) as session:
+        service.set_enabled(session, client_id, enabled=True)
+    console.print(f"Client {client_id} is enabled.")
+
+
+@app.command("rotate-secret")
+def rotate_secret(ctx: typer.Context, client_id: ClientIdArgument) -> None:
+    """Issue a new client secret (shown once); the old one stops working at once."""
+    with _session(ctx) as session:
+        registered = service.rotate_secret(session, client_id)
+        _print_document(
+            {"client_id": registered.client.client_id, "client_secret": registered.client_secret}
+        )
+    console.print(
+        "The client_secret above is shown once; the previous secret no longer works.",
+        style="yellow",
+    )
+
+
+@contextmanager
+def _session(ctx: typer.Context) -> Iterator[Session]:
+    """One transaction per command: committed on success, rolled back on any refusal."""
+    engine = migrated_engine(ctx)
+    try:
+        with Session(engine) as session, session.begin():
+            yield session
+    except InvalidClientMetadataError as exc:
+        fail(f"{exc} ({exc.error}); nothing was changed", EXIT_USAGE)
+    except service.ClientError as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+
+
+def _active_algorithms(ctx: typer.Context) -> set[str]:
+    try:
+        return {r.alg for r in key_store(ctx).records() if r.state == KeyState.ACTIVE}
+    except KeyStoreError as exc:
+        fail(str(exc))
+
+
+def _read_registration(file: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        fail(f"{file}: no such file", EXIT_USAGE)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        fail(f"{file}: not a JSON document ({exc})", EXIT_USAGE)
+    if not isinstance(data, dict):
+        fail(f"{file}: the registration must be a JSON object", EXIT_USAGE)
+    return data
+
+
+def _print_document(document: dict[str, Any]) -> None:
+    console.print_json(json.dumps(document, ensure_ascii=False))

@@ -1,0 +1,34 @@
+"""Agency client registrations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from digital_id.db.base import Base
+from digital_id.db.types import BigIntegerId, UtcDateTime
+
+
+class Client(Base):
+    """One agency app known to Digital ID.
+
+    ``registration`` holds the validated RFC 7591 metadata; ``client_secret_hash`` the
+    SHA-256 of the secret (secrets are 256-bit random, so a fast hash is enough), never the
+    secret itself.
+    """
+
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    client_name: Mapped[str] = mapped_column(String(200))
+    registration: Mapped[dict[str, Any]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
+    client_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

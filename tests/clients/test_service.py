@@ -1,0 +1,141 @@
+"""Registering and managing agency clients, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+
+from digital_id.clients import service
+from digital_id.clients.metadata import InvalidClientMetadataError
+from digital_id.clients.models import Client
+
+REGISTRATION = {
+    "client_name#id": "Layanan Pajak",
+    "client_name#en": "Tax Service",
+    "redirect_uris": ["https://pajak.example.go.id/callback"],
+    "grant_types": ["authorization_code", "refresh_token"],
+    "scope": "openid profile",
+}
+RS256 = {"RS256"}
+
+
+def register(session, data=REGISTRATION, algorithms=RS256):
+    registered = service.register(session, data, production=True, active_algorithms=algorithms)
+    session.commit()
+    return registered
+
+
+def test_a_secret_client_gets_a_high_entropy_secret_stored_only_as_a_hash(session):
+    registered = register(session)
+    secret = registered.client_secret
+    assert secret is not None
+    assert secret.startswith("dgid_cs_")
+    assert len(secret) >= 40
+    assert registered.client.client_id.startswith("dgid_")
+    assert service.verify_secret(registered.client, secret)
+    assert not service.verify_secret(registered.client, secret + "x")
+    row = session.execute(text("SELECT * FROM clients")).one()
+    assert secret not in repr(tuple(row))
+
+
+def test_the_stored_registration_uses_rfc_7591_names_and_never_a_secret(session):
+    registered = register(session)
+    document = service.registration_document(session.get(Client, registered.client.id))
+    assert document["client_id"] == registered.client.client_id
+    assert document["client_name"] == "Layanan Pajak"
+    assert document["client_name#en"] == "Tax Service"
+    assert document["redirect_uris"] == ["https://pajak.example.go.id/callback"]
+    assert document["token_endpoint_auth_method"] == "client_secret_basic"
+    assert document["subject_type"] == "pairwise"
+    assert document["enabled"] is True
+    assert "client_secret" not in document
+
+
+@pytest.mark.parametrize("method", ["none", "private_key_jwt"])
+def test_public_and_key_clients_get_no_secret(session, method):
+    data = {**REGISTRATION, "token_endpoint_auth_method": method, "jwks": {"keys": []}}
+    registered = register(session, data)
+    assert registered.client_secret is None
+    assert registered.client.client_secret_hash is None
+    assert not service.verify_secret(registered.client, "anything")
+
+
+def test_a_client_needs_an_active_key_for_its_signing_algorithm(session):
+    data = {**REGISTRATION, "id_token_signed_response_alg": "ES256"}
+    with pytest.raises(InvalidClientMetadataError, match="no active ES256 signing key"):
+        register(session, data)
+    session.rollback()
+    assert session.scalars(select(Client)).all() == []
+    assert (
+        register(session, data, algorithms={"RS256", "ES256"}).client.registration[
+            "id_token_signed_response_alg"
+        ]
+        == "ES256"
+    )
+
+
+def test_update_keeps_the_secret_and_a_refused_update_changes_nothing(session):
+    registered = register(session)
+    client_id, secret = registered.client.client_id, registered.client_secret
+    changed = {**REGISTRATION, "redirect_uris": ["https://pajak.example.go.id/cb2"]}
+    updated = service.update(session, client_id, changed, production=True, active_algorithms=RS256)
+    session.commit()
+    assert updated.client_secret is None
+    assert service.verify_secret(service.get(session, client_id), secret)
+
+    bad = {**REGISTRATION, "redirect_uris": ["https://a.example/cb", "https://a.example/cb#x"]}
+    with pytest.raises(
+        InvalidClientMetadataError, match=r"redirect_uris\[1\]: fragments are not allowed"
+    ):
+        service.update(session, client_id, bad, production=True, active_algorithms=RS256)
+    session.rollback()
+    assert service.get(session, client_id).registration["redirect_uris"] == [
+        "https://pajak.example.go.id/cb2"
+    ]
+
+
+def test_moving_to_and_from_a_secret_method_issues_and_drops_the_secret(session):
+    public = register(session, {**REGISTRATION, "token_endpoint_auth_method": "none"})
+    client_id = public.client.client_id
+    to_secret = service.update(
+        session, client_id, REGISTRATION, production=True, active_algorithms=RS256
+    )
+    assert to_secret.client_secret is not None
+    back = service.update(
+        session,
+        client_id,
+        {**REGISTRATION, "token_endpoint_auth_method": "none"},
+        production=True,
+        active_algorithms=RS256,
+    )
+    assert back.client.client_secret_hash is None
+
+
+def test_rotate_secret_replaces_the_old_one(session):
+    registered = register(session)
+    old = registered.client_secret
+    rotated = service.rotate_secret(session, registered.client.client_id)
+    session.commit()
+    client = service.get(session, registered.client.client_id)
+    assert rotated.client_secret != old
+    assert service.verify_secret(client, rotated.client_secret)
+    assert not service.verify_secret(client, old)
+
+
+def test_rotate_secret_is_refused_for_a_client_without_one(session):
+    registered = register(session, {**REGISTRATION, "token_endpoint_auth_method": "none"})
+    with pytest.raises(service.ClientError, match="authenticates with none, not a client secret"):
+        service.rotate_secret(session, registered.client.client_id)
+
+
+def test_disable_and_enable(session):
+    client_id = register(session).client.client_id
+    assert service.set_enabled(session, client_id, enabled=False).enabled is False
+    assert service.used_algorithms(session) == set()
+    assert service.set_enabled(session, client_id, enabled=True).enabled is True
+    assert service.used_algorithms(session) == {"RS256"}
+
+
+def test_unknown_client_id(session):
+    with pytest.raises(service.UnknownClientError, match="no client with client_id dgid_nope"):
+        service.get(session, "dgid_nope")
