@@ -228,3 +228,38 @@ def test_client_credentials_only_needs_no_redirect_uri():
     metadata = validate_metadata(data, production=True)
     assert metadata.redirect_uris == ()
     assert metadata.client_name == {"id": "Agency API"}
+
+
+def _public_and_private_jwk():
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-256", private=True)
+    return key.as_dict(private=False), key.as_dict(private=True)
+
+
+def test_private_key_jwt_client_registers_its_public_key():
+    public, _ = _public_and_private_jwk()
+    data = {**BASE, "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [public]}}
+    assert validate_metadata(data, production=True).jwks == {"keys": [public]}
+
+
+def test_a_private_key_in_jwks_is_refused():
+    _, private = _public_and_private_jwk()
+    exc = rejected(token_endpoint_auth_method="private_key_jwt", jwks={"keys": [private]})
+    assert (
+        str(exc)
+        == "jwks.keys[0]: holds private or symmetric key material; register the public key only"
+    )
+
+
+def test_an_empty_jwks_is_refused():
+    exc = rejected(token_endpoint_auth_method="private_key_jwt", jwks={"keys": []})
+    assert str(exc) == "jwks: must hold at least one key"
+
+
+def test_a_malformed_jwk_is_refused():
+    exc = rejected(
+        token_endpoint_auth_method="private_key_jwt", jwks={"keys": [{"kty": "EC", "crv": "P-256"}]}
+    )
+    assert exc.field == "jwks"
+    assert exc.reason.startswith("is not a valid JWK Set")

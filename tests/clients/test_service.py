@@ -53,7 +53,10 @@ def test_the_stored_registration_uses_rfc_7591_names_and_never_a_secret(session)
 
 @pytest.mark.parametrize("method", ["none", "private_key_jwt"])
 def test_public_and_key_clients_get_no_secret(session, method):
-    data = {**REGISTRATION, "token_endpoint_auth_method": method, "jwks": {"keys": []}}
+    from joserfc.jwk import ECKey
+
+    public = ECKey.generate_key("P-256", private=True).as_dict(private=False)
+    data = {**REGISTRATION, "token_endpoint_auth_method": method, "jwks": {"keys": [public]}}
     registered = register(session, data)
     assert registered.client_secret is None
     assert registered.client.client_secret_hash is None

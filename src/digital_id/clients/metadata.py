@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
 from digital_id.keys.store import ALGORITHMS
 
 GRANT_TYPES: Final = ("authorization_code", "refresh_token", "client_credentials")
@@ -200,6 +203,8 @@ def _check_client_authentication(
         raise InvalidClientMetadataError(
             "jwks", "give jwks or jwks_uri, not both (RFC 7591 section 2)"
         )
+    if jwks is not None:
+        _check_public_jwks(jwks)
     if method == "private_key_jwt" and jwks is None and "jwks_uri" not in uris:
         raise InvalidClientMetadataError(
             "token_endpoint_auth_method", "private_key_jwt needs jwks or jwks_uri"
@@ -212,6 +217,26 @@ def _check_client_authentication(
         raise InvalidClientMetadataError("grant_types", "refresh_token needs authorization_code")
 
     return jwks
+
+
+_PRIVATE_JWK_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "k"})
+
+
+def _check_public_jwks(jwks: dict[str, Any]) -> None:
+    if not jwks["keys"]:
+        raise InvalidClientMetadataError("jwks", "must hold at least one key")
+    for index, key in enumerate(jwks["keys"]):
+        if not isinstance(key, dict):
+            raise InvalidClientMetadataError(f"jwks.keys[{index}]", "must be a JWK object")
+        if _PRIVATE_JWK_MEMBERS & set(key):
+            raise InvalidClientMetadataError(
+                f"jwks.keys[{index}]",
+                "holds private or symmetric key material; register the public key only",
+            )
+    try:
+        KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+    except (ValueError, TypeError, KeyError, JoseError) as exc:
+        raise InvalidClientMetadataError("jwks", f"is not a valid JWK Set ({exc})") from None
 
 
 def _text(data: dict[str, Any], name: str) -> str:
