@@ -80,3 +80,15 @@ def test_cli_refuses_production_with_development_secrets_in_one_line(monkeypatch
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
     assert "DIGITAL_ID_KEYS_PASSPHRASE" in lines[0]
+
+
+def test_production_refuses_argon2_parameters_below_owasp():
+    with pytest.raises(
+        ConfigError, match="DIGITAL_ID_PIN_ARGON2_MEMORY_KIB and DIGITAL_ID_PIN_ARGON2_TIME_COST"
+    ):
+        load_settings(
+            env="production",
+            issuer="https://id.example.go.id",
+            keys_passphrase=STRONG,
+            pin_argon2_memory_kib=1024,
+        )

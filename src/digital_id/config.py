@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEVELOPMENT_KEYS_PASSPHRASE = "digital-id-development-passphrase-not-secret"  # noqa: S105
 DEFAULT_DATABASE_URL = "sqlite:///var/digital-id.sqlite3"
 DEFAULT_ISSUER = "http://127.0.0.1:8000"
+# OWASP Password Storage Cheat Sheet, argon2id minimum: 19 MiB, 2 iterations, 1 lane.
+OWASP_ARGON2_MEMORY_KIB = 19_456
+OWASP_ARGON2_TIME_COST = 2
 
 
 class ConfigError(Exception):
@@ -44,6 +47,11 @@ class Settings(BaseSettings):
     access_token_lifetime_seconds: int = Field(default=600, ge=60)
     keys_grace_seconds: int | None = Field(default=None, ge=0)
     keys_reload_seconds: float = Field(default=2.0, gt=0)
+    pin_argon2_memory_kib: int = Field(default=OWASP_ARGON2_MEMORY_KIB, ge=8)
+    pin_argon2_time_cost: int = Field(default=OWASP_ARGON2_TIME_COST, ge=1)
+    lockout_threshold: int = Field(default=5, ge=1)
+    lockout_seconds: int = Field(default=900, ge=1)
+    activation_code_hours: int = Field(default=24, ge=1)
 
     @model_validator(mode="after")
     def _refuse_development_defaults_in_production(self) -> Settings:
@@ -71,6 +79,14 @@ class Settings(BaseSettings):
         if issuer.scheme != "https":
             problems.append(
                 f"DIGITAL_ID_ISSUER must be an https URL in production, got {self.issuer!r}"
+            )
+        if (
+            self.pin_argon2_memory_kib < OWASP_ARGON2_MEMORY_KIB
+            or self.pin_argon2_time_cost < OWASP_ARGON2_TIME_COST
+        ):
+            problems.append(
+                "DIGITAL_ID_PIN_ARGON2_MEMORY_KIB and DIGITAL_ID_PIN_ARGON2_TIME_COST must be at least "
+                f"{OWASP_ARGON2_MEMORY_KIB} and {OWASP_ARGON2_TIME_COST} in production"
             )
         if problems:
             raise ValueError("; ".join(problems))

@@ -8,9 +8,11 @@ import typer
 from rich.console import Console
 from sqlalchemy import Engine
 
+from digital_id.accounts.pins import PinHasher
 from digital_id.config import ConfigError, Settings, load_settings
 from digital_id.db.engine import create_engine_for
 from digital_id.db.migrate import SchemaNotCurrentError, ensure_current
+from digital_id.keys.errors import KeyStoreError
 from digital_id.keys.store import KeyStore
 
 console = Console(soft_wrap=True)  # messages stay on one line, greppable in logs
@@ -49,6 +51,18 @@ def key_store(ctx: typer.Context) -> KeyStore:
             highlight=False,
         )
     return KeyStore(settings.keys_dir, settings.keys_passphrase.get_secret_value())
+
+
+def pin_hasher(ctx: typer.Context) -> PinHasher:
+    """The PIN hasher, peppered with the secret from the key store."""
+    settings = settings_of(ctx)
+    try:
+        pepper = key_store(ctx).secret("pin_pepper")
+    except KeyStoreError as exc:
+        fail(str(exc))
+    return PinHasher(
+        pepper, memory_kib=settings.pin_argon2_memory_kib, time_cost=settings.pin_argon2_time_cost
+    )
 
 
 def migrated_engine(ctx: typer.Context) -> Engine:

@@ -1,0 +1,1 @@
+"""Citizen credentials: PIN hashing with a pepper, PIN rules, activation, lockout."""

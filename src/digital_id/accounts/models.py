@@ -1,0 +1,36 @@
+"""A citizen's login credentials, kept apart from the register record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from digital_id.db.base import Base
+from digital_id.db.types import BigIntegerId, UtcDateTime
+
+
+class CitizenAccount(Base):
+    """One per citizen who has been offered or completed activation.
+
+    The failure counter and lock live in the database, so a lock survives restarts and holds
+    across every worker.
+    """
+
+    __tablename__ = "citizen_accounts"
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    citizen_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"),
+        ForeignKey("citizens.id", ondelete="CASCADE"),
+        unique=True,
+    )
+    pin_hash: Mapped[str | None] = mapped_column(String(200))
+    activated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    activation_code_hash: Mapped[str | None] = mapped_column(String(64))
+    activation_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lock_count: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

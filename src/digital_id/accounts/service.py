@@ -1,0 +1,232 @@
+"""Activation, PIN login and lockout.
+
+Functions take a session and flush; the caller commits, and must commit after a failed
+login too, or the failure would not count. Failures all look the same from outside (unknown
+NIK, wrong PIN, not activated, deceased or blocked, locked): one generic outcome, after the
+same argon2 work, so neither the message nor the timing tells whether a NIK exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from digital_id.accounts.models import CitizenAccount
+from digital_id.accounts.pins import InvalidPinError, PinHasher, check_pin_rules
+from digital_id.db.types import utc_now
+from digital_id.registry.models import Citizen
+from digital_id.registry.service import find_by_nik
+
+# Crockford's base32 without I, L, O, U: nothing to misread when a code is read out.
+_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_CODE_GROUPS = 3
+_CODE_GROUP_LENGTH = 4
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    threshold: int = 5
+    first_lock: timedelta = timedelta(minutes=15)
+
+    def lock_duration(self, lock_count: int) -> timedelta:
+        """15 minutes, then 30, 60, ... for each lock since the last successful login."""
+        return self.first_lock * (1 << max(lock_count - 1, 0))
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    citizen: Citizen | None
+    reason: str  # for the audit trail only, never shown: ok, unknown, not_activated, inactive, locked, wrong_pin
+
+    @property
+    def succeeded(self) -> bool:
+        return self.citizen is not None
+
+
+class ActivationError(Exception):
+    """Activation refused: the code is wrong, used or expired, or the record cannot log in."""
+
+
+class CitizenNotFoundError(Exception):
+    pass
+
+
+def issue_activation_code(
+    session: Session,
+    nik: str,
+    *,
+    now: datetime | None = None,
+    valid_for: timedelta = timedelta(hours=24),
+) -> str:
+    """A one-time code for an active register record; only its hash is stored."""
+    now = now or utc_now()
+    citizen = find_by_nik(session, nik)
+    if citizen is None:
+        raise CitizenNotFoundError("no citizen with that NIK in the register")
+    if citizen.status != "active":
+        raise ActivationError(
+            f"the register record is {citizen.status}; only active records can be activated"
+        )
+    code = "-".join(
+        "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_GROUP_LENGTH))
+        for _ in range(_CODE_GROUPS)
+    )
+    account = _account_for(session, citizen, now)
+    account.activation_code_hash = _code_hash(code)
+    account.activation_expires_at = now + valid_for
+    account.updated_at = now
+    session.flush()
+    return code
+
+
+def activate(
+    session: Session,
+    hasher: PinHasher,
+    *,
+    nik: str,
+    code: str,
+    pin: str,
+    pin_confirm: str,
+    now: datetime | None = None,
+) -> Citizen:
+    """Complete activation: the code, then the PIN chosen twice and checked against the rules."""
+    now = now or utc_now()
+    citizen = find_by_nik(session, nik)
+    account = _existing_account(session, citizen)
+    presented = _code_hash(_normalise_code(code))
+    valid = (
+        citizen is not None
+        and citizen.status == "active"
+        and account is not None
+        and account.activation_code_hash is not None
+        and account.activation_expires_at is not None
+        and now < account.activation_expires_at
+        and hmac.compare_digest(account.activation_code_hash, presented)
+    )
+    if not valid:
+        raise ActivationError("the activation code is not valid for this NIK, or has expired")
+    assert citizen is not None
+    assert account is not None
+    if pin != pin_confirm:
+        raise InvalidPinError("mismatch", "the two PINs are not the same")
+    check_pin_rules(pin, birth_date=citizen.birth_date)
+    _set_pin(account, hasher.hash(pin), now)
+    session.flush()
+    return citizen
+
+
+def set_pin(
+    session: Session, hasher: PinHasher, *, nik: str, pin: str, now: datetime | None = None
+) -> Citizen:
+    """Set a PIN without a code: for development seeding only (the CLI refuses it in production)."""
+    now = now or utc_now()
+    citizen = find_by_nik(session, nik)
+    if citizen is None:
+        raise CitizenNotFoundError("no citizen with that NIK in the register")
+    check_pin_rules(pin, birth_date=citizen.birth_date)
+    _set_pin(_account_for(session, citizen, now), hasher.hash(pin), now)
+    session.flush()
+    return citizen
+
+
+def authenticate(
+    session: Session,
+    hasher: PinHasher,
+    *,
+    nik: str,
+    pin: str,
+    policy: LockoutPolicy,
+    now: datetime | None = None,
+) -> LoginOutcome:
+    now = now or utc_now()
+    citizen = find_by_nik(session, nik) if len(nik) == 16 and nik.isdigit() else None
+    account = _existing_account(session, citizen)
+    if citizen is None or account is None or account.pin_hash is None:
+        hasher.verify(None, pin)
+        return LoginOutcome(None, "unknown" if citizen is None else "not_activated")
+    if citizen.status != "active":
+        hasher.verify(None, pin)
+        return LoginOutcome(None, "inactive")
+    if account.locked_until is not None and now < account.locked_until:
+        hasher.verify(None, pin)
+        return LoginOutcome(None, "locked")
+    if hasher.verify(account.pin_hash, pin):
+        account.failed_attempts = 0
+        account.lock_count = 0
+        account.locked_until = None
+        if hasher.needs_rehash(account.pin_hash):
+            account.pin_hash = hasher.hash(pin)
+        account.updated_at = now
+        session.flush()
+        return LoginOutcome(citizen, "ok")
+    _count_failure(session, account.id, policy, now)
+    return LoginOutcome(None, "wrong_pin")
+
+
+def _count_failure(session: Session, account_id: int, policy: LockoutPolicy, now: datetime) -> None:
+    # One atomic UPDATE, so parallel failures in different workers each count.
+    failed, lock_count = session.execute(
+        update(CitizenAccount)
+        .where(CitizenAccount.id == account_id)
+        .values(failed_attempts=CitizenAccount.failed_attempts + 1, updated_at=now)
+        .returning(CitizenAccount.failed_attempts, CitizenAccount.lock_count)
+    ).one()
+    if failed >= policy.threshold:
+        session.execute(
+            update(CitizenAccount)
+            .where(
+                CitizenAccount.id == account_id, CitizenAccount.failed_attempts >= policy.threshold
+            )
+            .values(
+                failed_attempts=0,
+                lock_count=lock_count + 1,
+                locked_until=now + policy.lock_duration(lock_count + 1),
+            )
+        )
+    session.expire_all()
+
+
+def _set_pin(account: CitizenAccount, pin_hash: str, now: datetime) -> None:
+    account.pin_hash = pin_hash
+    account.activated_at = now
+    account.activation_code_hash = None
+    account.activation_expires_at = None
+    account.failed_attempts = 0
+    account.lock_count = 0
+    account.locked_until = None
+    account.updated_at = now
+
+
+def _existing_account(session: Session, citizen: Citizen | None) -> CitizenAccount | None:
+    if citizen is None:
+        return None
+    return session.scalars(
+        select(CitizenAccount).where(CitizenAccount.citizen_id == citizen.id)
+    ).one_or_none()
+
+
+def _account_for(session: Session, citizen: Citizen, now: datetime) -> CitizenAccount:
+    account = _existing_account(session, citizen)
+    if account is None:
+        account = CitizenAccount(
+            citizen_id=citizen.id, failed_attempts=0, lock_count=0, updated_at=now
+        )
+        session.add(account)
+    return account
+
+
+def _normalise_code(code: str) -> str:
+    compact = "".join(code.split()).replace("-", "").upper()
+    return "-".join(
+        compact[i : i + _CODE_GROUP_LENGTH] for i in range(0, len(compact), _CODE_GROUP_LENGTH)
+    )
+
+
+def _code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode("utf-8")).hexdigest()

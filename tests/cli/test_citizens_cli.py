@@ -1,0 +1,65 @@
+"""``digital-id citizens activate``."""
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from digital_id.cli import app
+from tests.conftest import TEST_PASSPHRASE
+from tests.factories import citizen_rows, write_csv
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def nik(engine, cli_env, keys_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("DIGITAL_ID_KEYS_DIR", str(keys_dir))
+    monkeypatch.setenv("DIGITAL_ID_KEYS_PASSPHRASE", TEST_PASSPHRASE)
+    monkeypatch.setenv("DIGITAL_ID_PIN_ARGON2_MEMORY_KIB", "64")
+    monkeypatch.setenv("DIGITAL_ID_PIN_ARGON2_TIME_COST", "1")
+    rows = citizen_rows(1)
+    assert (
+        runner.invoke(
+            app, ["registry", "import", str(write_csv(tmp_path / "c.csv", rows))]
+        ).exit_code
+        == 0
+    )
+    return rows[0]["nik"]
+
+
+def test_activate_prints_a_code_once_with_the_nik_masked(nik):
+    result = runner.invoke(app, ["citizens", "activate", nik])
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        r"Activation code for \*{12}\d{4}: [0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}", result.output
+    )
+    assert nik not in result.output
+
+
+def test_development_pin_is_set_directly(nik):
+    result = runner.invoke(app, ["citizens", "activate", nik, "--pin", "246810"])
+    assert result.exit_code == 0, result.output
+    assert "can now log in" in result.output
+
+
+def test_a_pin_breaking_a_rule_is_refused(nik):
+    result = runner.invoke(app, ["citizens", "activate", nik, "--pin", "123456"])
+    assert result.exit_code == 2
+    assert "--pin: the PIN must not be a straight run" in result.output
+
+
+def test_unknown_nik_is_reported_masked(nik):
+    result = runner.invoke(app, ["citizens", "activate", "3273052010909999"])
+    assert result.exit_code == 1
+    assert "NIK ************9999: no citizen with that NIK in the register" in result.output
+
+
+def test_pin_option_is_refused_in_production(nik, monkeypatch):
+    monkeypatch.setenv("DIGITAL_ID_ENV", "production")
+    monkeypatch.setenv("DIGITAL_ID_ISSUER", "https://id.example.go.id")
+    monkeypatch.setenv("DIGITAL_ID_PIN_ARGON2_MEMORY_KIB", "19456")
+    monkeypatch.setenv("DIGITAL_ID_PIN_ARGON2_TIME_COST", "2")
+    result = runner.invoke(app, ["citizens", "activate", nik, "--pin", "246810"])
+    assert result.exit_code == 2
+    assert "refused in production" in result.output
