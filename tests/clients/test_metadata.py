@@ -35,9 +35,12 @@ def test_loopback_http_and_native_app_schemes_are_allowed_in_production():
         "http://localhost/cb",
         "id.go.pajak.app:/oauth2redirect",
     ]
-    assert validate_metadata(
-        {**BASE, "redirect_uris": uris}, production=True
-    ).redirect_uris == tuple(uris)
+    data = {
+        **BASE,
+        "redirect_uris": uris,
+        "sector_identifier_uri": "https://pajak.example.go.id/uris.json",
+    }
+    assert validate_metadata(data, production=True).redirect_uris == tuple(uris)
 
 
 @pytest.mark.parametrize(
@@ -263,3 +266,22 @@ def test_a_malformed_jwk_is_refused():
     )
     assert exc.field == "jwks"
     assert exc.reason.startswith("is not a valid JWK Set")
+
+
+def test_pairwise_clients_with_several_redirect_hosts_need_a_sector_identifier():
+    uris = ["https://a.example.go.id/cb", "https://b.example.go.id/cb"]
+    exc = rejected(redirect_uris=uris)
+    assert exc.field == "sector_identifier_uri"
+    assert validate_metadata(
+        {**BASE, "redirect_uris": uris, "subject_type": "public"}, production=True
+    )
+    with_sector = {
+        **BASE,
+        "redirect_uris": uris,
+        "sector_identifier_uri": "https://sector.example.go.id/uris.json",
+    }
+    assert (
+        validate_metadata(with_sector, production=True)
+        .uris["sector_identifier_uri"]
+        .endswith("uris.json")
+    )

@@ -17,6 +17,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from digital_id.keys.store import ALGORITHMS
+from digital_id.oidc.subjects import sector_of
 
 GRANT_TYPES: Final = ("authorization_code", "refresh_token", "client_credentials")
 SECRET_METHODS: Final = ("client_secret_basic", "client_secret_post")
@@ -165,6 +166,19 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
         )
 
     subject_type = _choice(data, "subject_type", SUBJECT_TYPES, default="pairwise")
+    if subject_type == "pairwise":
+        try:
+            sector_of(
+                client_id="",
+                redirect_uris=redirect_uris,
+                sector_identifier_uri=uris.get("sector_identifier_uri"),
+            )
+        except ValueError:
+            raise InvalidClientMetadataError(
+                "sector_identifier_uri",
+                "required for pairwise subjects when redirect_uris span several hosts "
+                "(OpenID Connect Core 1.0, section 8.1)",
+            ) from None
     contacts = tuple(_strings(data, "contacts"))
     for index, contact in enumerate(contacts):
         if not _EMAIL.match(contact):

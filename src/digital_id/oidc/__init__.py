@@ -1,0 +1,1 @@
+"""OpenID Connect: claims, subject identifiers, and (next) the authlib server wiring."""

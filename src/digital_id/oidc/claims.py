@@ -1,0 +1,100 @@
+"""The scopes and claims agencies integrate against, released from the register.
+
+Only what a scope names leaves the register, and age scopes release booleans, never the
+birth date (data minimisation under UU PDP No. 27/2022).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any, Final
+
+from digital_id.registry.models import Citizen
+from digital_id.registry.regions import RegionTable
+
+SCOPE_CLAIMS: Final[dict[str, tuple[str, ...]]] = {
+    "openid": ("sub",),
+    "profile": ("name", "gender", "birthdate"),
+    "nik": ("nik",),
+    "birth": ("birthdate", "place_of_birth"),
+    "address": ("address",),
+    "family": ("kk_number",),
+    "age": ("age_over_17", "age_over_18", "age_over_21", "age_over_60"),
+}
+AGE_THRESHOLDS: Final = (17, 18, 21, 60)
+SUPPORTED_CLAIMS: Final = tuple(
+    dict.fromkeys(c for claims in SCOPE_CLAIMS.values() for c in claims)
+)
+
+
+def claims_of_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    """The claims the given scopes release, in a stable order, without ``sub``."""
+    granted = set(scopes)
+    return tuple(
+        claim
+        for scope, claims in SCOPE_CLAIMS.items()
+        if scope in granted
+        for claim in claims
+        if claim != "sub"
+    )
+
+
+def age_on(birth_date: date, today: date) -> int:
+    return (
+        today.year
+        - birth_date.year
+        - ((today.month, today.day) < (birth_date.month, birth_date.day))
+    )
+
+
+def claim_values(
+    citizen: Citizen, claims: Iterable[str], *, regions: RegionTable, today: date
+) -> dict[str, Any]:
+    """The values of ``claims`` for ``citizen``; claims not in the contract are ignored."""
+    values: dict[str, Any] = {}
+    age = age_on(citizen.birth_date, today)
+    for claim in dict.fromkeys(claims):
+        if claim == "name":
+            values[claim] = citizen.full_name
+        elif claim == "gender":
+            values[claim] = "male" if citizen.sex == "L" else "female"
+        elif claim == "birthdate":
+            values[claim] = citizen.birth_date.isoformat()
+        elif claim == "place_of_birth":
+            values[claim] = citizen.birth_place
+        elif claim == "nik":
+            values[claim] = citizen.nik
+        elif claim == "kk_number":
+            values[claim] = citizen.kk_number
+        elif claim == "address":
+            values[claim] = _address(citizen, regions)
+        elif (
+            claim.startswith("age_over_") and int(claim.removeprefix("age_over_")) in AGE_THRESHOLDS
+        ):
+            values[claim] = age >= int(claim.removeprefix("age_over_"))
+    return values
+
+
+def _address(citizen: Citizen, regions: RegionTable) -> dict[str, str]:
+    """OpenID Connect Core 5.1.1 address, plus the Indonesian administrative levels."""
+    resolved = regions.resolve(citizen.district_code)
+    district = resolved.district.name if resolved else ""
+    regency = resolved.regency.name if resolved else ""
+    province = resolved.province.name if resolved else ""
+    neighbourhood = f"RT {citizen.rt}/RW {citizen.rw}"
+    lines = [citizen.street, neighbourhood, citizen.village, district, regency, province]
+    return {
+        "formatted": ", ".join(part for part in lines if part),
+        "street_address": f"{citizen.street}, {neighbourhood}",
+        "locality": regency,
+        "region": province,
+        "country": "ID",
+        "rt": citizen.rt,
+        "rw": citizen.rw,
+        "village": citizen.village,
+        "district": district,
+        "regency": regency,
+        "province": province,
+        "district_code": citizen.district_code,
+    }
