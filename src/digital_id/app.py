@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session
 
 from digital_id import __version__
+from digital_id.accounts.pins import PinHasher
+from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.clients.service import used_algorithms
 from digital_id.config import Settings, load_settings
 from digital_id.db.engine import create_engine_for
@@ -18,6 +23,10 @@ from digital_id.db.migrate import SchemaNotCurrentError, ensure_current
 from digital_id.keys.errors import KeyStoreError
 from digital_id.keys.ring import KeyRing
 from digital_id.keys.store import KeyStore
+from digital_id.registry.regions import load_regions
+from digital_id.web import protocol, routes
+from digital_id.web.rendering import SECURITY_HEADERS
+from digital_id.web.services import Services
 
 # OpenID Connect Core 1.0, section 15.1: every provider must support RS256.
 REQUIRED_ALGORITHM = "RS256"
@@ -30,11 +39,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     key_ring = KeyRing(key_store, check_interval=settings.keys_reload_seconds)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Refuse to serve a schema this code does not know, or with keys it cannot open
         # (the CLI checks first, with friendlier messages; this guards other ways of starting).
         ensure_current(engine)
         key_ring.current().signing_key(REQUIRED_ALGORITHM)
+        app.state.services = Services(
+            settings=settings,
+            engine=engine,
+            key_ring=key_ring,
+            pin_hasher=PinHasher(
+                key_store.secret("pin_pepper"),
+                memory_kib=settings.pin_argon2_memory_kib,
+                time_cost=settings.pin_argon2_time_cost,
+            ),
+            pairwise_secret=key_store.secret("pairwise_subject"),
+            csrf_secret=key_store.secret("csrf"),
+            regions=load_regions(),
+            client_keys=ClientKeyResolver(),
+        )
         yield
         engine.dispose()
 
@@ -47,6 +70,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.key_ring = key_ring
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    static = Path(str(resources.files("digital_id.web").joinpath("static")))
+    app.mount("/static", StaticFiles(directory=static), name="static")
+    app.include_router(protocol.router)
+    app.include_router(routes.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up.")
     def healthz() -> dict[str, str]:

@@ -44,7 +44,10 @@ class Settings(BaseSettings):
     import_batch_size: int = Field(default=20_000, ge=1, le=1_000_000)
     jwks_cache_seconds: int = Field(default=3600, ge=0)
     id_token_lifetime_seconds: int = Field(default=3600, ge=60)
-    access_token_lifetime_seconds: int = Field(default=600, ge=60)
+    access_token_lifetime_seconds: int = Field(default=300, ge=60)
+    authorization_code_seconds: int = Field(default=60, ge=10, le=600)
+    session_idle_minutes: int = Field(default=30, ge=1)
+    session_absolute_hours: int = Field(default=12, ge=1)
     keys_grace_seconds: int | None = Field(default=None, ge=0)
     keys_reload_seconds: float = Field(default=2.0, gt=0)
     pin_argon2_memory_kib: int = Field(default=OWASP_ARGON2_MEMORY_KIB, ge=8)
@@ -103,6 +106,10 @@ class Settings(BaseSettings):
             return timedelta(seconds=self.keys_grace_seconds)
         longest = max(self.id_token_lifetime_seconds, self.access_token_lifetime_seconds)
         return timedelta(seconds=longest + self.jwks_cache_seconds)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.issuer.startswith("https://")
 
     @property
     def jwks_cache_lifetime(self) -> timedelta:

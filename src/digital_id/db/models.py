@@ -2,9 +2,22 @@
 
 from digital_id.accounts.models import CitizenAccount
 from digital_id.clients.models import Client
+from digital_id.consent.models import Consent
 from digital_id.db.base import Base
+from digital_id.oidc.models import AuthorizationCode, AuthorizationGrant, SeenClientAssertion
 from digital_id.registry.models import Citizen
+from digital_id.sessions.models import BrowserSession
 
 metadata = Base.metadata
 
-__all__ = ["Citizen", "CitizenAccount", "Client", "metadata"]
+__all__ = [
+    "AuthorizationCode",
+    "AuthorizationGrant",
+    "BrowserSession",
+    "Citizen",
+    "CitizenAccount",
+    "Client",
+    "Consent",
+    "SeenClientAssertion",
+    "metadata",
+]

@@ -6,7 +6,9 @@ birth date (data minimisation under UU PDP No. 27/2022).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
@@ -98,3 +100,58 @@ def _address(citizen: Citizen, regions: RegionTable) -> dict[str, str]:
         "province": province,
         "district_code": citizen.district_code,
     }
+
+
+class InvalidClaimsRequestError(ValueError):
+    """The ``claims`` parameter is not the JSON object OpenID Connect Core 5.5 describes."""
+
+
+@dataclass(frozen=True)
+class ClaimsRequest:
+    """What an authorization request asks to release, limited to the agency's registration:
+    the claims of its scopes (at UserInfo), single claims by the ``claims`` parameter (at
+    UserInfo or in the ID token), and which of those the agency marked essential."""
+
+    userinfo: tuple[str, ...]
+    id_token: tuple[str, ...]
+    essential: frozenset[str]
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.userinfo, *self.id_token)))
+
+
+def resolve_claims_request(
+    scopes: Iterable[str], claims_parameter: str | None, *, registered_scopes: Iterable[str]
+) -> ClaimsRequest:
+    allowed = set(claims_of_scopes(registered_scopes))
+    userinfo = list(claims_of_scopes(scopes))
+    id_token: list[str] = []
+    essential: set[str] = set()
+    if claims_parameter:
+        try:
+            parsed = json.loads(claims_parameter)
+        except ValueError:
+            raise InvalidClaimsRequestError("the claims parameter is not valid JSON") from None
+        if not isinstance(parsed, dict):
+            raise InvalidClaimsRequestError("the claims parameter must be a JSON object")
+        for target, into in (("userinfo", userinfo), ("id_token", id_token)):
+            members = parsed.get(target) or {}
+            if not isinstance(members, dict):
+                raise InvalidClaimsRequestError(f"claims.{target} must be a JSON object")
+            for name, request in members.items():
+                if request is not None and not isinstance(request, dict):
+                    raise InvalidClaimsRequestError(
+                        f"claims.{target}.{name} must be null or an object"
+                    )
+                # Claims outside the agency's registration are ignored, as Core 5.5 allows.
+                if name not in allowed:
+                    continue
+                into.append(name)
+                if request and request.get("essential") is True:
+                    essential.add(name)
+    return ClaimsRequest(
+        userinfo=tuple(c for c in dict.fromkeys(userinfo) if c in allowed),
+        id_token=tuple(dict.fromkeys(id_token)),
+        essential=frozenset(essential),
+    )

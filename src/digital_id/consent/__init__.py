@@ -1,0 +1,1 @@
+"""A citizen's consent to an agency's use of their data."""

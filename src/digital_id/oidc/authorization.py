@@ -1,0 +1,208 @@
+"""The authorization endpoint's decisions: error, log in, ask consent, or answer the agency.
+
+authlib validates the request (client, redirect URI, scope, PKCE, nonce, prompt=none without
+a session); this module decides what the citizen sees next and turns authlib's response into
+an answer for the agency: ``query`` or ``form_post``, always with ``iss`` (RFC 9207), which
+authlib's own IssuerParameter would add only to redirects, not to form posts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import parse_qsl, urlsplit
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from digital_id.consent import service as consent_service
+from digital_id.oidc.claims import ClaimsRequest
+from digital_id.oidc.provider import AgencyClient, Approval, CodeGrant, OAuthResponse, Provider
+from digital_id.oidc.requests import ProviderRequest
+from digital_id.registry.models import Citizen
+from digital_id.sessions.models import BrowserSession
+
+
+@dataclass(frozen=True)
+class ShowLogin:
+    client: AgencyClient
+    login_hint: str | None
+
+
+@dataclass(frozen=True)
+class ShowConsent:
+    client: AgencyClient
+    citizen: Citizen
+    claims: ClaimsRequest
+
+
+@dataclass(frozen=True)
+class ShowError:
+    """The request cannot be answered to the agency (bad client or redirect URI): never redirect."""
+
+    error: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Respond:
+    """The answer to the agency, at its redirect URI."""
+
+    redirect_uri: str
+    params: list[tuple[str, str]]
+    response_mode: str
+
+    @property
+    def url(self) -> str:
+        return str(add_params_to_uri(self.redirect_uri, self.params))
+
+
+Outcome = ShowLogin | ShowConsent | ShowError | Respond
+
+
+def authorize(
+    provider: Provider,
+    request: ProviderRequest,
+    browser_session: BrowserSession | None,
+    *,
+    fresh_login: bool = False,
+    decision: str | None = None,
+) -> Outcome:
+    """One step of the authorization request, given the browser's live session (if any).
+
+    ``fresh_login`` says the citizen has just entered their PIN for this very request, so
+    ``prompt=login`` and ``max_age`` are satisfied; ``decision`` is the consent page's answer.
+    """
+    context = provider.context
+    citizen = None
+    if browser_session is not None:
+        candidate = context.session.get(Citizen, browser_session.citizen_id)
+        if candidate is not None and candidate.status == "active":
+            citizen = candidate
+    try:
+        grant: CodeGrant = provider.get_consent_grant(request, end_user=citizen)
+    except OAuth2Error as error:
+        return _error(provider, request, error)
+    client: AgencyClient = grant.request.client
+    claims: ClaimsRequest = grant.request.claims_request
+    data = request.payload.data
+    prompts = set(data.get("prompt", "").split())
+
+    try:
+        if (
+            citizen is not None
+            and browser_session is not None
+            and not fresh_login
+            and (
+                "login" in prompts
+                or _max_age_passed(data.get("max_age"), browser_session, context.now)
+                or not _hint_names(provider, data.get("id_token_hint"), client, citizen)
+            )
+        ):
+            if "none" in prompts:
+                raise LoginRequiredError(redirect_uri=grant.redirect_uri)
+            citizen = None
+        if citizen is None or browser_session is None:
+            return ShowLogin(client, data.get("login_hint"))
+
+        consent = consent_service.current(
+            context.session, citizen_id=citizen.id, client_pk=client.pk
+        )
+        if decision is None:
+            if "consent" in prompts or not consent_service.covers(consent, claims.all):
+                if "none" in prompts:
+                    raise ConsentRequiredError(redirect_uri=grant.redirect_uri)
+                return ShowConsent(client, citizen, claims)
+        elif decision == "approve":
+            consent_service.grant(
+                context.session,
+                citizen_id=citizen.id,
+                client_pk=client.pk,
+                claims=claims.all,
+                now=context.now,
+            )
+        else:
+            return _answer(
+                provider,
+                request,
+                grant,
+                provider.create_authorization_response(request, None, grant),
+            )
+    except OAuth2Error as error:
+        error.state = data.get("state")
+        return _error(provider, request, error)
+
+    approval = Approval(citizen, browser_session, claims)
+    response = provider.create_authorization_response(request, approval, grant)
+    return _answer(provider, request, grant, response)
+
+
+def login_proof(secret: bytes, browser_session: BrowserSession, request: ProviderRequest) -> str:
+    """Carried from the login page to the consent page: this session logged in for this very
+    request, so the consent step does not ask again for ``prompt=login``."""
+    message = browser_session.sid + "|" + repr(sorted(request.parameters))
+    return hmac.new(secret, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _max_age_passed(max_age: str | None, browser_session: BrowserSession, now: datetime) -> bool:
+    if max_age is None or not max_age.isdigit():
+        return False
+    return (now - browser_session.auth_time).total_seconds() > int(max_age)
+
+
+def _hint_names(
+    provider: Provider, id_token_hint: str | None, client: AgencyClient, citizen: Citizen
+) -> bool:
+    """Whether the ID token hint (ours, expired or not) names the logged-in citizen."""
+    if not id_token_hint:
+        return True
+    try:
+        token = jwt.decode(id_token_hint, provider.context.keys.verification_keys())
+    except (JoseError, ValueError):
+        raise InvalidRequestError("id_token_hint is not an ID token this server issued") from None
+    claims = token.claims
+    audience = claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    if claims.get("iss") != provider.context.settings.issuer or client.client_id not in audiences:
+        raise InvalidRequestError("id_token_hint was not issued to this client")
+    return bool(
+        claims.get("sub") == client.subject_for(citizen.id, provider.context.pairwise_secret)
+    )
+
+
+def _response_mode(request: ProviderRequest) -> str:
+    mode = request.payload.data.get("response_mode", "query")
+    return mode if mode in ("query", "form_post") else "query"
+
+
+def _error(provider: Provider, request: ProviderRequest, error: OAuth2Error) -> Outcome:
+    if not error.redirect_uri:
+        return ShowError(error.error, error.get_error_description() or "")
+    params = [(name, str(value)) for name, value in error.get_body()]
+    return _with_issuer(provider, Respond(error.redirect_uri, params, _response_mode(request)))
+
+
+def _answer(
+    provider: Provider, request: ProviderRequest, grant: CodeGrant, response: OAuthResponse
+) -> Outcome:
+    location = response.location
+    redirect_uri = grant.redirect_uri
+    if location is None or redirect_uri is None:
+        return ShowError("server_error", "the authorization response could not be built")
+    # authlib appended its parameters to the redirect URI's own query; take just those.
+    own = len(parse_qsl(urlsplit(redirect_uri).query, keep_blank_values=True))
+    params = parse_qsl(urlsplit(location).query, keep_blank_values=True)[own:]
+    return _with_issuer(provider, Respond(redirect_uri, params, _response_mode(request)))
+
+
+def _with_issuer(provider: Provider, respond: Respond) -> Respond:
+    return Respond(
+        respond.redirect_uri,
+        [*respond.params, ("iss", provider.context.settings.issuer)],
+        respond.response_mode,
+    )

@@ -1,0 +1,58 @@
+"""OpenID Provider metadata (OpenID Connect Discovery 1.0), from what the server supports.
+
+Built from the same constants the protocol code uses, and checked with authlib's metadata
+classes, so discovery cannot advertise what the server does not do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc9207 import AuthorizationServerMetadata as IssuerParameterMetadata
+from authlib.oidc.discovery import OpenIDProviderMetadata
+
+from digital_id.clients.jwks import ASSERTION_ALGORITHMS
+from digital_id.clients.metadata import AUTH_METHODS, LANGUAGES, SUBJECT_TYPES
+from digital_id.keys.store import ALGORITHMS
+from digital_id.oidc.claims import SCOPE_CLAIMS, SUPPORTED_CLAIMS
+from digital_id.oidc.provider import ACCESS_TOKEN_ALGORITHM, LOA_LOW, RESPONSE_MODES
+
+ENDPOINTS = {
+    "authorization_endpoint": "/authorize",
+    "token_endpoint": "/token",
+    "userinfo_endpoint": "/userinfo",
+    "jwks_uri": "/jwks",
+}
+
+
+def provider_metadata(issuer: str) -> dict[str, Any]:
+    base = issuer.rstrip("/")
+    metadata = OpenIDProviderMetadata(
+        {
+            "issuer": issuer,
+            **{name: base + path for name, path in ENDPOINTS.items()},
+            "scopes_supported": list(SCOPE_CLAIMS),
+            "response_types_supported": ["code"],
+            "response_modes_supported": list(RESPONSE_MODES),
+            "grant_types_supported": ["authorization_code"],
+            "subject_types_supported": list(SUBJECT_TYPES),
+            "id_token_signing_alg_values_supported": list(ALGORITHMS),
+            "userinfo_signing_alg_values_supported": list(ALGORITHMS),
+            "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "token_endpoint_auth_signing_alg_values_supported": sorted(ASSERTION_ALGORITHMS),
+            "code_challenge_methods_supported": ["S256"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", *SUPPORTED_CLAIMS],
+            "claims_parameter_supported": True,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+            "acr_values_supported": [LOA_LOW],
+            "claim_types_supported": ["normal"],
+            "ui_locales_supported": list(LANGUAGES),
+            "claims_locales_supported": ["id"],
+            "prompt_values_supported": ["none", "login", "consent"],
+            "authorization_response_iss_parameter_supported": True,
+            "access_token_signing_alg_values_supported": [ACCESS_TOKEN_ALGORITHM],
+        }
+    )  # fmt: skip
+    metadata.validate(metadata_classes=[IssuerParameterMetadata])
+    return dict(metadata)

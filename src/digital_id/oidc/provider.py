@@ -1,0 +1,550 @@
+"""Digital ID's authorization server, assembled from authlib's parts.
+
+authlib supplies the protocol: the authorization code grant (RFC 6749), PKCE (RFC 7636),
+OpenID Connect's ID token, client authentication including private_key_jwt (RFC 7523) and
+JWT access tokens (RFC 9068). This module fills in what authlib leaves to the server:
+storage, keys, the citizen, and the stricter rules we hold every client to (PKCE S256 always,
+the client's one registered authentication method, 401 for every failed client
+authentication). A ``Provider`` is built per request around that request's database session,
+so nothing here holds state between requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from authlib.oauth2.rfc6749 import (
+    AuthorizationServer,
+    ClientMixin,
+    InvalidClientError,
+    InvalidRequestError,
+    OAuth2Error,
+)
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+from authlib.oidc.core import AuthorizationCodeMixin
+from authlib.oidc.core.grants import OpenIDCode
+from joserfc.jwk import KeySet
+from sqlalchemy import exists, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from digital_id.clients.jwks import ClientKeyResolver, ClientKeysUnavailableError
+from digital_id.clients.models import Client
+from digital_id.clients.service import verify_secret
+from digital_id.config import Settings
+from digital_id.keys.store import KeySnapshot
+from digital_id.oidc.claims import (
+    SCOPE_CLAIMS,
+    ClaimsRequest,
+    InvalidClaimsRequestError,
+    claim_values,
+    resolve_claims_request,
+)
+from digital_id.oidc.models import AuthorizationCode, AuthorizationGrant, SeenClientAssertion
+from digital_id.oidc.requests import ProviderRequest
+from digital_id.oidc.subjects import pairwise_subject, public_subject, sector_of
+from digital_id.registry.models import Citizen
+from digital_id.registry.regions import RegionTable
+from digital_id.sessions.models import BrowserSession
+
+# The one access-token algorithm: RFC 9068 resource servers must support RS256.
+ACCESS_TOKEN_ALGORITHM = "RS256"  # noqa: S105 (an algorithm name)
+RESPONSE_MODES = ("query", "form_post")
+PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+LOA_LOW = "urn:digital-id:loa:low"
+# Client assertions may not be valid for longer than this (a replay window we must remember).
+MAX_ASSERTION_LIFETIME = 300
+ASSERTION_LEEWAY = 10
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What one request's protocol work needs, passed in (no globals)."""
+
+    session: Session
+    settings: Settings
+    keys: KeySnapshot
+    pairwise_secret: bytes
+    regions: RegionTable
+    client_keys: ClientKeyResolver
+    now: datetime
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.settings.issuer.rstrip("/") + "/token"
+
+
+@dataclass(frozen=True)
+class OAuthResponse:
+    """A response as authlib produces it, for the web layer to send."""
+
+    status: int
+    body: Any
+    headers: list[tuple[str, str]]
+
+    @property
+    def location(self) -> str | None:
+        return next((value for name, value in self.headers if name.lower() == "location"), None)
+
+
+class AgencyClient(ClientMixin):  # type: ignore[misc]
+    """An enabled agency client as authlib's grants ask about it."""
+
+    def __init__(self, row: Client) -> None:
+        self.row = row
+        self.client_metadata: dict[str, Any] = row.registration
+
+    @property
+    def pk(self) -> int:
+        return self.row.id
+
+    @property
+    def client_id(self) -> str:
+        return self.row.client_id
+
+    @property
+    def redirect_uris(self) -> list[str]:
+        return list(self.client_metadata.get("redirect_uris", []))
+
+    @property
+    def registered_scopes(self) -> list[str]:
+        return str(self.client_metadata.get("scope", "openid")).split()
+
+    @property
+    def id_token_signed_response_alg(self) -> str:
+        return str(self.client_metadata.get("id_token_signed_response_alg", "RS256"))
+
+    def name(self, language: str) -> str:
+        return str(
+            self.client_metadata.get(f"client_name#{language}")
+            or self.client_metadata.get("client_name")
+            or self.client_id
+        )
+
+    def subject_for(self, citizen_id: int, secret: bytes) -> str:
+        if self.client_metadata.get("subject_type") == "public":
+            return public_subject(secret, citizen_id=citizen_id)
+        sector = sector_of(
+            client_id=self.client_id,
+            redirect_uris=self.redirect_uris,
+            sector_identifier_uri=self.client_metadata.get("sector_identifier_uri"),
+        )
+        return pairwise_subject(secret, sector=sector, citizen_id=citizen_id)
+
+    # --- authlib's ClientMixin -------------------------------------------------------------
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # Only an unambiguous default: with several registered, the request must name one.
+        uris = self.redirect_uris
+        return uris[0] if len(uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        requested = (scope or "").split()
+        if "openid" not in requested:
+            return None  # an OpenID provider only: authlib answers invalid_scope
+        registered = set(self.registered_scopes)
+        # Scopes outside the registration are dropped (the token response shows what was granted).
+        return " ".join(dict.fromkeys(s for s in requested if s in registered))
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.redirect_uris  # exact string match, nothing looser
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return verify_secret(self.row, client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == self.client_metadata.get("token_endpoint_auth_method")
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type in self.client_metadata.get("response_types", ["code"])
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.client_metadata.get("grant_types", [])
+
+
+@dataclass
+class Approval:
+    """The citizen's yes at the authorization endpoint: who, from which session, releasing what."""
+
+    citizen: Citizen
+    browser_session: BrowserSession
+    claims: ClaimsRequest
+
+    def get_user_id(self) -> int:
+        return self.citizen.id
+
+
+@dataclass
+class Subject:
+    """The citizen as one agency knows them, behind an authorization grant."""
+
+    sub: str
+    grant: AuthorizationGrant
+    citizen: Citizen
+
+    def get_user_id(self) -> str:
+        return self.sub
+
+
+class IssuedCode(AuthorizationCodeMixin):  # type: ignore[misc]
+    def __init__(self, row: AuthorizationCode, grant: AuthorizationGrant, sid: str | None) -> None:
+        self.row = row
+        self.grant = grant
+        self.sid = sid
+        self.code_challenge = row.code_challenge
+        self.code_challenge_method = row.code_challenge_method
+
+    def get_redirect_uri(self) -> str | None:
+        return self.row.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.grant.scope
+
+    def get_nonce(self) -> str | None:
+        return self.row.nonce
+
+    def get_auth_time(self) -> int:
+        return int(self.grant.auth_time.timestamp())
+
+    def get_acr(self) -> str:
+        return self.grant.acr
+
+    def get_amr(self) -> list[str]:
+        return list(self.grant.amr)
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode("ascii", "replace")).hexdigest()
+
+
+def revoke_grant(session: Session, grant_id: int, now: datetime) -> None:
+    session.execute(
+        update(AuthorizationGrant)
+        .where(AuthorizationGrant.id == grant_id, AuthorizationGrant.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = [  # noqa: RUF012 (authlib's class attribute)
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "none",
+    ]
+    AUTHORIZATION_CODE_LENGTH = 43  # 256 bits of token_urlsafe-like alphabet
+
+    @property
+    def context(self) -> ProviderContext:
+        context: ProviderContext = self.server.context
+        return context
+
+    def save_authorization_code(self, code: str, request: ProviderRequest) -> None:
+        approval: Approval = request.user
+        client: AgencyClient = request.client
+        context = self.context
+        data = request.payload.data
+        grant = AuthorizationGrant(
+            public_id=secrets.token_hex(16),
+            citizen_id=approval.citizen.id,
+            client_id=client.pk,
+            session_id=approval.browser_session.id,
+            scope=request.scope,
+            userinfo_claims=list(approval.claims.userinfo),
+            id_token_claims=list(approval.claims.id_token),
+            acr=approval.browser_session.acr,
+            amr=list(approval.browser_session.amr),
+            auth_time=approval.browser_session.auth_time,
+            created_at=context.now,
+        )
+        context.session.add(grant)
+        context.session.flush()
+        context.session.add(
+            AuthorizationCode(
+                code_hash=code_hash(code),
+                grant_id=grant.id,
+                client_id=client.pk,
+                redirect_uri=data.get("redirect_uri"),
+                code_challenge=data["code_challenge"],
+                code_challenge_method=data["code_challenge_method"],
+                nonce=data.get("nonce"),
+                created_at=context.now,
+                expires_at=context.now
+                + timedelta(seconds=context.settings.authorization_code_seconds),
+            )
+        )
+        context.session.flush()
+
+    def query_authorization_code(self, code: str, client: AgencyClient) -> IssuedCode | None:
+        """Redeem the code: one atomic UPDATE, so of any number of parallel redemptions in any
+        workers exactly one wins. A code presented again revokes what the first one issued
+        (RFC 6749 section 4.1.2)."""
+        context = self.context
+        session = context.session
+        hashed = code_hash(code)
+        claimed = session.execute(
+            update(AuthorizationCode)
+            .where(
+                AuthorizationCode.code_hash == hashed,
+                AuthorizationCode.client_id == client.pk,
+                AuthorizationCode.redeemed_at.is_(None),
+                AuthorizationCode.expires_at > context.now,
+            )
+            .values(redeemed_at=context.now)
+            .returning(AuthorizationCode.id)
+        ).scalar_one_or_none()
+        row = session.scalars(
+            select(AuthorizationCode).where(AuthorizationCode.code_hash == hashed)
+        ).one_or_none()
+        if claimed is None or row is None:
+            if row is not None and row.client_id == client.pk and row.redeemed_at is not None:
+                revoke_grant(session, row.grant_id, context.now)
+            return None
+        grant = session.get_one(AuthorizationGrant, row.grant_id)
+        browser_session = (
+            session.get(BrowserSession, grant.session_id) if grant.session_id else None
+        )
+        return IssuedCode(row, grant, browser_session.sid if browser_session else None)
+
+    def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
+        """Nothing to delete: the redemption already marked it, and the mark is what lets a
+        second presentation be recognised and its tokens revoked."""
+
+    def authenticate_user(self, authorization_code: IssuedCode) -> Subject | None:
+        grant = authorization_code.grant
+        citizen = self.context.session.get(Citizen, grant.citizen_id)
+        if citizen is None or citizen.status != "active" or grant.revoked_at is not None:
+            return None
+        client: AgencyClient = self.request.client
+        return Subject(client.subject_for(citizen.id, self.context.pairwise_secret), grant, citizen)
+
+
+class RequiredS256(CodeChallenge):  # type: ignore[misc]
+    """PKCE for every client, S256 only (authlib would accept ``plain`` and no challenge)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]  # noqa: RUF012 (authlib's class attribute)
+
+    def validate_code_challenge(self, grant: CodeGrant, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError(
+                "code_challenge is required: every client uses PKCE with S256 (RFC 7636)"
+            )
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256; plain is not accepted")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
+    """The OpenID Connect parameters authlib's grant does not check itself."""
+    data = grant.request.payload.data
+    if data.get("response_mode", "query") not in RESPONSE_MODES:
+        raise InvalidRequestError("response_mode must be query or form_post")
+    for name in ("request", "request_uri", "registration"):
+        if name in data:
+            raise OAuth2Error(
+                error=f"{name}_not_supported",
+                description=f"the {name} parameter is not supported",
+            )
+    prompts = set(data.get("prompt", "").split())
+    if prompts - PROMPTS:
+        raise InvalidRequestError(f"unknown prompt value {sorted(prompts - PROMPTS)[0]!r}")
+    if "max_age" in data and not (data["max_age"].isdigit() and len(data["max_age"]) <= 9):
+        raise InvalidRequestError("max_age must be a non-negative number of seconds")
+    client: AgencyClient = grant.request.client
+    try:
+        grant.request.claims_request = resolve_claims_request(
+            (grant.request.scope or "").split(),
+            data.get("claims"),
+            registered_scopes=client.registered_scopes,
+        )
+    except InvalidClaimsRequestError as exc:
+        raise InvalidRequestError(str(exc)) from None
+
+
+class OpenIDExtension(OpenIDCode):  # type: ignore[misc]
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(require_nonce=False)
+        self.context = context
+
+    def __call__(self, grant: CodeGrant) -> None:
+        grant.register_hook(
+            "after_validate_authorization_request_payload", validate_request_parameters
+        )
+        super().__call__(grant)
+
+    def exists_nonce(self, nonce: str, request: ProviderRequest) -> bool:
+        client: AgencyClient = request.client
+        return bool(
+            self.context.session.scalar(
+                select(
+                    exists().where(
+                        AuthorizationCode.client_id == client.pk, AuthorizationCode.nonce == nonce
+                    )
+                )
+            )
+        )
+
+    def resolve_client_private_key(self, client: AgencyClient) -> Any:
+        return self.context.keys.signing_key(client.id_token_signed_response_alg)
+
+    def get_encode_header(self, client: AgencyClient) -> dict[str, str]:
+        alg = client.id_token_signed_response_alg
+        return {"alg": alg, "kid": self.context.keys.signing_key(alg).kid or "", "typ": "JWT"}
+
+    def get_client_claims(self, client: AgencyClient) -> dict[str, Any]:
+        now = int(time.time())
+        return {
+            "iss": self.context.settings.issuer,
+            "aud": client.client_id,
+            "iat": now,
+            "exp": now + self.context.settings.id_token_lifetime_seconds,
+        }
+
+    def get_authorization_code_claims(self, authorization_code: IssuedCode) -> dict[str, Any]:
+        claims: dict[str, Any] = super().get_authorization_code_claims(authorization_code)
+        if authorization_code.sid:
+            claims["sid"] = authorization_code.sid
+        return claims
+
+    def generate_user_info(self, user: Subject, scope: str) -> dict[str, Any]:
+        # Scope claims go to UserInfo (Core 5.4); only those asked for by name come here.
+        return {
+            "sub": user.sub,
+            **claim_values(
+                user.citizen,
+                user.grant.id_token_claims,
+                regions=self.context.regions,
+                today=self.context.now.date(),
+            ),
+        }
+
+
+class AccessTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
+    """RFC 9068 access tokens: no claim values, nothing written; the ``jti`` starts with the
+    grant's public id so UserInfo can check that the grant is still live."""
+
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(
+            issuer=context.settings.issuer,
+            alg=ACCESS_TOKEN_ALGORITHM,
+            expires_generator=context.settings.access_token_lifetime_seconds,
+        )
+        self.context = context
+
+    def get_jwks(self) -> KeySet:
+        return KeySet([self.context.keys.signing_key(ACCESS_TOKEN_ALGORITHM)])
+
+    def get_jti(self, client: AgencyClient, grant_type: str, user: Subject, scope: str) -> str:
+        return f"{user.grant.public_id}.{secrets.token_urlsafe(12)}"
+
+    def get_auth_time(self, user: Subject) -> int:
+        return int(user.grant.auth_time.timestamp())
+
+    def get_acr(self, user: Subject) -> str:
+        return user.grant.acr
+
+
+class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(validate_jti=True, leeway=ASSERTION_LEEWAY)
+        self.context = context
+
+    def get_audiences(self) -> list[str]:
+        return [self.context.settings.issuer, self.context.token_endpoint]
+
+    def resolve_client_public_key(self, client: AgencyClient) -> Any:
+        return self.context.client_keys.resolver(client.client_metadata)
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        try:
+            return super().process_assertion_claims(assertion, resolve_key)
+        except ClientKeysUnavailableError as exc:
+            raise InvalidClientError(description=str(exc)) from None
+
+    def verify_claims(self, claims: Any) -> None:
+        exp = claims.get("exp")
+        if (
+            isinstance(exp, int | float)
+            and exp > time.time() + MAX_ASSERTION_LIFETIME + self.leeway
+        ):
+            raise InvalidClientError(
+                description=f"the assertion's exp is more than {MAX_ASSERTION_LIFETIME} seconds ahead"
+            )
+        super().verify_claims(claims)
+
+    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        """Remember the ``jti`` until the assertion expires; a second use anywhere fails."""
+        session = self.context.session
+        client = session.scalars(select(Client).where(Client.client_id == claims["sub"])).one()
+        if not isinstance(jti, str) or len(jti) > 256:
+            return False
+        expires_at = datetime.fromtimestamp(
+            float(claims["exp"]) + self.leeway, tz=self.context.now.tzinfo
+        )
+        try:
+            with session.begin_nested():
+                session.add(
+                    SeenClientAssertion(client_id=client.id, jti=jti, expires_at=expires_at)
+                )
+        except IntegrityError:
+            return False
+        return True
+
+
+class Provider(AuthorizationServer):  # type: ignore[misc]
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(scopes_supported=list(SCOPE_CLAIMS))
+        self.context = context
+        self._clients: dict[str, AgencyClient | None] = {}
+        self.register_grant(CodeGrant, [RequiredS256(required=True), OpenIDExtension(context)])
+        self.register_token_generator("default", AccessTokens(context))
+        self.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt(context))
+
+    def query_client(self, client_id: str) -> AgencyClient | None:
+        if client_id not in self._clients:
+            row = self.context.session.scalars(
+                select(Client).where(Client.client_id == client_id)
+            ).one_or_none()
+            self._clients[client_id] = (
+                AgencyClient(row) if row is not None and row.enabled else None
+            )
+        return self._clients[client_id]
+
+    def validate_requested_scope(self, scope: str | None) -> None:
+        """Unknown scopes are ignored, as OpenID Connect Core 3.1.2.1 asks, not refused."""
+
+    def save_token(self, token: dict[str, Any], request: ProviderRequest) -> None:
+        """Nothing to store: access tokens are self-contained, and their grant was stored with
+        the code."""
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """No signal bus; the audit trail hooks in here later."""
+
+    def create_oauth2_request(self, request: ProviderRequest) -> ProviderRequest:
+        return request
+
+    def handle_response(
+        self, status: int, body: Any, headers: list[tuple[str, str]]
+    ) -> OAuthResponse:
+        return OAuthResponse(status, body, list(headers))
+
+    def handle_error_response(self, request: ProviderRequest, error: OAuth2Error) -> OAuthResponse:
+        if isinstance(error, InvalidClientError):
+            # RFC 6749 5.2 allows 401 always and requires it with Basic; one answer for all.
+            error.status_code = 401
+        response: OAuthResponse = super().handle_error_response(request, error)
+        return response

@@ -1,0 +1,1 @@
+"""Browser single sign-on sessions."""

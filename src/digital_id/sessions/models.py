@@ -1,0 +1,32 @@
+"""The server-side record behind a citizen's browser session."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from digital_id.db.base import Base
+from digital_id.db.types import BigIntegerId, UtcDateTime
+
+
+class BrowserSession(Base):
+    """One logged-in browser. The cookie holds a random token whose SHA-256 is stored here;
+    ``sid`` is the public session identifier agencies see in ID tokens."""
+
+    __tablename__ = "browser_sessions"
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    sid: Mapped[str] = mapped_column(String(43), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    citizen_id: Mapped[int] = mapped_column(
+        BigIntegerId, ForeignKey("citizens.id", ondelete="CASCADE"), index=True
+    )
+    auth_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    acr: Mapped[str] = mapped_column(String(100))
+    amr: Mapped[list[str]] = mapped_column(JSON)
+    device_hint: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

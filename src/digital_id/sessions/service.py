@@ -1,0 +1,101 @@
+"""Starting, resuming and ending browser sessions.
+
+The cookie carries a random token; the database keeps only its SHA-256, so a leaked table
+cannot be replayed as cookies. A session ends after ``idle`` without use or ``absolute``
+after login, whichever comes first, and is checked on every request (any worker).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from digital_id.sessions.models import BrowserSession
+
+# Touch the session at most this often, so a page load does not always write.
+_TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    idle: timedelta
+    absolute: timedelta
+
+
+def start(
+    session: Session,
+    *,
+    citizen_id: int,
+    acr: str,
+    amr: list[str],
+    now: datetime,
+    device_hint: str | None = None,
+) -> tuple[BrowserSession, str]:
+    """A new session for a citizen who has just logged in; returns it and the cookie token."""
+    token = secrets.token_urlsafe(32)
+    browser_session = BrowserSession(
+        sid=secrets.token_urlsafe(24),
+        token_hash=_token_hash(token),
+        citizen_id=citizen_id,
+        auth_time=now,
+        acr=acr,
+        amr=amr,
+        device_hint=(device_hint or "")[:200] or None,
+        created_at=now,
+        last_seen_at=now,
+    )
+    session.add(browser_session)
+    session.flush()
+    return browser_session, token
+
+
+def resume(
+    session: Session, token: str | None, *, policy: SessionPolicy, now: datetime
+) -> BrowserSession | None:
+    """The live session the cookie token names, or None if there is none or it has lapsed."""
+    if not token:
+        return None
+    browser_session = session.scalars(
+        select(BrowserSession).where(BrowserSession.token_hash == _token_hash(token))
+    ).one_or_none()
+    if browser_session is None or browser_session.ended_at is not None:
+        return None
+    if (
+        now - browser_session.last_seen_at > policy.idle
+        or now - browser_session.auth_time > policy.absolute
+    ):
+        end(session, browser_session, now=now)
+        return None
+    if now - browser_session.last_seen_at > _TOUCH_INTERVAL:
+        browser_session.last_seen_at = now
+        session.flush()
+    return browser_session
+
+
+def end(session: Session, browser_session: BrowserSession, *, now: datetime) -> None:
+    session.execute(
+        update(BrowserSession)
+        .where(BrowserSession.id == browser_session.id, BrowserSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+    session.expire(browser_session)
+
+
+def is_live(
+    browser_session: BrowserSession | None, *, policy: SessionPolicy, now: datetime
+) -> bool:
+    return (
+        browser_session is not None
+        and browser_session.ended_at is None
+        and now - browser_session.last_seen_at <= policy.idle
+        and now - browser_session.auth_time <= policy.absolute
+    )
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()

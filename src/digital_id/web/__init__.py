@@ -1,0 +1,1 @@
+"""The citizen-facing pages and the HTTP surface of the protocol; thin over the domain."""

@@ -1,0 +1,104 @@
+"""The machine-to-machine endpoints: discovery, token, UserInfo."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from digital_id.db.types import utc_now
+from digital_id.oidc.discovery import provider_metadata
+from digital_id.oidc.requests import ProviderRequest
+from digital_id.oidc.userinfo import InvalidAccessTokenError, userinfo
+from digital_id.web.routes import Database, Form
+from digital_id.web.services import Services, services
+
+router = APIRouter(tags=["openid-connect"])
+App = Annotated[Services, Depends(services)]
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@router.get(
+    "/.well-known/openid-configuration",
+    summary="OpenID Provider metadata (OpenID Connect Discovery 1.0).",
+)
+def discovery(app: App) -> JSONResponse:
+    return JSONResponse(
+        provider_metadata(app.settings.issuer),
+        headers={"Cache-Control": f"public, max-age={app.settings.jwks_cache_seconds}"},
+    )
+
+
+@router.post(
+    "/token",
+    summary="Token endpoint (RFC 6749 section 3.2): redeem an authorization code.",
+    responses={400: {"description": "OAuth error"}, 401: {"description": "invalid_client"}},
+)
+def token(request: Request, db: Database, app: App, form: Form) -> Response:
+    oauth_request = ProviderRequest(
+        "POST", app.endpoint("/token"), request.headers, query=(), form=form
+    )
+    response = app.provider(db).create_token_response(oauth_request)
+    # Commit whatever the outcome: a redeemed code, a revoked grant, a seen assertion id.
+    db.commit()
+    headers = {name: value for name, value in response.headers if name.lower() != "content-type"}
+    return JSONResponse(
+        response.body, status_code=response.status, headers={**headers, **_NO_STORE}
+    )
+
+
+_USERINFO = {
+    "summary": "UserInfo (OpenID Connect Core 5.3): the consented claims, for a Bearer access token.",
+    "responses": {401: {"description": "invalid_token"}},
+}
+
+
+@router.get("/userinfo", **_USERINFO)  # type: ignore[arg-type]
+def userinfo_get(request: Request, db: Database, app: App) -> Response:
+    return _userinfo(request, db, app)
+
+
+@router.post("/userinfo", **_USERINFO)  # type: ignore[arg-type]
+def userinfo_post(request: Request, db: Database, app: App) -> Response:
+    return _userinfo(request, db, app)
+
+
+def _userinfo(request: Request, db: Session, app: Services) -> Response:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _unauthorized('Bearer realm="digital-id"')
+    keys = app.key_ring.current()
+    try:
+        info = userinfo(
+            db,
+            token.strip(),
+            keys=keys,
+            issuer=app.settings.issuer,
+            regions=app.regions,
+            now=utc_now(),
+        )
+    except InvalidAccessTokenError:
+        return _unauthorized(
+            'Bearer realm="digital-id", error="invalid_token", '
+            'error_description="The access token is invalid, expired or revoked"'
+        )
+    alg = info.signing_algorithm
+    if alg is None:
+        return JSONResponse(info.claims, headers=_NO_STORE)
+    signed: dict[str, Any] = {
+        **info.claims,
+        "iss": app.settings.issuer,
+        "aud": info.client.client_id,
+    }
+    return Response(keys.sign(signed, alg), media_type="application/jwt", headers=_NO_STORE)
+
+
+def _unauthorized(challenge: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": "invalid_token"} if "error=" in challenge else {"error": "invalid_request"},
+        status_code=401,
+        headers={"WWW-Authenticate": challenge, **_NO_STORE},
+    )

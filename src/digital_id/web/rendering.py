@@ -1,0 +1,93 @@
+"""Rendering pages: the language, the browser cookie the CSRF token is bound to, the headers."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from digital_id.web.i18n import LANGUAGES, Translator, negotiate
+from digital_id.web.services import (
+    BROWSER_COOKIE,
+    LANGUAGE_COOKIE,
+    Services,
+    new_browser_id,
+)
+
+_templates = Environment(
+    loader=PackageLoader("digital_id.web", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+# No inline script or style anywhere; agency logos may come from their own https sites.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class Page:
+    """One page view: the browser's identity and language, worked out once."""
+
+    def __init__(self, request: Request, services: Services, ui_locales: str | None = None) -> None:
+        self.request = request
+        self.services = services
+        existing = request.cookies.get(BROWSER_COOKIE)
+        self.new_browser = not existing
+        self.browser_id = existing or new_browser_id()
+        self.language = negotiate(
+            chosen=request.cookies.get(LANGUAGE_COOKIE),
+            ui_locales=ui_locales,
+            accept_language=request.headers.get("accept-language"),
+        )
+        self.t = Translator(self.language)
+
+    @property
+    def csrf_token(self) -> str:
+        return self.services.csrf_token(self.browser_id)
+
+    def csrf_valid(self, token: str | None) -> bool:
+        return not self.new_browser and self.services.csrf_valid(self.browser_id, token)
+
+    def render(
+        self, template: str, *, status: int = 200, back_to: str | None = None, **context: Any
+    ) -> HTMLResponse:
+        other = next(language for language in LANGUAGES if language != self.language)
+        back_to = back_to or self.request.url.path + (
+            f"?{self.request.url.query}" if self.request.url.query else ""
+        )
+        html = _templates.get_template(template).render(
+            t=self.t,
+            static_url="/static",
+            csrf_token=self.csrf_token,
+            other_language=other,
+            switch_url="/language?" + urlencode({"to": other, "next": back_to}),
+            **context,
+        )
+        response = HTMLResponse(html, status_code=status)
+        self.finish(response)
+        return response
+
+    def finish(self, response: Any) -> None:
+        """Page headers and, for a browser seen for the first time, its cookie."""
+        response.headers["Cache-Control"] = "no-store"
+        if self.new_browser:
+            response.set_cookie(
+                BROWSER_COOKIE,
+                self.browser_id,
+                httponly=True,
+                samesite="lax",
+                secure=self.services.settings.secure_cookies,
+                path="/",
+            )

@@ -1,0 +1,330 @@
+"""The citizen's pages: the authorization flow (login, consent), activation, logout, language.
+
+Thin: each route reads the form, calls the domain (``oidc.authorization``, ``accounts``,
+``sessions``) and renders what it decided.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from digital_id.accounts import service as accounts
+from digital_id.accounts.pins import InvalidPinError
+from digital_id.db.types import utc_now
+from digital_id.oidc.authorization import (
+    Respond,
+    ShowConsent,
+    ShowError,
+    ShowLogin,
+    authorize,
+    login_proof,
+)
+from digital_id.oidc.provider import LOA_LOW, Provider
+from digital_id.oidc.requests import ProviderRequest
+from digital_id.sessions import service as sessions
+from digital_id.sessions.models import BrowserSession
+from digital_id.web.i18n import LANGUAGES
+from digital_id.web.rendering import Page
+from digital_id.web.services import LANGUAGE_COOKIE, SESSION_COOKIE, Services, database, services
+
+router = APIRouter(include_in_schema=False)
+
+Database = Annotated[Session, Depends(database)]
+App = Annotated[Services, Depends(services)]
+FormPairs = list[tuple[str, str]]
+
+
+async def form_pairs(request: Request) -> FormPairs:
+    """Every field of an urlencoded or multipart form, repeated names kept."""
+    form = await request.form()
+    return [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
+
+
+Form = Annotated[FormPairs, Depends(form_pairs)]
+
+
+def _field(pairs: FormPairs, name: str) -> str:
+    return next((value for key, value in pairs if key == name), "")
+
+
+@router.get("/authorize")
+def authorize_get(request: Request, db: Database, app: App) -> Response:
+    return _authorization_step(request, db, app, list(request.query_params.multi_items()))
+
+
+@router.post("/authorize")
+def authorize_post(request: Request, db: Database, app: App, form: Form) -> Response:
+    return _authorization_step(request, db, app, form)
+
+
+@router.post("/authorize/login")
+def login(request: Request, db: Database, app: App, form: Form) -> Response:
+    parameters = parse_qsl(_field(form, "authorization_request"), keep_blank_values=True)
+    page = Page(request, app, dict(parameters).get("ui_locales"))
+    if not page.csrf_valid(_field(form, "csrf_token")):
+        return page.render("error.html", status=400, message_key="error.csrf", detail=None)
+    provider = app.provider(db)
+    now = provider.context.now
+    outcome = accounts.authenticate(
+        db,
+        app.pin_hasher,
+        nik=_field(form, "nik").strip(),
+        pin=_field(form, "pin"),
+        policy=app.lockout_policy,
+        now=now,
+    )
+    if outcome.citizen is None:
+        db.commit()  # the failure counts towards the lockout
+        oauth_request = _oauth_request(app, parameters)
+        client = provider.query_client(oauth_request.payload.client_id or "")
+        return page.render(
+            "login.html",
+            back_to=_authorize_url(parameters),
+            agency=client.name(page.language) if client else "",
+            failed=True,
+            nik="",
+            action="/authorize/login",
+            activate_url="/activate",
+            authorization_request=urlencode(parameters),
+        )
+    previous = sessions.resume(
+        db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
+    )
+    if previous is not None:
+        sessions.end(db, previous, now=now)  # a new login is a new session (no fixation)
+    browser_session, token = sessions.start(
+        db,
+        citizen_id=outcome.citizen.id,
+        acr=LOA_LOW,
+        amr=["pin"],
+        now=now,
+        device_hint=request.headers.get("user-agent"),
+    )
+    response = _continue(page, provider, db, parameters, browser_session, fresh_login=True)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=app.settings.secure_cookies,
+        path="/",
+    )
+    return response
+
+
+@router.post("/authorize/consent")
+def consent(request: Request, db: Database, app: App, form: Form) -> Response:
+    parameters = parse_qsl(_field(form, "authorization_request"), keep_blank_values=True)
+    page = Page(request, app, dict(parameters).get("ui_locales"))
+    if not page.csrf_valid(_field(form, "csrf_token")):
+        return page.render("error.html", status=400, message_key="error.csrf", detail=None)
+    provider = app.provider(db)
+    browser_session = sessions.resume(
+        db,
+        request.cookies.get(SESSION_COOKIE),
+        policy=app.session_policy,
+        now=provider.context.now,
+    )
+    decision = _field(form, "decision")
+    fresh = browser_session is not None and _field(form, "login_proof") == login_proof(
+        app.csrf_secret, browser_session, _oauth_request(app, parameters)
+    )
+    return _continue(
+        page,
+        provider,
+        db,
+        parameters,
+        browser_session,
+        fresh_login=fresh,
+        decision="approve" if decision == "approve" else "deny",
+    )
+
+
+def _authorization_step(
+    request: Request, db: Session, app: Services, parameters: FormPairs
+) -> Response:
+    page = Page(request, app, dict(parameters).get("ui_locales"))
+    provider = app.provider(db)
+    browser_session = sessions.resume(
+        db,
+        request.cookies.get(SESSION_COOKIE),
+        policy=app.session_policy,
+        now=provider.context.now,
+    )
+    return _continue(page, provider, db, parameters, browser_session)
+
+
+def _continue(
+    page: Page,
+    provider: Provider,
+    db: Session,
+    parameters: FormPairs,
+    browser_session: BrowserSession | None,
+    *,
+    fresh_login: bool = False,
+    decision: str | None = None,
+) -> Response:
+    oauth_request = _oauth_request(page.services, parameters)
+    outcome = authorize(
+        provider, oauth_request, browser_session, fresh_login=fresh_login, decision=decision
+    )
+    db.commit()
+    back_to = _authorize_url(parameters)
+    carried = urlencode(parameters)
+    if isinstance(outcome, ShowError):
+        key = f"error.{outcome.error}"
+        return page.render(
+            "error.html",
+            status=400,
+            message_key=key if page.t.has(key) else "error.generic",
+            detail=outcome.description,
+        )
+    if isinstance(outcome, ShowLogin):
+        hint = outcome.login_hint or ""
+        return page.render(
+            "login.html",
+            back_to=back_to,
+            agency=outcome.client.name(page.language),
+            failed=False,
+            nik=hint if hint.isdigit() and len(hint) == 16 else "",
+            action="/authorize/login",
+            activate_url="/activate",
+            authorization_request=carried,
+        )
+    if isinstance(outcome, ShowConsent):
+        assert browser_session is not None
+        metadata = outcome.client.client_metadata
+        return page.render(
+            "consent.html",
+            back_to=back_to,
+            agency=outcome.client.name(page.language),
+            citizen_name=outcome.citizen.full_name,
+            claims=[
+                {"name": name, "essential": name in outcome.claims.essential}
+                for name in outcome.claims.all
+            ],
+            logo_uri=metadata.get("logo_uri")
+            if str(metadata.get("logo_uri", "")).startswith("https://")
+            else None,
+            policy_uri=metadata.get("policy_uri"),
+            action="/authorize/consent",
+            authorization_request=carried,
+            login_proof=login_proof(page.services.csrf_secret, browser_session, oauth_request)
+            if fresh_login
+            else "",
+        )
+    return _respond(page, outcome)
+
+
+def _respond(page: Page, outcome: Respond) -> Response:
+    if outcome.response_mode == "form_post":
+        return page.render(
+            "form_post.html", redirect_uri=outcome.redirect_uri, params=outcome.params
+        )
+    # 303 so a browser that POSTed the form follows with a GET.
+    response = RedirectResponse(outcome.url, status_code=303)
+    page.finish(response)
+    return response
+
+
+def _oauth_request(app: Services, parameters: FormPairs) -> ProviderRequest:
+    return ProviderRequest("GET", app.endpoint("/authorize"), {}, query=parameters)
+
+
+def _authorize_url(parameters: FormPairs) -> str:
+    return "/authorize?" + urlencode(parameters)
+
+
+# --- activation ------------------------------------------------------------------------
+
+
+@router.get("/activate")
+def activation_form(request: Request, app: App) -> HTMLResponse:
+    page = Page(request, app, request.query_params.get("ui_locales"))
+    return _activation_page(page)
+
+
+@router.post("/activate")
+def activate(request: Request, db: Database, app: App, form: Form) -> HTMLResponse:
+    page = Page(request, app)
+    if not page.csrf_valid(_field(form, "csrf_token")):
+        return page.render("error.html", status=400, message_key="error.csrf", detail=None)
+    nik = _field(form, "nik").strip()
+    code = _field(form, "code").strip()
+    try:
+        accounts.activate(
+            db,
+            app.pin_hasher,
+            nik=nik,
+            code=code,
+            pin=_field(form, "pin"),
+            pin_confirm=_field(form, "pin_confirm"),
+            now=utc_now(),
+        )
+    except accounts.ActivationError:
+        return _activation_page(page, status=400, error_key="activate.invalid_code", nik=nik)
+    except InvalidPinError as exc:
+        return _activation_page(
+            page, status=400, error_key=f"activate.pin.{exc.rule}", nik=nik, code=code
+        )
+    db.commit()
+    return page.render("activated.html", back_to="/activate")
+
+
+def _activation_page(
+    page: Page, *, status: int = 200, error_key: str | None = None, nik: str = "", code: str = ""
+) -> HTMLResponse:
+    return page.render(
+        "activate.html",
+        status=status,
+        back_to="/activate",
+        action="/activate",
+        error_key=error_key,
+        nik=nik,
+        code=code,
+    )
+
+
+# --- logout and language ---------------------------------------------------------------
+
+
+@router.get("/logout")
+def logout_form(request: Request, app: App) -> HTMLResponse:
+    page = Page(request, app, request.query_params.get("ui_locales"))
+    return page.render("logout.html", action="/logout")
+
+
+@router.post("/logout")
+def logout(request: Request, db: Database, app: App, form: Form) -> HTMLResponse:
+    page = Page(request, app)
+    if not page.csrf_valid(_field(form, "csrf_token")):
+        return page.render("error.html", status=400, message_key="error.csrf", detail=None)
+    now = utc_now()
+    browser_session = sessions.resume(
+        db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
+    )
+    if browser_session is not None:
+        sessions.end(db, browser_session, now=now)
+        db.commit()
+    response = page.render("logged_out.html", back_to="/logout")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/language")
+def switch_language(to: str, next: str = "/") -> RedirectResponse:
+    # Only a path on this server: the switch must not become an open redirect.
+    target = urlsplit(next)
+    if target.scheme or target.netloc or not next.startswith("/") or next.startswith("//"):
+        next = "/"
+    response = RedirectResponse(next, status_code=303)
+    if to in LANGUAGES:
+        response.set_cookie(
+            LANGUAGE_COOKIE, to, max_age=365 * 24 * 3600, samesite="lax", path="/", httponly=True
+        )
+    return response

@@ -1,0 +1,96 @@
+"""What the routes share, built once by ``create_app`` and kept on ``app.state``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi import Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from digital_id.accounts.pins import PinHasher
+from digital_id.accounts.service import LockoutPolicy
+from digital_id.clients.jwks import ClientKeyResolver
+from digital_id.config import Settings
+from digital_id.db.types import utc_now
+from digital_id.keys.ring import KeyRing
+from digital_id.oidc.provider import Provider, ProviderContext
+from digital_id.registry.regions import RegionTable
+from digital_id.sessions.service import SessionPolicy
+
+BROWSER_COOKIE = "dgid_browser"
+SESSION_COOKIE = "dgid_session"
+LANGUAGE_COOKIE = "dgid_lang"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    key_ring: KeyRing
+    pin_hasher: PinHasher
+    pairwise_secret: bytes
+    csrf_secret: bytes
+    regions: RegionTable
+    client_keys: ClientKeyResolver
+
+    @property
+    def session_policy(self) -> SessionPolicy:
+        return SessionPolicy(
+            idle=timedelta(minutes=self.settings.session_idle_minutes),
+            absolute=timedelta(hours=self.settings.session_absolute_hours),
+        )
+
+    @property
+    def lockout_policy(self) -> LockoutPolicy:
+        return LockoutPolicy(
+            threshold=self.settings.lockout_threshold,
+            first_lock=timedelta(seconds=self.settings.lockout_seconds),
+        )
+
+    def provider(self, session: Session) -> Provider:
+        return Provider(
+            ProviderContext(
+                session=session,
+                settings=self.settings,
+                keys=self.key_ring.current(),
+                pairwise_secret=self.pairwise_secret,
+                regions=self.regions,
+                client_keys=self.client_keys,
+                now=utc_now(),
+            )
+        )
+
+    def endpoint(self, path: str) -> str:
+        return self.settings.issuer.rstrip("/") + path
+
+    # --- CSRF: a token bound to the browser cookie, checked on every form POST ------------
+
+    def csrf_token(self, browser_id: str) -> str:
+        return hmac.new(
+            self.csrf_secret, b"csrf|" + browser_id.encode("utf-8"), hashlib.sha256
+        ).hexdigest()
+
+    def csrf_valid(self, browser_id: str | None, token: str | None) -> bool:
+        if not browser_id or not token:
+            return False
+        return hmac.compare_digest(self.csrf_token(browser_id), token)
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def database(request: Request) -> Iterator[Session]:
+    with Session(services(request).engine, expire_on_commit=False) as session:
+        yield session
+
+
+def new_browser_id() -> str:
+    return secrets.token_urlsafe(24)
