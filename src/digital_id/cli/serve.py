@@ -20,7 +20,7 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
-    """Serve Digital ID over HTTP: health, readiness and the JWKS."""
+    """Serve Digital ID over HTTP: OpenID Connect, the login pages, health and readiness."""
     settings = settings_of(ctx)
     migrated_engine(ctx).dispose()  # refuse an unmigrated database before binding the port
     store = key_store(ctx)
@@ -44,4 +44,6 @@ def serve(
         workers=workers,
         proxy_headers=True,
         server_header=False,
+        # Query strings carry login hints (NIKs) and codes; the request log must not keep them.
+        access_log=False,
     )

@@ -1,0 +1,192 @@
+"""``python -m examples.demo setup`` prepares the demo; ``... agency NAME`` runs one agency.
+
+Setup is idempotent: it keeps each agency's key and client_id under ``var/demo/`` and updates
+the registration on later runs, and gives the same three citizens the same PINs. Development
+only: it sets PINs directly, which the CLI refuses in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digital_id.accounts import service as accounts
+from digital_id.accounts.pins import InvalidPinError, PinHasher
+from digital_id.clients import service as clients
+from digital_id.config import load_settings
+from digital_id.db.engine import create_engine_for
+from digital_id.keys.files import ensure_private_directory, write_atomic
+from digital_id.keys.store import KeyStore
+from digital_id.oidc.claims import age_on
+from digital_id.registry.models import Citizen
+from examples.agency_app.app import AgencyConfig, create_app
+from examples.agency_app.keys import generate_client_key, public_jwks
+
+DEMO_DIR = Path("var/demo")
+DEMO_PINS = ("246810", "135790", "864213")
+
+
+@dataclass(frozen=True)
+class DemoAgency:
+    slug: str
+    names: dict[str, str]
+    base_url: str
+    scope: str
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.base_url}/callback"
+
+
+# Different hosts, so the two agencies are different sectors and see different `sub` values.
+AGENCIES = (
+    DemoAgency(
+        "tax",
+        {"id": "Badan Pendapatan Daerah (demo)", "en": "Regional Tax Office (demo)"},
+        "http://127.0.0.1:8001",
+        "openid profile nik address",
+    ),
+    DemoAgency(
+        "aid",
+        {"id": "Layanan Bantuan Sosial (demo)", "en": "Social Aid Service (demo)"},
+        "http://localhost:8002",
+        "openid profile age family",
+    ),
+)
+
+
+def setup() -> None:
+    settings = load_settings()
+    if settings.is_production:
+        raise SystemExit("the demo sets PINs directly and is refused in production")
+    console = Console()
+    ensure_private_directory(DEMO_DIR)
+    store = KeyStore(settings.keys_dir, settings.keys_passphrase.get_secret_value())
+    store.ensure_active("RS256")
+    engine = create_engine_for(settings.database_url)
+    hasher = PinHasher(
+        store.secret("pin_pepper"),
+        memory_kib=settings.pin_argon2_memory_kib,
+        time_cost=settings.pin_argon2_time_cost,
+    )
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        for agency in AGENCIES:
+            _register(session, agency, settings.issuer)
+        citizens = _demo_citizens(session, hasher)
+    engine.dispose()
+
+    table = Table(title="Demo citizens (development only)")
+    for column in ("NIK", "PIN", "Name", "Born"):
+        table.add_column(column)
+    for citizen, pin in citizens:
+        table.add_row(citizen.nik, pin, citizen.full_name, citizen.birth_date.isoformat())
+    console.print(table)
+    for agency in AGENCIES:
+        console.print(f"{agency.names['en']}: {agency.base_url}  (scopes: {agency.scope})")
+
+
+def _register(session: Session, agency: DemoAgency, issuer: str) -> None:
+    key_file = DEMO_DIR / f"{agency.slug}.jwk.json"
+    if not key_file.exists():
+        write_atomic(key_file, json.dumps(generate_client_key("RS256")).encode())
+    private_jwk = json.loads(key_file.read_text())
+    metadata = {
+        **{f"client_name#{lang}": name for lang, name in agency.names.items()},
+        "redirect_uris": [agency.redirect_uri],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": public_jwks(private_jwk),
+        "scope": agency.scope,
+        "grant_types": ["authorization_code"],
+    }
+    config_file = DEMO_DIR / f"{agency.slug}.json"
+    client_id = json.loads(config_file.read_text())["client_id"] if config_file.exists() else None
+    try:
+        if client_id is None:
+            raise clients.UnknownClientError("not registered yet")
+        clients.update(session, client_id, metadata, production=False, active_algorithms={"RS256"})
+    except clients.UnknownClientError:
+        registered = clients.register(
+            session, metadata, production=False, active_algorithms={"RS256"}
+        )
+        client_id = registered.client.client_id
+    config = {
+        "client_id": client_id,
+        "name": agency.names["id"],
+        "issuer": issuer,
+        "base_url": agency.base_url,
+        "scope": agency.scope,
+    }
+    write_atomic(config_file, json.dumps(config, indent=2).encode())
+
+
+def _demo_citizens(session: Session, hasher: PinHasher) -> list[tuple[Citizen, str]]:
+    """The first three active adults in the register, each with a known PIN."""
+    today = date.today()
+    chosen: list[tuple[Citizen, str]] = []
+    for citizen in session.scalars(
+        select(Citizen).where(Citizen.status == "active").order_by(Citizen.id).limit(200)
+    ):
+        if len(chosen) == len(DEMO_PINS) or age_on(citizen.birth_date, today) < 18:
+            continue
+        pin = DEMO_PINS[len(chosen)]
+        try:
+            accounts.set_pin(session, hasher, nik=citizen.nik, pin=pin)
+        except InvalidPinError:
+            continue  # the PIN happens to be this citizen's birth date
+        chosen.append((citizen, pin))
+    if len(chosen) < len(DEMO_PINS):
+        raise SystemExit(
+            "the register holds too few active adults; import the synthetic citizens first"
+        )
+    return chosen
+
+
+def run_agency(slug: str) -> None:
+    config: dict[str, Any] = json.loads((DEMO_DIR / f"{slug}.json").read_text())
+    private_jwk = json.loads((DEMO_DIR / f"{slug}.jwk.json").read_text())
+    agency = AgencyConfig(
+        name=config["name"],
+        issuer=config["issuer"],
+        client_id=config["client_id"],
+        private_jwk=private_jwk,
+        base_url=config["base_url"],
+        scope=config["scope"],
+        session_secret=secrets.token_urlsafe(32),
+    )
+    port = int(config["base_url"].rsplit(":", 1)[1])
+    host = config["base_url"].split("//", 1)[1].rsplit(":", 1)[0]
+    uvicorn.run(
+        create_app(agency),
+        host="127.0.0.1" if host == "localhost" else host,
+        port=port,
+        log_level="warning",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m examples.demo")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("setup", help="register the demo agencies and give three citizens PINs")
+    agency = commands.add_parser("agency", help="run one demo agency")
+    agency.add_argument("slug", choices=[a.slug for a in AGENCIES])
+    args = parser.parse_args(argv)
+    if args.command == "setup":
+        setup()
+    else:
+        run_agency(args.slug)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
