@@ -8,10 +8,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
 import pytest
-from examples.agency_app.app import AgencyConfig, create_app
-from examples.agency_app.keys import generate_client_key, public_jwks
 from fastapi.testclient import TestClient
 
+from examples.agency_app.app import AgencyConfig, create_app
+from examples.agency_app.keys import generate_client_key, public_jwks
 from tests.examples.fake_digital_id import ISSUER, FakeDigitalID
 
 CLIENT_ID = "kantor-pajak-demo"

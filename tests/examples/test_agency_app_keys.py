@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import httpx2
 import pytest
-from examples.agency_app.app import AgencyConfig, create_app
-from examples.agency_app.keys import generate_client_key, load_signing_key, public_jwks
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import KeySet
+
+from examples.agency_app.app import AgencyConfig, create_app
+from examples.agency_app.keys import generate_client_key, load_signing_key, public_jwks
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k"}
 

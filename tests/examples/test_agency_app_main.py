@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from examples.agency_app.__main__ import config_from_environment
 from examples.agency_app.keys import generate_client_key
 
