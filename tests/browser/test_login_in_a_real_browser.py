@@ -6,16 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import service as accounts
@@ -31,6 +25,7 @@ from examples.agency_app import create_app as create_agency_app
 from examples.agency_app.keys import generate_client_key, public_jwks
 from tests.conftest import TEST_PASSPHRASE
 from tests.factories import citizen_row
+from tests.web.conftest import free_port, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -42,34 +37,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def _serving(app, port: int) -> Iterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 @pytest.fixture
 def demo(database_url, engine, keys_dir, key_store, tmp_path):
     """Digital ID and one demo agency, each a real HTTP server; a citizen with a PIN."""
-    provider_port, agency_port = _free_port(), _free_port()
+    provider_port, agency_port = free_port(), free_port()
     issuer = f"http://127.0.0.1:{provider_port}"
     agency_url = f"http://127.0.0.1:{agency_port}"
     settings = load_settings(
@@ -113,7 +84,7 @@ def demo(database_url, engine, keys_dir, key_store, tmp_path):
             session_secret="a-test-session-secret-of-some-length",
         )
     )
-    with _serving(create_app(settings), provider_port), _serving(agency, agency_port):
+    with serving(create_app(settings), provider_port), serving(agency, agency_port):
         yield {"agency": agency_url, "citizen": row}
 
 

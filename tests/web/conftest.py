@@ -8,7 +8,11 @@ import hashlib
 import html
 import re
 import secrets
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -17,6 +21,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
@@ -140,7 +146,7 @@ class Provider:
             "scope": "openid profile nik address",
             "token_endpoint_auth_method": method,
         }
-        if method == "private_key_jwt" and "jwks_uri" not in metadata:
+        if method == "private_key_jwt" and not {"jwks", "jwks_uri"} & metadata.keys():
             private_key = (
                 ECKey.generate_key("P-256", parameters={"alg": "ES256"}, auto_kid=True)
                 if alg == "ES256"
@@ -242,6 +248,30 @@ class Provider:
         return claims
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(app: FastAPI, port: int) -> Iterator[str]:
+    """``app`` served by uvicorn on 127.0.0.1:``port`` in a thread, for the ``with`` block."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive(), "server stopped while starting"
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 @pytest.fixture
 def settings(database_url, keys_dir):
     return load_settings(
@@ -259,3 +289,10 @@ def provider(settings, engine, key_store, tmp_path):
     key_store.generate("RS256", size=2048)
     with TestClient(create_app(settings), base_url=ISSUER) as http:
         yield Provider(http, engine, key_store, settings, tmp_path)
+
+
+@pytest.fixture
+def live_server(provider):
+    """A second, real server process-alike (its own app, same database and keys) on a port."""
+    with serving(create_app(provider.settings), free_port()) as url:
+        yield url

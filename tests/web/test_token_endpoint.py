@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,11 +11,9 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import uvicorn
 from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import update
 
-from digital_id.app import create_app
 from digital_id.db.types import utc_now
 from digital_id.oidc.models import AuthorizationCode
 from tests.web.conftest import ISSUER
@@ -354,32 +351,6 @@ def test_an_unknown_kid_makes_the_server_fetch_the_jwks_uri_once_more(provider, 
     code, verifier, _ = provider.code_for(agency, citizen["nik"])
     assert provider.token(agency, code, verifier).status_code == 401
     assert jwks_server.fetches == 3  # one re-fetch for the unknown kid, then refused
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def live_server(provider):
-    """A second, real server process-alike (its own app, same database and keys) on a port."""
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(provider.settings), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 def test_twenty_parallel_redemptions_of_one_code_give_exactly_one_success(provider, live_server):
