@@ -52,7 +52,8 @@ def negotiate(*, chosen: str | None, ui_locales: str | None, accept_language: st
                 quality = float(params.strip()[2:])
             except ValueError:
                 quality = 0.0
-        ranked.append((-quality, index, tag.split("-")[0].lower()))
+        if quality > 0:  # q=0 means "not acceptable" (RFC 9110, section 12.4.2)
+            ranked.append((-quality, index, tag.split("-")[0].lower()))
     for _, _, language in sorted(ranked):
         if language in LANGUAGES:
             return language

@@ -60,6 +60,9 @@ class Page:
     def csrf_valid(self, token: str | None) -> bool:
         return not self.new_browser and self.services.csrf_valid(self.browser_id, token)
 
+    def csrf_refusal(self) -> HTMLResponse:
+        return self.render("error.html", status=400, message_key="error.csrf", detail=None)
+
     def render(
         self, template: str, *, status: int = 200, back_to: str | None = None, **context: Any
     ) -> HTMLResponse:

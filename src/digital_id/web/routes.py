@@ -64,10 +64,9 @@ def authorize_post(request: Request, db: Database, app: App, form: Form) -> Resp
 
 @router.post("/authorize/login")
 def login(request: Request, db: Database, app: App, form: Form) -> Response:
-    parameters = parse_qsl(_field(form, "authorization_request"), keep_blank_values=True)
-    page = Page(request, app, dict(parameters).get("ui_locales"))
+    page, parameters = _carried(request, app, form)
     if not page.csrf_valid(_field(form, "csrf_token")):
-        return page.render("error.html", status=400, message_key="error.csrf", detail=None)
+        return page.csrf_refusal()
     provider = app.provider(db)
     now = provider.context.now
     outcome = accounts.authenticate(
@@ -89,7 +88,7 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
             failed=True,
             nik="",
             action="/authorize/login",
-            activate_url="/activate",
+            activate_url=_keeping_language(page, "/activate"),
             authorization_request=urlencode(parameters),
         )
     previous = sessions.resume(
@@ -119,10 +118,9 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
 
 @router.post("/authorize/consent")
 def consent(request: Request, db: Database, app: App, form: Form) -> Response:
-    parameters = parse_qsl(_field(form, "authorization_request"), keep_blank_values=True)
-    page = Page(request, app, dict(parameters).get("ui_locales"))
+    page, parameters = _carried(request, app, form)
     if not page.csrf_valid(_field(form, "csrf_token")):
-        return page.render("error.html", status=400, message_key="error.csrf", detail=None)
+        return page.csrf_refusal()
     provider = app.provider(db)
     browser_session = sessions.resume(
         db,
@@ -143,6 +141,12 @@ def consent(request: Request, db: Database, app: App, form: Form) -> Response:
         fresh_login=fresh,
         decision="approve" if decision == "approve" else "deny",
     )
+
+
+def _carried(request: Request, app: Services, form: FormPairs) -> tuple[Page, FormPairs]:
+    """The page and the authorization request the login or consent form carried."""
+    parameters = parse_qsl(_field(form, "authorization_request"), keep_blank_values=True)
+    return Page(request, app, dict(parameters).get("ui_locales")), parameters
 
 
 def _authorization_step(
@@ -193,7 +197,7 @@ def _continue(
             failed=False,
             nik=hint if hint.isdigit() and len(hint) == 16 else "",
             action="/authorize/login",
-            activate_url="/activate",
+            activate_url=_keeping_language(page, "/activate"),
             authorization_request=carried,
         )
     if isinstance(outcome, ShowConsent):
@@ -240,6 +244,12 @@ def _authorize_url(parameters: FormPairs) -> str:
     return "/authorize?" + urlencode(parameters)
 
 
+def _keeping_language(page: Page, path: str) -> str:
+    """A link or form action that answers in the language of the page it is on (the agency's
+    ``ui_locales`` is not carried anywhere else)."""
+    return f"{path}?{urlencode({'ui_locales': page.language})}"
+
+
 # --- activation ------------------------------------------------------------------------
 
 
@@ -251,9 +261,9 @@ def activation_form(request: Request, app: App) -> HTMLResponse:
 
 @router.post("/activate")
 def activate(request: Request, db: Database, app: App, form: Form) -> HTMLResponse:
-    page = Page(request, app)
+    page = Page(request, app, request.query_params.get("ui_locales"))
     if not page.csrf_valid(_field(form, "csrf_token")):
-        return page.render("error.html", status=400, message_key="error.csrf", detail=None)
+        return page.csrf_refusal()
     nik = _field(form, "nik").strip()
     code = _field(form, "code").strip()
     try:
@@ -283,7 +293,7 @@ def _activation_page(
         "activate.html",
         status=status,
         back_to="/activate",
-        action="/activate",
+        action=_keeping_language(page, "/activate"),
         error_key=error_key,
         nik=nik,
         code=code,
@@ -296,14 +306,14 @@ def _activation_page(
 @router.get("/logout")
 def logout_form(request: Request, app: App) -> HTMLResponse:
     page = Page(request, app, request.query_params.get("ui_locales"))
-    return page.render("logout.html", action="/logout")
+    return page.render("logout.html", action=_keeping_language(page, "/logout"))
 
 
 @router.post("/logout")
 def logout(request: Request, db: Database, app: App, form: Form) -> HTMLResponse:
-    page = Page(request, app)
+    page = Page(request, app, request.query_params.get("ui_locales"))
     if not page.csrf_valid(_field(form, "csrf_token")):
-        return page.render("error.html", status=400, message_key="error.csrf", detail=None)
+        return page.csrf_refusal()
     now = utc_now()
     browser_session = sessions.resume(
         db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
