@@ -86,16 +86,5 @@ def end(session: Session, browser_session: BrowserSession, *, now: datetime) -> 
     session.expire(browser_session)
 
 
-def is_live(
-    browser_session: BrowserSession | None, *, policy: SessionPolicy, now: datetime
-) -> bool:
-    return (
-        browser_session is not None
-        and browser_session.ended_at is None
-        and now - browser_session.last_seen_at <= policy.idle
-        and now - browser_session.auth_time <= policy.absolute
-    )
-
-
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
