@@ -371,3 +371,25 @@ def test_twenty_parallel_redemptions_of_one_code_give_exactly_one_success(provid
     winner = next(r for r in responses if r.status_code == 200).json()
     # The losing redemptions revoked what the winner was issued.
     assert provider.userinfo(winner["access_token"]).status_code == 401
+
+
+def test_issuing_tokens_adds_no_rows(provider):
+    """Access tokens are self-contained: the token endpoint only marks the code redeemed."""
+    from sqlalchemy import func, select
+
+    from digital_id.db.models import metadata
+
+    citizen = provider.citizen()
+    agency = provider.agency()
+    code, verifier, _ = provider.code_for(agency, citizen["nik"])
+
+    def counts():
+        with provider.engine.connect() as connection:
+            return {
+                table.name: connection.execute(select(func.count()).select_from(table)).scalar()
+                for table in metadata.sorted_tables
+            }
+
+    before = counts()
+    assert provider.token(agency, code, verifier).status_code == 200
+    assert counts() == before
