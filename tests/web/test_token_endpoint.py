@@ -393,3 +393,23 @@ def test_issuing_tokens_adds_no_rows(provider):
     before = counts()
     assert provider.token(agency, code, verifier).status_code == 200
     assert counts() == before
+
+
+def test_long_expired_codes_and_assertion_ids_are_purged(provider):
+    from sqlalchemy import func, select
+
+    from digital_id.oidc.models import SeenClientAssertion
+
+    citizen = provider.citizen()
+    agency = provider.agency("private_key_jwt")
+    tokens_before = provider.tokens_for(agency, citizen["nik"])
+    assert tokens_before["access_token"]
+    long_ago = utc_now() - timedelta(hours=1)
+    with provider.engine.begin() as connection:
+        connection.execute(update(AuthorizationCode).values(expires_at=long_ago))
+        connection.execute(update(SeenClientAssertion).values(expires_at=long_ago))
+    provider.tokens_for(agency, citizen["nik"])
+    with provider.engine.connect() as connection:
+        codes = connection.execute(select(func.count()).select_from(AuthorizationCode)).scalar()
+        seen = connection.execute(select(func.count()).select_from(SeenClientAssertion)).scalar()
+    assert (codes, seen) == (1, 1)  # only the new flow's

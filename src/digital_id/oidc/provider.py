@@ -32,7 +32,7 @@ from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from authlib.oidc.core import AuthorizationCodeMixin
 from authlib.oidc.core.grants import OpenIDCode
 from joserfc.jwk import KeySet
-from sqlalchemy import exists, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,6 +63,7 @@ LOA_LOW = "urn:digital-id:loa:low"
 # Client assertions may not be valid for longer than this (a replay window we must remember).
 MAX_ASSERTION_LIFETIME = 300
 ASSERTION_LEEWAY = 10
+CODE_RETENTION = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,13 @@ class IssuedCode(AuthorizationCodeMixin):  # type: ignore[misc]
         return list(self.grant.amr)
 
 
+def purge_expired(session: Session, model: type[Any], condition: Any) -> None:
+    """Delete rows nobody needs any more, skipping rows another worker is deleting right now
+    (so two purges never wait on, or deadlock with, each other)."""
+    doomed = select(model.id).where(condition).limit(500).with_for_update(skip_locked=True)
+    session.execute(delete(model).where(model.id.in_(doomed)))
+
+
 def code_hash(code: str) -> str:
     return hashlib.sha256(code.encode("ascii", "replace")).hexdigest()
 
@@ -270,6 +278,12 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         )
         context.session.add(grant)
         context.session.flush()
+        # Codes matter only until they expire (reuse detection); keep the table small.
+        purge_expired(
+            context.session,
+            AuthorizationCode,
+            AuthorizationCode.expires_at < context.now - CODE_RETENTION,
+        )
         context.session.add(
             AuthorizationCode(
                 code_hash=code_hash(code),
@@ -494,6 +508,9 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
             return False
         expires_at = datetime.fromtimestamp(
             float(claims["exp"]) + self.leeway, tz=self.context.now.tzinfo
+        )
+        purge_expired(
+            session, SeenClientAssertion, SeenClientAssertion.expires_at < self.context.now
         )
         try:
             with session.begin_nested():
