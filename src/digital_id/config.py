@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     id_token_lifetime_seconds: int = Field(default=3600, ge=60)
     access_token_lifetime_seconds: int = Field(default=300, ge=60)
     authorization_code_seconds: int = Field(default=60, ge=10, le=600)
+    refresh_token_idle_days: int = Field(default=14, ge=1)
+    refresh_token_absolute_days: int = Field(default=30, ge=1)
     session_idle_minutes: int = Field(default=30, ge=1)
     session_absolute_hours: int = Field(default=12, ge=1)
     keys_grace_seconds: int | None = Field(default=None, ge=0)

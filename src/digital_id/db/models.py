@@ -4,7 +4,12 @@ from digital_id.accounts.models import CitizenAccount
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent
 from digital_id.db.base import Base
-from digital_id.oidc.models import AuthorizationCode, AuthorizationGrant, SeenClientAssertion
+from digital_id.oidc.models import (
+    AuthorizationCode,
+    AuthorizationGrant,
+    RefreshToken,
+    SeenClientAssertion,
+)
 from digital_id.registry.models import Citizen
 from digital_id.sessions.models import BrowserSession
 
@@ -18,6 +23,7 @@ __all__ = [
     "CitizenAccount",
     "Client",
     "Consent",
+    "RefreshToken",
     "SeenClientAssertion",
     "metadata",
 ]

@@ -114,7 +114,7 @@ def authorize(
             context.session, citizen_id=citizen.id, client_pk=client.pk
         )
         if decision is None:
-            if "consent" in prompts or not consent_service.covers(consent, claims.all):
+            if "consent" in prompts or not consent_service.covers(consent, claims.consent_items):
                 if "none" in prompts:
                     raise ConsentRequiredError(redirect_uri=grant.redirect_uri)
                 return ShowConsent(client, citizen, claims)
@@ -123,7 +123,7 @@ def authorize(
                 context.session,
                 citizen_id=citizen.id,
                 client_pk=client.pk,
-                claims=claims.all,
+                claims=claims.consent_items,
                 now=context.now,
             )
         else:

@@ -25,6 +25,8 @@ SCOPE_CLAIMS: Final[dict[str, tuple[str, ...]]] = {
     "age": ("age_over_17", "age_over_18", "age_over_21", "age_over_60"),
 }
 AGE_THRESHOLDS: Final = (17, 18, 21, 60)
+# OpenID Connect Core 11: the scope asking for a refresh token; consented to like a claim.
+OFFLINE_ACCESS: Final = "offline_access"
 SUPPORTED_CLAIMS: Final = tuple(
     dict.fromkeys(c for claims in SCOPE_CLAIMS.values() for c in claims)
 )
@@ -115,10 +117,16 @@ class ClaimsRequest:
     userinfo: tuple[str, ...]
     id_token: tuple[str, ...]
     essential: frozenset[str]
+    offline_access: bool = False
 
     @property
     def all(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*self.userinfo, *self.id_token)))
+
+    @property
+    def consent_items(self) -> tuple[str, ...]:
+        """What the citizen is asked to agree to: the claims, and offline access if asked."""
+        return (*self.all, OFFLINE_ACCESS) if self.offline_access else self.all
 
 
 def resolve_claims_request(

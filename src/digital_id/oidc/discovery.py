@@ -14,7 +14,7 @@ from authlib.oidc.discovery import OpenIDProviderMetadata
 from digital_id.clients.jwks import ASSERTION_ALGORITHMS
 from digital_id.clients.metadata import AUTH_METHODS, LANGUAGES, SUBJECT_TYPES
 from digital_id.keys.store import ALGORITHMS
-from digital_id.oidc.claims import SCOPE_CLAIMS, SUPPORTED_CLAIMS
+from digital_id.oidc.claims import OFFLINE_ACCESS, SCOPE_CLAIMS, SUPPORTED_CLAIMS
 from digital_id.oidc.provider import ACCESS_TOKEN_ALGORITHM, LOA_LOW, RESPONSE_MODES
 
 ENDPOINTS = {
@@ -31,10 +31,10 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
         {
             "issuer": issuer,
             **{name: base + path for name, path in ENDPOINTS.items()},
-            "scopes_supported": list(SCOPE_CLAIMS),
+            "scopes_supported": [*SCOPE_CLAIMS, OFFLINE_ACCESS],
             "response_types_supported": ["code"],
             "response_modes_supported": list(RESPONSE_MODES),
-            "grant_types_supported": ["authorization_code"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
             "subject_types_supported": list(SUBJECT_TYPES),
             "id_token_signing_alg_values_supported": list(ALGORITHMS),
             "userinfo_signing_alg_values_supported": list(ALGORITHMS),

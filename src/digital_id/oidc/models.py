@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from digital_id.db.base import Base
@@ -37,6 +37,26 @@ class AuthorizationGrant(Base):
     auth_time: Mapped[datetime] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The refresh token family: the generation of its one live token, and when it ends.
+    refresh_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    offline_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class RefreshToken(Base):
+    """One refresh token, stored as its SHA-256. Tokens of a grant form a family; only the
+    newest generation is live, an older one only within the grace window after it was rotated."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    grant_id: Mapped[int] = mapped_column(
+        BigIntegerId, ForeignKey("authorization_grants.id", ondelete="CASCADE"), index=True
+    )
+    generation: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    idle_until: Mapped[datetime] = mapped_column(UtcDateTime)
+    rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class AuthorizationCode(Base):

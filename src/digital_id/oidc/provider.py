@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
@@ -25,7 +25,7 @@ from authlib.oauth2.rfc6749 import (
     InvalidRequestError,
     OAuth2Error,
 )
-from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
@@ -40,15 +40,22 @@ from digital_id.clients.jwks import ClientKeyResolver, ClientKeysUnavailableErro
 from digital_id.clients.models import Client
 from digital_id.clients.service import verify_secret
 from digital_id.config import Settings
+from digital_id.consent import service as consent_service
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.claims import (
+    OFFLINE_ACCESS,
     SCOPE_CLAIMS,
     ClaimsRequest,
     InvalidClaimsRequestError,
     claim_values,
     resolve_claims_request,
 )
-from digital_id.oidc.models import AuthorizationCode, AuthorizationGrant, SeenClientAssertion
+from digital_id.oidc.models import (
+    AuthorizationCode,
+    AuthorizationGrant,
+    RefreshToken,
+    SeenClientAssertion,
+)
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.subjects import pairwise_subject, public_subject, sector_of
 from digital_id.registry.models import Citizen
@@ -64,6 +71,14 @@ LOA_LOW = "urn:digital-id:loa:low"
 MAX_ASSERTION_LIFETIME = 300
 ASSERTION_LEEWAY = 10
 CODE_RETENTION = timedelta(minutes=10)
+# A rotated refresh token still works this long, so a lost response does not strand the app.
+REFRESH_GRACE = timedelta(seconds=30)
+CLIENT_AUTH_METHODS: Final = (
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+)
 
 
 @dataclass(frozen=True)
@@ -245,12 +260,7 @@ def revoke_grant(session: Session, grant_id: int, now: datetime) -> None:
 
 
 class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = [  # noqa: RUF012 (authlib's class attribute)
-        "client_secret_basic",
-        "client_secret_post",
-        "private_key_jwt",
-        "none",
-    ]
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     AUTHORIZATION_CODE_LENGTH = 43  # 256 bits of token_urlsafe-like alphabet
 
     @property
@@ -275,6 +285,9 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
             amr=list(approval.browser_session.amr),
             auth_time=approval.browser_session.auth_time,
             created_at=context.now,
+            offline_until=context.now + timedelta(days=context.settings.refresh_token_absolute_days)
+            if approval.claims.offline_access
+            else None,
         )
         context.session.add(grant)
         context.session.flush()
@@ -331,6 +344,21 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         )
         return IssuedCode(row, grant, browser_session.sid if browser_session else None)
 
+    def generate_token(
+        self,
+        user: Subject | None = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        # A refresh token only when the citizen consented to offline access (Core 11).
+        offline = user is not None and user.grant.offline_until is not None
+        token: dict[str, Any] = super().generate_token(
+            user, scope, grant_type, expires_in, include_refresh_token and offline
+        )
+        return token
+
     def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
         """Nothing to delete: the redemption already marked it, and the mark is what lets a
         second presentation be recognised and its tokens revoked."""
@@ -342,6 +370,119 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
             return None
         client: AgencyClient = self.request.client
         return Subject(client.subject_for(citizen.id, self.context.pairwise_secret), grant, citizen)
+
+
+class PresentedRefreshToken:
+    def __init__(self, row: RefreshToken, grant: AuthorizationGrant) -> None:
+        self.row = row
+        self.grant = grant
+
+    def check_client(self, client: AgencyClient) -> bool:
+        return self.grant.client_id == client.pk
+
+    def get_scope(self) -> str:
+        return self.grant.scope
+
+
+def lock_family(session: Session, grant_id: int) -> AuthorizationGrant | None:
+    """Serialise work on one refresh token family: a no-op UPDATE takes the grant's row lock
+    (PostgreSQL) or the write lock (SQLite) before anything is read."""
+    session.execute(
+        update(AuthorizationGrant)
+        .where(AuthorizationGrant.id == grant_id)
+        .values(refresh_generation=AuthorizationGrant.refresh_generation)
+    )
+    return session.scalars(
+        select(AuthorizationGrant)
+        .where(AuthorizationGrant.id == grant_id)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def store_refresh_token(
+    context: ProviderContext,
+    grant: AuthorizationGrant,
+    token: str,
+    parent: PresentedRefreshToken | None,
+) -> None:
+    """The next generation after ``parent`` (the first without one). Tokens issued from the
+    same parent within the grace window are siblings of one generation; using any of them
+    starts the next, and every older one goes stale."""
+    assert grant.offline_until is not None
+    generation = parent.row.generation + 1 if parent is not None else 1
+    grant.refresh_generation = max(grant.refresh_generation, generation)
+    context.session.add(
+        RefreshToken(
+            token_hash=code_hash(token),
+            grant_id=grant.id,
+            generation=generation,
+            issued_at=context.now,
+            idle_until=min(
+                context.now + timedelta(days=context.settings.refresh_token_idle_days),
+                grant.offline_until,
+            ),
+        )
+    )
+    context.session.flush()
+
+
+class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
+    """Rotation on every use (OAuth 2.0 Security BCP 4.14). Only the newest generation of a
+    family is live; a token rotated less than REFRESH_GRACE ago still works (its response may
+    have been lost), and any other stale token presented revokes the family: that grant
+    only, not the citizen's other sessions or agencies."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    @property
+    def context(self) -> ProviderContext:
+        context: ProviderContext = self.server.context
+        return context
+
+    def authenticate_refresh_token(self, refresh_token: str) -> PresentedRefreshToken | None:
+        context = self.context
+        session = context.session
+        row = session.scalars(
+            select(RefreshToken).where(RefreshToken.token_hash == code_hash(refresh_token))
+        ).one_or_none()
+        if row is None:
+            return None
+        client: AgencyClient = self.request.client
+        grant = lock_family(session, row.grant_id)
+        if grant is None or grant.client_id != client.pk:
+            return None  # another client's token: refused, and it changes nothing
+        session.refresh(row)
+        now = context.now
+        if (
+            grant.revoked_at is not None
+            or grant.offline_until is None
+            or now >= grant.offline_until
+            or now >= row.idle_until
+        ):
+            return None
+        consent = consent_service.current(session, citizen_id=grant.citizen_id, client_pk=client.pk)
+        if consent is None or OFFLINE_ACCESS not in consent.claims:
+            return None  # withdrawn since
+        if row.generation != grant.refresh_generation and (
+            row.rotated_at is None or now - row.rotated_at > REFRESH_GRACE
+        ):
+            revoke_grant(session, grant.id, now)
+            return None
+        return PresentedRefreshToken(row, grant)
+
+    def authenticate_user(self, refresh_token: PresentedRefreshToken) -> Subject | None:
+        grant = refresh_token.grant
+        citizen = self.context.session.get(Citizen, grant.citizen_id)
+        if citizen is None or citizen.status != "active":
+            return None
+        client: AgencyClient = self.request.client
+        return Subject(client.subject_for(citizen.id, self.context.pairwise_secret), grant, citizen)
+
+    def revoke_old_credential(self, refresh_token: PresentedRefreshToken) -> None:
+        if refresh_token.row.rotated_at is None:
+            refresh_token.row.rotated_at = self.context.now
+            self.context.session.flush()
 
 
 class RequiredS256(CodeChallenge):  # type: ignore[misc]
@@ -385,6 +526,10 @@ def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
         )
     except InvalidClaimsRequestError as exc:
         raise InvalidRequestError(str(exc)) from None
+    if OFFLINE_ACCESS in (grant.request.scope or "").split() and client.check_grant_type(
+        "refresh_token"
+    ):
+        grant.request.claims_request = replace(grant.request.claims_request, offline_access=True)
 
 
 class OpenIDExtension(OpenIDCode):  # type: ignore[misc]
@@ -445,6 +590,10 @@ class OpenIDExtension(OpenIDCode):  # type: ignore[misc]
         }
 
 
+def _random_refresh_token(**_: Any) -> str:
+    return secrets.token_urlsafe(32)
+
+
 class AccessTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
     """RFC 9068 access tokens: no claim values, nothing written; the ``jti`` starts with the
     grant's public id so UserInfo can check that the grant is still live."""
@@ -454,6 +603,7 @@ class AccessTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
             issuer=context.settings.issuer,
             alg=ACCESS_TOKEN_ALGORITHM,
             expires_generator=context.settings.access_token_lifetime_seconds,
+            refresh_token_generator=_random_refresh_token,
         )
         self.context = context
 
@@ -528,6 +678,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         self.context = context
         self._clients: dict[str, AgencyClient | None] = {}
         self.register_grant(CodeGrant, [RequiredS256(required=True), OpenIDExtension(context)])
+        self.register_grant(RefreshGrant)
         self.register_token_generator("default", AccessTokens(context))
         self.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt(context))
 
@@ -545,8 +696,13 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         """Unknown scopes are ignored, as OpenID Connect Core 3.1.2.1 asks, not refused."""
 
     def save_token(self, token: dict[str, Any], request: ProviderRequest) -> None:
-        """Nothing to store: access tokens are self-contained, and their grant was stored with
-        the code."""
+        """Only a refresh token is stored (hashed): access tokens are self-contained, and
+        their grant was stored with the code."""
+        if "refresh_token" in token:
+            subject: Subject = request.user
+            store_refresh_token(
+                self.context, subject.grant, token["refresh_token"], request.refresh_token
+            )
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """No signal bus; the audit trail hooks in here later."""

@@ -210,7 +210,7 @@ def _continue(
             citizen_name=outcome.citizen.full_name,
             claims=[
                 {"name": name, "essential": name in outcome.claims.essential}
-                for name in outcome.claims.all
+                for name in outcome.claims.consent_items
             ],
             logo_uri=metadata.get("logo_uri")
             if str(metadata.get("logo_uri", "")).startswith("https://")
