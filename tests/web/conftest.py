@@ -90,6 +90,11 @@ class Agency:
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri}
         if verifier is not None:
             form["code_verifier"] = verifier
+        return self.authenticated(form | extra)
+
+    def authenticated(self, form: dict[str, str]) -> dict[str, Any]:
+        """``form`` with this client's authentication added, as httpx keyword arguments."""
+        form = dict(form)
         auth = None
         if self.method == "client_secret_basic":
             auth = (self.client_id, self.secret or "")
@@ -102,7 +107,6 @@ class Agency:
             }
         else:
             form["client_id"] = self.client_id
-        form |= extra
         return {"data": form, "auth": auth}
 
 
@@ -164,7 +168,7 @@ class Provider:
             registered.client_secret,
             private_key,
             method,
-            redirect_uri=data["redirect_uris"][0],
+            redirect_uri=(data["redirect_uris"] or [""])[0],
         )
 
     # --- acting as the browser -------------------------------------------------------------

@@ -25,14 +25,8 @@ def offline_agency(provider, method="client_secret_basic", **metadata):
 
 
 def refresh(provider, agency, refresh_token, **extra):
-    request = agency.token_request("", None)
-    form = {
-        name: value
-        for name, value in request["data"].items()
-        if name not in ("code", "redirect_uri", "grant_type")
-    }
-    form |= {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
-    return provider.http.post("/token", data=form, auth=request["auth"])
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+    return provider.http.post("/token", **agency.authenticated(form))
 
 
 def test_no_refresh_token_without_offline_access(provider):
@@ -152,13 +146,11 @@ def test_twenty_parallel_refreshes_leave_one_live_token_in_one_family(provider, 
     citizen = provider.citizen()
     agency = offline_agency(provider)
     token = provider.tokens_for(agency, citizen["nik"], **OFFLINE)["refresh_token"]
-    request = agency.token_request("", None)
-    form = {k: v for k, v in request["data"].items() if k not in ("code", "redirect_uri")}
-    form |= {"grant_type": "refresh_token", "refresh_token": token}
+    request = agency.authenticated({"grant_type": "refresh_token", "refresh_token": token})
 
     def use(_: int) -> httpx.Response:
         with httpx.Client(base_url=live_server, timeout=60) as client:
-            return client.post("/token", data=form, auth=request["auth"])
+            return client.post("/token", **request)
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         responses = list(pool.map(use, range(20)))

@@ -37,7 +37,7 @@ _KNOWN: Final = frozenset(
         "client_name", *(f"client_name#{lang}" for lang in LANGUAGES), *_URI_FIELDS, "redirect_uris",
         "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
         "jwks", "scope", "subject_type", "id_token_signed_response_alg", "userinfo_signed_response_alg",
-        "contacts",
+        "contacts", "resource_server",
     }
 )  # fmt: skip
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 section 3.3
@@ -73,6 +73,7 @@ class ClientMetadata:
     jwks: dict[str, Any] | None = None
     uris: dict[str, str] = field(default_factory=dict)
     contacts: tuple[str, ...] = ()
+    resource_server: bool = False
 
     @property
     def display_name(self) -> str:
@@ -114,6 +115,8 @@ class ClientMetadata:
             registration["userinfo_signed_response_alg"] = self.userinfo_signed_response_alg
         if self.jwks is not None:
             registration["jwks"] = self.jwks
+        if self.resource_server:
+            registration["resource_server"] = True
         return registration
 
 
@@ -204,7 +207,20 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
         jwks=jwks,
         uris=uris,
         contacts=contacts,
+        resource_server=_resource_server(data, method),
     )
+
+
+def _resource_server(data: dict[str, Any], method: str) -> bool:
+    """Not RFC 7591: marks an agency API that may introspect any agency's tokens (RFC 7662)."""
+    resource_server = data.get("resource_server", False)
+    if not isinstance(resource_server, bool):
+        raise InvalidClientMetadataError("resource_server", "must be true or false")
+    if resource_server and method == "none":
+        raise InvalidClientMetadataError(
+            "resource_server", "a resource server must authenticate (not auth method none)"
+        )
+    return resource_server
 
 
 def _check_client_authentication(

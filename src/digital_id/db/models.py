@@ -8,6 +8,7 @@ from digital_id.oidc.models import (
     AuthorizationCode,
     AuthorizationGrant,
     RefreshToken,
+    RevokedAccessToken,
     SeenClientAssertion,
 )
 from digital_id.registry.models import Citizen
@@ -24,6 +25,7 @@ __all__ = [
     "Client",
     "Consent",
     "RefreshToken",
+    "RevokedAccessToken",
     "SeenClientAssertion",
     "metadata",
 ]

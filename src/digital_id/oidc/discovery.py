@@ -15,12 +15,15 @@ from digital_id.clients.jwks import ASSERTION_ALGORITHMS
 from digital_id.clients.metadata import AUTH_METHODS, LANGUAGES, SUBJECT_TYPES
 from digital_id.keys.store import ALGORITHMS
 from digital_id.oidc.claims import OFFLINE_ACCESS, SCOPE_CLAIMS, SUPPORTED_CLAIMS
-from digital_id.oidc.provider import ACCESS_TOKEN_ALGORITHM, LOA_LOW, RESPONSE_MODES
+from digital_id.oidc.provider import LOA_LOW, RESPONSE_MODES
+from digital_id.oidc.tokens import ACCESS_TOKEN_ALGORITHM
 
 ENDPOINTS = {
     "authorization_endpoint": "/authorize",
     "token_endpoint": "/token",
     "userinfo_endpoint": "/userinfo",
+    "revocation_endpoint": "/revoke",
+    "introspection_endpoint": "/introspect",
     "jwks_uri": "/jwks",
 }
 
@@ -34,12 +37,16 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
             "scopes_supported": [*SCOPE_CLAIMS, OFFLINE_ACCESS],
             "response_types_supported": ["code"],
             "response_modes_supported": list(RESPONSE_MODES),
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "subject_types_supported": list(SUBJECT_TYPES),
             "id_token_signing_alg_values_supported": list(ALGORITHMS),
             "userinfo_signing_alg_values_supported": list(ALGORITHMS),
             "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
             "token_endpoint_auth_signing_alg_values_supported": sorted(ASSERTION_ALGORITHMS),
+            "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "revocation_endpoint_auth_signing_alg_values_supported": sorted(ASSERTION_ALGORITHMS),
+            "introspection_endpoint_auth_methods_supported": [m for m in AUTH_METHODS if m != "none"],
+            "introspection_endpoint_auth_signing_alg_values_supported": sorted(ASSERTION_ALGORITHMS),
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", *SUPPORTED_CLAIMS],
             "claims_parameter_supported": True,

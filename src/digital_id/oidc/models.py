@@ -96,3 +96,14 @@ class SeenClientAssertion(Base):
     )
     jti: Mapped[str] = mapped_column(String(256))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class RevokedAccessToken(Base):
+    """A revoked access token that no grant stands behind (client credentials), kept until
+    it would have expired anyway."""
+
+    __tablename__ = "revoked_access_tokens"
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    jti: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

@@ -11,7 +11,6 @@ so nothing here holds state between requests.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from dataclasses import dataclass, replace
@@ -23,11 +22,18 @@ from authlib.oauth2.rfc6749 import (
     ClientMixin,
     InvalidClientError,
     InvalidRequestError,
+    InvalidScopeError,
     OAuth2Error,
 )
-from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc6749.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+)
+from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from authlib.oidc.core import AuthorizationCodeMixin
 from authlib.oidc.core.grants import OpenIDCode
@@ -54,16 +60,22 @@ from digital_id.oidc.models import (
     AuthorizationCode,
     AuthorizationGrant,
     RefreshToken,
+    RevokedAccessToken,
     SeenClientAssertion,
 )
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.subjects import pairwise_subject, public_subject, sector_of
+from digital_id.oidc.tokens import (
+    ACCESS_TOKEN_ALGORITHM,
+    CLIENT_TOKEN_PREFIX,
+    PresentedToken,
+    find_token,
+    token_digest,
+)
 from digital_id.registry.models import Citizen
 from digital_id.registry.regions import RegionTable
 from digital_id.sessions.models import BrowserSession
 
-# The one access-token algorithm: RFC 9068 resource servers must support RS256.
-ACCESS_TOKEN_ALGORITHM = "RS256"  # noqa: S105 (an algorithm name)
 RESPONSE_MODES = ("query", "form_post")
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 LOA_LOW = "urn:digital-id:loa:low"
@@ -73,6 +85,8 @@ ASSERTION_LEEWAY = 10
 CODE_RETENTION = timedelta(minutes=10)
 # A rotated refresh token still works this long, so a lost response does not strand the app.
 REFRESH_GRACE = timedelta(seconds=30)
+# Scopes that release something about a citizen: never for a client acting as itself.
+CITIZEN_SCOPES: Final = frozenset({*SCOPE_CLAIMS, OFFLINE_ACCESS})
 CLIENT_AUTH_METHODS: Final = (
     "client_secret_basic",
     "client_secret_post",
@@ -165,10 +179,22 @@ class AgencyClient(ClientMixin):  # type: ignore[misc]
         uris = self.redirect_uris
         return uris[0] if len(uris) == 1 else None
 
+    @property
+    def api_scopes(self) -> list[str]:
+        """The registered scopes a client may hold as itself (client credentials)."""
+        return [scope for scope in self.registered_scopes if scope not in CITIZEN_SCOPES]
+
+    @property
+    def is_resource_server(self) -> bool:
+        return self.client_metadata.get("resource_server") is True
+
     def get_allowed_scope(self, scope: str | None) -> str | None:
         requested = (scope or "").split()
         if "openid" not in requested:
-            return None  # an OpenID provider only: authlib answers invalid_scope
+            # Acting as itself: only its own API scopes; all of them if it names none.
+            return " ".join(s for s in requested if s in self.api_scopes) or (
+                " ".join(self.api_scopes) if not requested else ""
+            )
         registered = set(self.registered_scopes)
         # Scopes outside the registration are dropped (the token response shows what was granted).
         return " ".join(dict.fromkeys(s for s in requested if s in registered))
@@ -247,10 +273,6 @@ def purge_expired(session: Session, model: type[Any], condition: Any) -> None:
     session.execute(delete(model).where(model.id.in_(doomed)))
 
 
-def code_hash(code: str) -> str:
-    return hashlib.sha256(code.encode("ascii", "replace")).hexdigest()
-
-
 def revoke_grant(session: Session, grant_id: int, now: datetime) -> None:
     session.execute(
         update(AuthorizationGrant)
@@ -299,7 +321,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         )
         context.session.add(
             AuthorizationCode(
-                code_hash=code_hash(code),
+                code_hash=token_digest(code),
                 grant_id=grant.id,
                 client_id=client.pk,
                 redirect_uri=data.get("redirect_uri"),
@@ -319,7 +341,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         (RFC 6749 section 4.1.2)."""
         context = self.context
         session = context.session
-        hashed = code_hash(code)
+        hashed = token_digest(code)
         claimed = session.execute(
             update(AuthorizationCode)
             .where(
@@ -413,7 +435,7 @@ def store_refresh_token(
     grant.refresh_generation = max(grant.refresh_generation, generation)
     context.session.add(
         RefreshToken(
-            token_hash=code_hash(token),
+            token_hash=token_digest(token),
             grant_id=grant.id,
             generation=generation,
             issued_at=context.now,
@@ -444,7 +466,7 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
         context = self.context
         session = context.session
         row = session.scalars(
-            select(RefreshToken).where(RefreshToken.token_hash == code_hash(refresh_token))
+            select(RefreshToken).where(RefreshToken.token_hash == token_digest(refresh_token))
         ).one_or_none()
         if row is None:
             return None
@@ -504,6 +526,8 @@ class RequiredS256(CodeChallenge):  # type: ignore[misc]
 def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
     """The OpenID Connect parameters authlib's grant does not check itself."""
     data = grant.request.payload.data
+    if "openid" not in (grant.request.scope or "").split():
+        raise InvalidScopeError("this is an OpenID provider: the scope must include openid")
     if data.get("response_mode", "query") not in RESPONSE_MODES:
         raise InvalidRequestError("response_mode must be query or form_post")
     for name in ("request", "request_uri", "registration"):
@@ -610,14 +634,17 @@ class AccessTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
     def get_jwks(self) -> KeySet:
         return KeySet([self.context.keys.signing_key(ACCESS_TOKEN_ALGORITHM)])
 
-    def get_jti(self, client: AgencyClient, grant_type: str, user: Subject, scope: str) -> str:
-        return f"{user.grant.public_id}.{secrets.token_urlsafe(12)}"
+    def get_jti(
+        self, client: AgencyClient, grant_type: str, user: Subject | None, scope: str
+    ) -> str:
+        owner = user.grant.public_id if user is not None else CLIENT_TOKEN_PREFIX
+        return f"{owner}.{secrets.token_urlsafe(12)}"
 
-    def get_auth_time(self, user: Subject) -> int:
-        return int(user.grant.auth_time.timestamp())
+    def get_auth_time(self, user: Subject | None) -> int | None:
+        return int(user.grant.auth_time.timestamp()) if user is not None else None
 
-    def get_acr(self, user: Subject) -> str:
-        return user.grant.acr
+    def get_acr(self, user: Subject | None) -> str | None:
+        return user.grant.acr if user is not None else None
 
 
 class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
@@ -672,6 +699,118 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
         return True
 
 
+class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
+    """An agency acting as itself, for agency-to-agency APIs: only clients registered for the
+    grant, only scopes in their registration, never a scope that releases citizen data."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = tuple(m for m in CLIENT_AUTH_METHODS if m != "none")
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        client: AgencyClient = self.request.client
+        requested = set((self.request.payload.scope or "").split())
+        if requested & CITIZEN_SCOPES or not requested <= set(client.api_scopes):
+            raise InvalidScopeError("the scope is not in this client's registration")
+        if not client.api_scopes:
+            raise InvalidScopeError("this client has no scopes registered for itself")
+
+
+class TokenRevocation(RevocationEndpoint):  # type: ignore[misc]
+    """RFC 7009. Revoking any token of a grant revokes the grant: its refresh token family
+    and its access tokens (at UserInfo and introspection) together."""
+
+    CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    @property
+    def context(self) -> ProviderContext:
+        context: ProviderContext = self.server.context
+        return context
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
+        context = self.context
+        return find_token(
+            context.session,
+            token_string,
+            keys=context.keys,
+            issuer=context.settings.issuer,
+            now=context.now,
+        )
+
+    def revoke_token(self, token: PresentedToken, request: ProviderRequest) -> None:
+        context = self.context
+        if token.grant is not None:
+            revoke_grant(context.session, token.grant.id, context.now)
+            return
+        try:
+            with context.session.begin_nested():
+                context.session.add(
+                    RevokedAccessToken(jti=token.claims["jti"], expires_at=token.expires_at)
+                )
+        except IntegrityError:
+            pass  # revoked already
+        purge_expired(
+            context.session, RevokedAccessToken, RevokedAccessToken.expires_at < context.now
+        )
+
+
+class TokenIntrospection(IntrospectionEndpoint):  # type: ignore[misc]
+    """RFC 7662. A client sees its own tokens; a client registered as a resource server sees
+    any. Inactive, expired, revoked, unknown and foreign tokens all answer ``active: false``."""
+
+    CLIENT_AUTH_METHODS = tuple(m for m in CLIENT_AUTH_METHODS if m != "none")
+
+    @property
+    def context(self) -> ProviderContext:
+        context: ProviderContext = self.server.context
+        return context
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
+        context = self.context
+        return find_token(
+            context.session,
+            token_string,
+            keys=context.keys,
+            issuer=context.settings.issuer,
+            now=context.now,
+        )
+
+    def check_permission(
+        self, token: PresentedToken, client: AgencyClient, request: ProviderRequest
+    ) -> bool:
+        return token.check_client(client) or client.is_resource_server
+
+    def introspect_token(self, token: PresentedToken) -> dict[str, Any]:
+        if token.kind == "access_token":
+            payload: dict[str, Any] = {
+                name: token.claims[name]
+                for name in (
+                    "scope",
+                    "client_id",
+                    "sub",
+                    "aud",
+                    "iss",
+                    "exp",
+                    "iat",
+                    "jti",
+                    "acr",
+                    "auth_time",
+                )
+                if name in token.claims
+            }
+            return {"active": True, "token_type": "Bearer", **payload}
+        assert token.grant is not None
+        owner = AgencyClient(token.client)
+        return {
+            "active": True,
+            "token_type": "refresh_token",
+            "scope": token.grant.scope,
+            "client_id": token.client.client_id,
+            "sub": owner.subject_for(token.grant.citizen_id, self.context.pairwise_secret),
+            "iss": self.context.settings.issuer,
+            "exp": int(token.expires_at.timestamp()),
+        }
+
+
 class Provider(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(scopes_supported=list(SCOPE_CLAIMS))
@@ -679,6 +818,9 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         self._clients: dict[str, AgencyClient | None] = {}
         self.register_grant(CodeGrant, [RequiredS256(required=True), OpenIDExtension(context)])
         self.register_grant(RefreshGrant)
+        self.register_grant(ClientCredentials)
+        self.register_endpoint(TokenRevocation)
+        self.register_endpoint(TokenIntrospection)
         self.register_token_generator("default", AccessTokens(context))
         self.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt(context))
 

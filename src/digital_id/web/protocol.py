@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from digital_id.db.types import utc_now
 from digital_id.oidc.discovery import provider_metadata
+from digital_id.oidc.provider import OAuthResponse
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.userinfo import InvalidAccessTokenError, userinfo
 from digital_id.web.routes import Database, Form
@@ -41,7 +42,36 @@ def token(request: Request, db: Database, app: App, form: Form) -> Response:
     oauth_request = ProviderRequest(
         "POST", app.endpoint("/token"), request.headers, query=(), form=form
     )
-    response = app.provider(db).create_token_response(oauth_request)
+    return _oauth_json(db, app.provider(db).create_token_response(oauth_request))
+
+
+@router.post(
+    "/revoke",
+    summary="Token revocation (RFC 7009): a refresh or access token, and with it its grant.",
+    responses={400: {"description": "OAuth error"}, 401: {"description": "invalid_client"}},
+)
+def revoke(request: Request, db: Database, app: App, form: Form) -> Response:
+    oauth_request = ProviderRequest(
+        "POST", app.endpoint("/revoke"), request.headers, query=(), form=form
+    )
+    return _oauth_json(db, app.provider(db).create_endpoint_response("revocation", oauth_request))
+
+
+@router.post(
+    "/introspect",
+    summary="Token introspection (RFC 7662): whether a token is live, for its client or a resource server.",
+    responses={400: {"description": "OAuth error"}, 401: {"description": "invalid_client"}},
+)
+def introspect(request: Request, db: Database, app: App, form: Form) -> Response:
+    oauth_request = ProviderRequest(
+        "POST", app.endpoint("/introspect"), request.headers, query=(), form=form
+    )
+    return _oauth_json(
+        db, app.provider(db).create_endpoint_response("introspection", oauth_request)
+    )
+
+
+def _oauth_json(db: Session, response: OAuthResponse) -> JSONResponse:
     # Commit whatever the outcome: a redeemed code, a revoked grant, a seen assertion id.
     db.commit()
     headers = {name: value for name, value in response.headers if name.lower() != "content-type"}

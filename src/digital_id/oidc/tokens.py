@@ -1,0 +1,171 @@
+"""Recognising a token presented back to us, and whether it is still live.
+
+Shared by UserInfo, revocation (RFC 7009) and introspection (RFC 7662): an access token is
+one of our RFC 9068 JWTs (its ``jti`` names its grant, or marks a client-credentials token);
+a refresh token is looked up by its hash. A token is live only while everything behind it
+is: the grant, the browser session it came from, the citizen's consent, the agency, the
+citizen's register record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from digital_id.clients.models import Client
+from digital_id.consent import service as consent_service
+from digital_id.keys.store import KeySnapshot
+from digital_id.oidc.models import AuthorizationGrant, RefreshToken, RevokedAccessToken
+from digital_id.registry.models import Citizen
+from digital_id.sessions.models import BrowserSession
+
+ACCESS_TOKEN_ALGORITHM = "RS256"  # noqa: S105 (an algorithm name)
+# The jti prefix of an access token that no citizen stands behind (client credentials).
+CLIENT_TOKEN_PREFIX = "cc"  # noqa: S105 (a prefix, not a secret)
+
+
+class InvalidAccessTokenError(Exception):
+    """RFC 6750 ``invalid_token``: the message is for logs, the client sees only the code."""
+
+
+def token_digest(token: str) -> str:
+    """What is stored of a code or refresh token: 256-bit random values need no slow hash."""
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+def decode_access_token(
+    token: str, *, keys: KeySnapshot, issuer: str, now: datetime, allow_expired: bool = False
+) -> dict[str, Any]:
+    """The claims of a genuine access token of ours, or InvalidAccessTokenError."""
+    try:
+        decoded = jwt.decode(token, keys.verification_keys(), algorithms=[ACCESS_TOKEN_ALGORITHM])
+        if str(decoded.header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
+            raise InvalidAccessTokenError("not an access token (typ)")
+        rules: dict[str, Any] = {
+            "iss": {"essential": True, "value": issuer},
+            "sub": {"essential": True},
+            "client_id": {"essential": True},
+            "jti": {"essential": True},
+        }
+        claims = dict(decoded.claims)
+        if not isinstance(claims.get("exp"), int):
+            raise InvalidAccessTokenError("no exp")
+        if allow_expired:
+            del claims["exp"]  # the caller judges expiry itself
+        jwt.JWTClaimsRegistry(now=int(now.timestamp()), **rules).validate(claims)
+    except (JoseError, ValueError) as exc:
+        raise InvalidAccessTokenError(f"token rejected: {exc.__class__.__name__}") from None
+    return decoded.claims
+
+
+@dataclass
+class PresentedToken:
+    """A token of ours, as authlib's revocation and introspection endpoints ask about it."""
+
+    kind: str  # "access_token" or "refresh_token"
+    client: Client
+    grant: AuthorizationGrant | None
+    claims: dict[str, Any]
+    expires_at: datetime
+    live: bool
+    checked_at: datetime
+
+    def check_client(self, client: Any) -> bool:
+        return bool(client.pk == self.client.id)
+
+    def get_scope(self) -> str:
+        return str(self.claims.get("scope") or (self.grant.scope if self.grant else ""))
+
+    def is_expired(self) -> bool:
+        return self.checked_at >= self.expires_at
+
+    def is_revoked(self) -> bool:
+        return not self.live
+
+
+def grant_problem(session: Session, grant: AuthorizationGrant) -> str | None:
+    """Why a grant no longer stands (for logs), or None while it does."""
+    if grant.revoked_at is not None:
+        return "the grant is revoked"
+    client = session.get(Client, grant.client_id)
+    if client is None or not client.enabled:
+        return "the client is unknown or disabled"
+    citizen = session.get(Citizen, grant.citizen_id)
+    if citizen is None or citizen.status != "active":
+        return "the citizen can no longer log in"
+    if grant.session_id is not None and grant.offline_until is None:
+        # Online access lives with the browser session; offline access outlives it.
+        browser_session = session.get(BrowserSession, grant.session_id)
+        if browser_session is None or browser_session.ended_at is not None:
+            return "the session has ended"
+    if consent_service.current(session, citizen_id=citizen.id, client_pk=client.id) is None:
+        return "the consent was withdrawn"
+    return None
+
+
+def grant_of(session: Session, claims: dict[str, Any]) -> AuthorizationGrant | None:
+    prefix = str(claims["jti"]).split(".", 1)[0]
+    if prefix == CLIENT_TOKEN_PREFIX:
+        return None
+    return session.scalars(
+        select(AuthorizationGrant).where(AuthorizationGrant.public_id == prefix)
+    ).one_or_none()
+
+
+def find_token(
+    session: Session,
+    token: str,
+    *,
+    keys: KeySnapshot,
+    issuer: str,
+    now: datetime,
+) -> PresentedToken | None:
+    """Any token of ours, live or not; None when it is not ours at all."""
+    if token.count(".") == 2:
+        return _access_token(session, token, keys=keys, issuer=issuer, now=now)
+    return _refresh_token(session, token, now)
+
+
+def _access_token(
+    session: Session, token: str, *, keys: KeySnapshot, issuer: str, now: datetime
+) -> PresentedToken | None:
+    try:
+        claims = decode_access_token(token, keys=keys, issuer=issuer, now=now, allow_expired=True)
+    except InvalidAccessTokenError:
+        return None
+    client = session.scalars(
+        select(Client).where(Client.client_id == claims["client_id"])
+    ).one_or_none()
+    if client is None:
+        return None
+    expires_at = datetime.fromtimestamp(int(claims["exp"]), tz=now.tzinfo)
+    if str(claims["jti"]).startswith(CLIENT_TOKEN_PREFIX + "."):
+        revoked = session.scalar(select(exists().where(RevokedAccessToken.jti == claims["jti"])))
+        live = client.enabled and not revoked
+        return PresentedToken("access_token", client, None, claims, expires_at, live, now)
+    grant = grant_of(session, claims)
+    if grant is None or grant.client_id != client.id:
+        return None
+    live = grant_problem(session, grant) is None
+    return PresentedToken("access_token", client, grant, claims, expires_at, live, now)
+
+
+def _refresh_token(session: Session, token: str, now: datetime) -> PresentedToken | None:
+    row = session.scalars(
+        select(RefreshToken).where(RefreshToken.token_hash == token_digest(token))
+    ).one_or_none()
+    if row is None:
+        return None
+    grant = session.get_one(AuthorizationGrant, row.grant_id)
+    client = session.get_one(Client, grant.client_id)
+    ends = min(row.idle_until, grant.offline_until) if grant.offline_until else row.idle_until
+    live = grant_problem(session, grant) is None and row.generation == grant.refresh_generation
+    claims = {"scope": grant.scope, "client_id": client.client_id, "sub": None}
+    return PresentedToken("refresh_token", client, grant, claims, ends, live, now)
