@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ from digital_id.db.migrate import SchemaNotCurrentError, ensure_current
 from digital_id.keys.errors import KeyStoreError
 from digital_id.keys.ring import KeyRing
 from digital_id.keys.store import KeyStore
+from digital_id.oidc.logout import Courier
 from digital_id.registry.regions import load_regions
 from digital_id.web import protocol, routes
+from digital_id.web.courier import CourierThread
 from digital_id.web.rendering import SECURITY_HEADERS
 from digital_id.web.services import Services
 
@@ -58,7 +61,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             regions=load_regions(),
             client_keys=ClientKeyResolver(),
         )
+        courier = CourierThread(
+            Courier(
+                engine,
+                settings.issuer,
+                retry_base=timedelta(seconds=settings.backchannel_logout_retry_seconds),
+            ),
+            key_ring,
+            interval=min(5.0, settings.backchannel_logout_retry_seconds),
+        )
+        app.state.services.courier = courier
+        courier.start()
         yield
+        courier.stop()
         engine.dispose()
 
     app = FastAPI(

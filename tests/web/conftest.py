@@ -285,6 +285,7 @@ def settings(database_url, keys_dir):
         issuer=ISSUER,
         pin_argon2_memory_kib=64,
         pin_argon2_time_cost=1,
+        backchannel_logout_retry_seconds=0.2,
     )
 
 

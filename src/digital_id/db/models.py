@@ -7,6 +7,7 @@ from digital_id.db.base import Base
 from digital_id.oidc.models import (
     AuthorizationCode,
     AuthorizationGrant,
+    LogoutDelivery,
     RefreshToken,
     RevokedAccessToken,
     SeenClientAssertion,
@@ -24,6 +25,7 @@ __all__ = [
     "CitizenAccount",
     "Client",
     "Consent",
+    "LogoutDelivery",
     "RefreshToken",
     "RevokedAccessToken",
     "SeenClientAssertion",

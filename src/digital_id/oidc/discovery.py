@@ -10,6 +10,7 @@ from typing import Any
 
 from authlib.oauth2.rfc9207 import AuthorizationServerMetadata as IssuerParameterMetadata
 from authlib.oidc.discovery import OpenIDProviderMetadata
+from authlib.oidc.rpinitiated import OpenIDProviderMetadata as LogoutMetadata
 
 from digital_id.clients.jwks import ASSERTION_ALGORITHMS
 from digital_id.clients.metadata import AUTH_METHODS, LANGUAGES, SUBJECT_TYPES
@@ -25,6 +26,7 @@ ENDPOINTS = {
     "revocation_endpoint": "/revoke",
     "introspection_endpoint": "/introspect",
     "jwks_uri": "/jwks",
+    "end_session_endpoint": "/logout",
 }
 
 
@@ -58,8 +60,10 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
             "claims_locales_supported": ["id"],
             "prompt_values_supported": ["none", "login", "consent"],
             "authorization_response_iss_parameter_supported": True,
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
             "access_token_signing_alg_values_supported": [ACCESS_TOKEN_ALGORITHM],
         }
     )  # fmt: skip
-    metadata.validate(metadata_classes=[IssuerParameterMetadata])
+    metadata.validate(metadata_classes=[IssuerParameterMetadata, LogoutMetadata])
     return dict(metadata)

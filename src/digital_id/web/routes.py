@@ -6,9 +6,11 @@ Thin: each route reads the form, calls the domain (``oidc.authorization``, ``acc
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from authlib.oauth2.rfc6749 import OAuth2Error
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
@@ -24,6 +26,7 @@ from digital_id.oidc.authorization import (
     authorize,
     login_proof,
 )
+from digital_id.oidc.logout import end_browser_session
 from digital_id.oidc.provider import LOA_LOW, Provider
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.sessions import service as sessions
@@ -304,26 +307,63 @@ def _activation_page(
 
 
 @router.get("/logout")
-def logout_form(request: Request, app: App) -> HTMLResponse:
-    page = Page(request, app, request.query_params.get("ui_locales"))
-    return page.render("logout.html", action=_keeping_language(page, "/logout"))
+def end_session_get(request: Request, db: Database, app: App) -> Response:
+    return _end_session(request, db, app, list(request.query_params.multi_items()))
 
 
 @router.post("/logout")
-def logout(request: Request, db: Database, app: App, form: Form) -> HTMLResponse:
+def end_session_post(request: Request, db: Database, app: App, form: Form) -> Response:
+    if any(name == "csrf_token" for name, _ in form):
+        return _confirmed_logout(request, db, app, form)
+    return _end_session(request, db, app, form)
+
+
+def _end_session(request: Request, db: Session, app: Services, parameters: FormPairs) -> Response:
+    """RP-initiated logout 1.0. With a valid id_token_hint from us the session ends at once,
+    and the browser returns to the agency only at an exactly registered
+    post_logout_redirect_uri. Without one, the citizen is asked to confirm (so a link on
+    someone else's site cannot log them out) and stays here."""
+    page = Page(request, app, dict(parameters).get("ui_locales"))
+    provider = app.provider(db)
+    oauth_request = ProviderRequest("GET", app.endpoint("/logout"), {}, query=parameters)
+    try:
+        validated = provider.validate_endpoint_request("end_session", oauth_request)
+    except OAuth2Error:
+        validated = None
+    if validated is None or validated.id_token_claims is None:
+        return page.render("logout.html", action=_keeping_language(page, "/logout"))
+    _log_out(request, db, app, provider.context.now)
+    if validated.redirect_uri:
+        response: Response = RedirectResponse(validated.redirect_uri, status_code=303)
+        page.finish(response)
+    else:
+        response = page.render("logged_out.html", back_to="/logout")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def _confirmed_logout(
+    request: Request, db: Session, app: Services, form: FormPairs
+) -> HTMLResponse:
     page = Page(request, app, request.query_params.get("ui_locales"))
     if not page.csrf_valid(_field(form, "csrf_token")):
         return page.csrf_refusal()
-    now = utc_now()
-    browser_session = sessions.resume(
-        db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
-    )
-    if browser_session is not None:
-        sessions.end(db, browser_session, now=now)
-        db.commit()
+    _log_out(request, db, app, utc_now())
     response = page.render("logged_out.html", back_to="/logout")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+def _log_out(request: Request, db: Session, app: Services, now: datetime) -> None:
+    browser_session = sessions.resume(
+        db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
+    )
+    if browser_session is None:
+        return
+    queued = end_browser_session(db, browser_session, pairwise_secret=app.pairwise_secret, now=now)
+    db.commit()
+    if queued:
+        app.logged_out()
 
 
 @router.get("/language")

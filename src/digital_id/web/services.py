@@ -19,9 +19,11 @@ from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.config import Settings
 from digital_id.db.types import utc_now
 from digital_id.keys.ring import KeyRing
+from digital_id.oidc.logout import EndSession
 from digital_id.oidc.provider import Provider, ProviderContext
 from digital_id.registry.regions import RegionTable
 from digital_id.sessions.service import SessionPolicy
+from digital_id.web.courier import CourierThread
 
 BROWSER_COOKIE = "dgid_browser"
 SESSION_COOKIE = "dgid_session"
@@ -38,6 +40,7 @@ class Services:
     csrf_secret: bytes
     regions: RegionTable
     client_keys: ClientKeyResolver
+    courier: CourierThread | None = None
 
     @property
     def session_policy(self) -> SessionPolicy:
@@ -54,7 +57,7 @@ class Services:
         )
 
     def provider(self, session: Session) -> Provider:
-        return Provider(
+        provider = Provider(
             ProviderContext(
                 session=session,
                 settings=self.settings,
@@ -65,6 +68,13 @@ class Services:
                 now=utc_now(),
             )
         )
+        provider.register_endpoint(EndSession(provider.context))
+        return provider
+
+    def logged_out(self) -> None:
+        """Logouts were just queued: send them now rather than at the next poll."""
+        if self.courier is not None:
+            self.courier.wake()
 
     def endpoint(self, path: str) -> str:
         return self.settings.issuer.rstrip("/") + path

@@ -1,0 +1,175 @@
+"""Logging out everywhere: ending a browser session, and telling the agencies.
+
+RP-initiated logout is authlib's ``EndSessionEndpoint`` (the id_token_hint and the exact
+post_logout_redirect_uri checks are its); ending a session queues an OpenID Connect
+Back-Channel Logout 1.0 delivery for every agency the session logged in to that registered a
+``backchannel_logout_uri``. Deliveries are rows in the logout's own transaction (an outbox),
+so a crash cannot lose one, and any worker may send them; a failing endpoint is retried with
+exponential backoff and never holds up the citizen's page.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from joserfc.jwk import KeySet
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from digital_id.clients.models import Client
+from digital_id.keys.store import KeySnapshot
+from digital_id.oidc.models import AuthorizationGrant, LogoutDelivery
+from digital_id.oidc.provider import AgencyClient, ProviderContext
+from digital_id.sessions import service as sessions
+from digital_id.sessions.models import BrowserSession
+
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+MAX_ATTEMPTS = 8
+LOGOUT_TOKEN_LIFETIME = 120
+# A claimed delivery is someone's for this long; if that worker dies, another retries.
+DELIVERY_LEASE = timedelta(seconds=60)
+
+
+def end_browser_session(
+    session: Session, browser_session: BrowserSession, *, pairwise_secret: bytes, now: datetime
+) -> int:
+    """End the session and queue a back-channel logout for each agency it logged in to."""
+    sessions.end(session, browser_session, now=now)
+    clients = session.scalars(
+        select(Client)
+        .join(AuthorizationGrant, AuthorizationGrant.client_id == Client.id)
+        .where(AuthorizationGrant.session_id == browser_session.id, Client.enabled.is_(True))
+        .distinct()
+    ).all()
+    queued = 0
+    for client in clients:
+        if not client.registration.get("backchannel_logout_uri"):
+            continue
+        session.add(
+            LogoutDelivery(
+                client_id=client.id,
+                sub=AgencyClient(client).subject_for(browser_session.citizen_id, pairwise_secret),
+                sid=browser_session.sid,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        queued += 1
+    session.flush()
+    return queued
+
+
+def logout_token(keys: KeySnapshot, issuer: str, client: Client, delivery: LogoutDelivery) -> str:
+    """Back-Channel Logout 1.0 section 2.4: sub and sid, the event, a jti, never a nonce."""
+    now = int(time.time())
+    claims = {
+        "iss": issuer,
+        "aud": client.client_id,
+        "iat": now,
+        "exp": now + LOGOUT_TOKEN_LIFETIME,
+        "jti": secrets.token_urlsafe(16),
+        "sub": delivery.sub,
+        "sid": delivery.sid,
+        "events": {BACKCHANNEL_EVENT: {}},
+    }
+    alg = str(client.registration.get("id_token_signed_response_alg", "RS256"))
+    return keys.sign(claims, alg, header={"typ": "logout+jwt"})
+
+
+@dataclass(frozen=True)
+class Courier:
+    """Sends due back-channel logouts; ``deliver_due`` is safe to call from many workers."""
+
+    engine: Engine
+    issuer: str
+    retry_base: timedelta
+    timeout: float = 5.0
+
+    def deliver_due(self, keys: KeySnapshot, *, now: datetime, limit: int = 20) -> int:
+        with Session(self.engine) as session:
+            due = (
+                select(LogoutDelivery.id)
+                .where(
+                    LogoutDelivery.delivered_at.is_(None),
+                    LogoutDelivery.abandoned_at.is_(None),
+                    LogoutDelivery.next_attempt_at <= now,
+                )
+                .order_by(LogoutDelivery.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            claimed = session.scalars(
+                update(LogoutDelivery)
+                .where(LogoutDelivery.id.in_(due))
+                .values(
+                    next_attempt_at=now + DELIVERY_LEASE,
+                    attempts=LogoutDelivery.attempts + 1,
+                )
+                .returning(LogoutDelivery.id)
+            ).all()
+            session.commit()
+            for delivery_id in claimed:
+                self._attempt(session, keys, delivery_id, now)
+                session.commit()
+        return len(claimed)
+
+    def _attempt(
+        self, session: Session, keys: KeySnapshot, delivery_id: int, now: datetime
+    ) -> None:
+        delivery = session.get_one(LogoutDelivery, delivery_id)
+        client = session.get_one(Client, delivery.client_id)
+        uri = client.registration.get("backchannel_logout_uri")
+        error = None
+        if not uri:
+            error = "the client no longer has a backchannel_logout_uri"
+        else:
+            try:
+                response = httpx.post(
+                    uri,
+                    data={"logout_token": logout_token(keys, self.issuer, client, delivery)},
+                    timeout=self.timeout,
+                    follow_redirects=False,
+                    headers={"Cache-Control": "no-store"},
+                )
+                if response.status_code not in (200, 204):
+                    error = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                error = exc.__class__.__name__
+        if error is None:
+            delivery.delivered_at = now
+        elif delivery.attempts >= MAX_ATTEMPTS:
+            delivery.abandoned_at = now
+            delivery.last_error = error
+        else:
+            delivery.next_attempt_at = now + self.retry_base * (2 ** (delivery.attempts - 1))
+            delivery.last_error = error
+
+
+class EndSession(EndSessionEndpoint):  # type: ignore[misc]
+    """RP-initiated logout: authlib checks the hint and the redirect URI; we add that the
+    hint's issuer is us."""
+
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__()
+        self.context = context
+
+    def get_server_jwks(self) -> KeySet:
+        return self.context.keys.verification_keys()
+
+    def validate_request(self, request: Any) -> Any:
+        validated = super().validate_request(request)
+        claims = validated.id_token_claims
+        if claims is not None and claims.get("iss") != self.context.settings.issuer:
+            raise InvalidRequestError("the id_token_hint was not issued here")
+        return validated
+
+    def end_session(self, end_session_request: Any) -> None:
+        """Ending the browser's session is the web layer's (it holds the cookie)."""
