@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from digital_id import __version__
 from digital_id.accounts.pins import PinHasher
+from digital_id.accounts.totp import TotpCipher
 from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.clients.service import used_algorithms
 from digital_id.config import Settings, load_settings
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             csrf_secret=key_store.secret("csrf"),
             regions=load_regions(),
             client_keys=ClientKeyResolver(),
+            totp_cipher=TotpCipher(key_store.secret("totp")),
         )
         courier = CourierThread(
             Courier(

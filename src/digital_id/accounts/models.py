@@ -34,3 +34,8 @@ class CitizenAccount(Base):
     lock_count: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The second factor: secrets sealed by accounts.totp.TotpCipher, never in the clear.
+    totp_secret: Mapped[str | None] = mapped_column(String(200))
+    totp_pending_secret: Mapped[str | None] = mapped_column(String(200))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    totp_enrolled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

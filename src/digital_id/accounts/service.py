@@ -17,8 +17,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from digital_id.accounts import totp
 from digital_id.accounts.models import CitizenAccount
 from digital_id.accounts.pins import InvalidPinError, PinHasher, check_pin_rules
+from digital_id.accounts.totp import TotpCipher
 from digital_id.db.types import utc_now
 from digital_id.registry.models import Citizen
 from digital_id.registry.service import find_by_nik
@@ -230,3 +232,73 @@ def _normalise_code(code: str) -> str:
 
 def _code_hash(code: str) -> str:
     return hashlib.sha256(code.encode("utf-8")).hexdigest()
+
+
+# --- the second factor -------------------------------------------------------------------
+
+
+def second_factor_enrolled(session: Session, citizen_id: int) -> bool:
+    account = session.scalars(
+        select(CitizenAccount).where(CitizenAccount.citizen_id == citizen_id)
+    ).one_or_none()
+    return account is not None and account.totp_secret is not None
+
+
+def begin_totp_enrolment(
+    session: Session, cipher: TotpCipher, citizen: Citizen, *, issuer_name: str, now: datetime
+) -> totp.Enrolment:
+    """A secret to enrol (the same one until enrolment completes), for the enrolment page."""
+    account = _account_for(session, citizen, now)
+    secret = (
+        cipher.open(citizen.id, account.totp_pending_secret)
+        if account.totp_pending_secret
+        else None
+    )
+    if secret is None:
+        secret = totp.new_secret()
+        account.totp_pending_secret = cipher.seal(citizen.id, secret)
+        account.updated_at = now
+        session.flush()
+    # The account name an authenticator app shows: never the NIK, just its last four digits.
+    return totp.enrolment(secret, account_name=f"NIK …{citizen.nik[-4:]}", issuer_name=issuer_name)
+
+
+def verify_totp(
+    session: Session,
+    cipher: TotpCipher,
+    citizen: Citizen,
+    code: str,
+    *,
+    policy: LockoutPolicy,
+    now: datetime,
+) -> bool:
+    """Check a one-time code against the enrolled secret, or the pending one (which completes
+    enrolment). A failure counts towards the same lockout as a wrong PIN; a code for a time
+    step already used is refused, also when two arrive at once (one conditional UPDATE)."""
+    account = _existing_account(session, citizen)
+    if account is None or (account.locked_until is not None and now < account.locked_until):
+        return False
+    enrolling = account.totp_secret is None
+    sealed = account.totp_pending_secret if enrolling else account.totp_secret
+    secret = cipher.open(citizen.id, sealed) if sealed else None
+    step = totp.matching_step(secret, code, now=now) if secret else None
+    if step is not None:
+        accepted = session.execute(
+            update(CitizenAccount)
+            .where(
+                CitizenAccount.id == account.id,
+                (CitizenAccount.totp_last_step.is_(None)) | (CitizenAccount.totp_last_step < step),
+            )
+            .values(totp_last_step=step, failed_attempts=0, lock_count=0, updated_at=now)
+            .returning(CitizenAccount.id)
+        ).scalar_one_or_none()
+        if accepted is not None:
+            if enrolling:
+                account.totp_secret = account.totp_pending_secret
+                account.totp_pending_secret = None
+                account.totp_enrolled_at = now
+            session.flush()
+            session.expire(account)
+            return True
+    _count_failure(session, account.id, policy, now)
+    return False

@@ -17,6 +17,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from digital_id.keys.store import ALGORITHMS
+from digital_id.oidc.assurance import ACR_VALUES
 from digital_id.oidc.subjects import sector_of
 
 GRANT_TYPES: Final = ("authorization_code", "refresh_token", "client_credentials")
@@ -37,7 +38,7 @@ _KNOWN: Final = frozenset(
         "client_name", *(f"client_name#{lang}" for lang in LANGUAGES), *_URI_FIELDS, "redirect_uris",
         "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
         "jwks", "scope", "subject_type", "id_token_signed_response_alg", "userinfo_signed_response_alg",
-        "contacts", "resource_server",
+        "contacts", "resource_server", "default_acr_values",
     }
 )  # fmt: skip
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 section 3.3
@@ -74,6 +75,7 @@ class ClientMetadata:
     uris: dict[str, str] = field(default_factory=dict)
     contacts: tuple[str, ...] = ()
     resource_server: bool = False
+    default_acr_values: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:
@@ -117,6 +119,8 @@ class ClientMetadata:
             registration["jwks"] = self.jwks
         if self.resource_server:
             registration["resource_server"] = True
+        if self.default_acr_values:
+            registration["default_acr_values"] = list(self.default_acr_values)
         return registration
 
 
@@ -208,6 +212,7 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
         uris=uris,
         contacts=contacts,
         resource_server=_resource_server(data, method),
+        default_acr_values=_choices(data, "default_acr_values", ACR_VALUES, default=()),
     )
 
 

@@ -21,6 +21,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from digital_id.consent import service as consent_service
+from digital_id.oidc import assurance
 from digital_id.oidc.claims import ClaimsRequest
 from digital_id.oidc.provider import AgencyClient, Approval, CodeGrant, OAuthResponse, Provider
 from digital_id.oidc.requests import ProviderRequest
@@ -39,6 +40,15 @@ class ShowConsent:
     client: AgencyClient
     citizen: Citizen
     claims: ClaimsRequest
+
+
+@dataclass(frozen=True)
+class ShowSecondFactor:
+    """The session is below the level needed: ask for the one-time code (enrolling first if
+    the citizen has no authenticator yet)."""
+
+    client: AgencyClient
+    citizen: Citizen
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,7 @@ class Respond:
         return str(add_params_to_uri(self.redirect_uri, self.params))
 
 
-Outcome = ShowLogin | ShowConsent | ShowError | Respond
+Outcome = ShowLogin | ShowSecondFactor | ShowConsent | ShowError | Respond
 
 
 def authorize(
@@ -88,58 +98,98 @@ def authorize(
         grant: CodeGrant = provider.get_consent_grant(request, end_user=citizen)
     except OAuth2Error as error:
         return _error(provider, request, error)
-    client: AgencyClient = grant.request.client
     claims: ClaimsRequest = grant.request.claims_request
     data = request.payload.data
-    prompts = set(data.get("prompt", "").split())
-
     try:
-        if (
-            citizen is not None
-            and browser_session is not None
-            and not fresh_login
-            and (
-                "login" in prompts
-                or _max_age_passed(data.get("max_age"), browser_session, context.now)
-                or not _hint_names(provider, data.get("id_token_hint"), client, citizen)
-            )
-        ):
-            if "none" in prompts:
-                raise LoginRequiredError(redirect_uri=grant.redirect_uri)
-            citizen = None
-        if citizen is None or browser_session is None:
-            return ShowLogin(client, data.get("login_hint"))
-
-        consent = consent_service.current(
-            context.session, citizen_id=citizen.id, client_pk=client.pk
+        pending = _authentication_needed(
+            provider, grant, citizen, browser_session, fresh_login=fresh_login
         )
-        if decision is None:
-            if "consent" in prompts or not consent_service.covers(consent, claims.consent_items):
-                if "none" in prompts:
-                    raise ConsentRequiredError(redirect_uri=grant.redirect_uri)
-                return ShowConsent(client, citizen, claims)
-        elif decision == "approve":
-            consent_service.grant(
-                context.session,
-                citizen_id=citizen.id,
-                client_pk=client.pk,
-                claims=claims.consent_items,
-                now=context.now,
-            )
-        else:
-            return _answer(
-                provider,
-                request,
-                grant,
-                provider.create_authorization_response(request, None, grant),
-            )
+        if pending is None:
+            assert citizen is not None
+            pending = _consent_needed(provider, request, grant, citizen, decision)
     except OAuth2Error as error:
         error.state = data.get("state")
         return _error(provider, request, error)
+    if pending is not None:
+        return pending
+    assert citizen is not None
+    assert browser_session is not None
 
     approval = Approval(citizen, browser_session, claims)
     response = provider.create_authorization_response(request, approval, grant)
     return _answer(provider, request, grant, response)
+
+
+def _authentication_needed(
+    provider: Provider,
+    grant: CodeGrant,
+    citizen: Citizen | None,
+    browser_session: BrowserSession | None,
+    *,
+    fresh_login: bool,
+) -> Outcome | None:
+    """The login or second-factor page when the session is missing, too old for the request
+    or below the level it needs; None when the citizen is authenticated enough."""
+    data = grant.request.payload.data
+    prompts = set(data.get("prompt", "").split())
+    client: AgencyClient = grant.request.client
+    now = provider.context.now
+    if (
+        citizen is not None
+        and browser_session is not None
+        and not fresh_login
+        and (
+            "login" in prompts
+            or _max_age_passed(data.get("max_age"), browser_session, now)
+            or not _hint_names(provider, data.get("id_token_hint"), client, citizen)
+        )
+    ):
+        if "none" in prompts:
+            raise LoginRequiredError(redirect_uri=grant.redirect_uri)
+        citizen = None
+    if citizen is None or browser_session is None:
+        return ShowLogin(client, data.get("login_hint"))
+    if not assurance.satisfies(
+        browser_session.acr, assurance.required_level(data, client.client_metadata)
+    ):
+        if "none" in prompts:
+            raise LoginRequiredError(redirect_uri=grant.redirect_uri)
+        return ShowSecondFactor(client, citizen)
+    return None
+
+
+def _consent_needed(
+    provider: Provider,
+    request: ProviderRequest,
+    grant: CodeGrant,
+    citizen: Citizen,
+    decision: str | None,
+) -> Outcome | None:
+    """The consent page when the stored consent does not cover the request (or
+    ``prompt=consent``), the agency's ``access_denied`` on a deny; None to go on."""
+    context = provider.context
+    client: AgencyClient = grant.request.client
+    claims: ClaimsRequest = grant.request.claims_request
+    prompts = set(grant.request.payload.data.get("prompt", "").split())
+    consent = consent_service.current(context.session, citizen_id=citizen.id, client_pk=client.pk)
+    if decision is None:
+        if "consent" in prompts or not consent_service.covers(consent, claims.consent_items):
+            if "none" in prompts:
+                raise ConsentRequiredError(redirect_uri=grant.redirect_uri)
+            return ShowConsent(client, citizen, claims)
+        return None
+    if decision == "approve":
+        consent_service.grant(
+            context.session,
+            citizen_id=citizen.id,
+            client_pk=client.pk,
+            claims=claims.consent_items,
+            now=context.now,
+        )
+        return None
+    return _answer(
+        provider, request, grant, provider.create_authorization_response(request, None, grant)
+    )
 
 
 def login_proof(secret: bytes, browser_session: BrowserSession, request: ProviderRequest) -> str:

@@ -15,8 +15,9 @@ from authlib.oidc.rpinitiated import OpenIDProviderMetadata as LogoutMetadata
 from digital_id.clients.jwks import ASSERTION_ALGORITHMS
 from digital_id.clients.metadata import AUTH_METHODS, LANGUAGES, SUBJECT_TYPES
 from digital_id.keys.store import ALGORITHMS
+from digital_id.oidc.assurance import ACR_VALUES
 from digital_id.oidc.claims import OFFLINE_ACCESS, SCOPE_CLAIMS, SUPPORTED_CLAIMS
-from digital_id.oidc.provider import LOA_LOW, RESPONSE_MODES
+from digital_id.oidc.provider import RESPONSE_MODES
 from digital_id.oidc.tokens import ACCESS_TOKEN_ALGORITHM
 
 ENDPOINTS = {
@@ -54,7 +55,7 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
             "claims_parameter_supported": True,
             "request_parameter_supported": False,
             "request_uri_parameter_supported": False,
-            "acr_values_supported": [LOA_LOW],
+            "acr_values_supported": list(ACR_VALUES),
             "claim_types_supported": ["normal"],
             "ui_locales_supported": list(LANGUAGES),
             "claims_locales_supported": ["id"],

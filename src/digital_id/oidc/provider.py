@@ -78,7 +78,6 @@ from digital_id.sessions.models import BrowserSession
 
 RESPONSE_MODES = ("query", "form_post")
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
-LOA_LOW = "urn:digital-id:loa:low"
 # Client assertions may not be valid for longer than this (a replay window we must remember).
 MAX_ASSERTION_LIFETIME = 300
 ASSERTION_LEEWAY = 10

@@ -77,6 +77,18 @@ def resume(
     return browser_session
 
 
+def step_up(
+    session: Session, browser_session: BrowserSession, *, acr: str, amr: list[str], now: datetime
+) -> None:
+    """A further factor was just presented: the session now stands at ``acr``, authenticated
+    now (``auth_time`` is the time of the latest authentication)."""
+    browser_session.acr = acr
+    browser_session.amr = amr
+    browser_session.auth_time = now
+    browser_session.last_seen_at = now
+    session.flush()
+
+
 def end(session: Session, browser_session: BrowserSession, *, now: datetime) -> None:
     session.execute(
         update(BrowserSession)

@@ -18,17 +18,20 @@ from sqlalchemy.orm import Session
 from digital_id.accounts import service as accounts
 from digital_id.accounts.pins import InvalidPinError
 from digital_id.db.types import utc_now
+from digital_id.oidc.assurance import LOA_LOW, LOA_SUBSTANTIAL, METHODS
 from digital_id.oidc.authorization import (
     Respond,
     ShowConsent,
     ShowError,
     ShowLogin,
+    ShowSecondFactor,
     authorize,
     login_proof,
 )
 from digital_id.oidc.logout import end_browser_session
-from digital_id.oidc.provider import LOA_LOW, Provider
+from digital_id.oidc.provider import Provider
 from digital_id.oidc.requests import ProviderRequest
+from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
 from digital_id.web.i18n import LANGUAGES
@@ -103,7 +106,7 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
         db,
         citizen_id=outcome.citizen.id,
         acr=LOA_LOW,
-        amr=["pin"],
+        amr=METHODS[LOA_LOW],
         now=now,
         device_hint=request.headers.get("user-agent"),
     )
@@ -203,6 +206,8 @@ def _continue(
             activate_url=_keeping_language(page, "/activate"),
             authorization_request=carried,
         )
+    if isinstance(outcome, ShowSecondFactor):
+        return _second_factor_page(page, db, outcome, carried, back_to)
     if isinstance(outcome, ShowConsent):
         assert browser_session is not None
         metadata = outcome.client.client_metadata
@@ -226,6 +231,75 @@ def _continue(
             else "",
         )
     return _respond(page, outcome)
+
+
+def _second_factor_page(
+    page: Page,
+    db: Session,
+    outcome: ShowSecondFactor,
+    carried: str,
+    back_to: str,
+    *,
+    failed: bool = False,
+) -> HTMLResponse:
+    enrolment = None
+    if not accounts.second_factor_enrolled(db, outcome.citizen.id):
+        enrolment = accounts.begin_totp_enrolment(
+            db,
+            page.services.totp_cipher,
+            outcome.citizen,
+            issuer_name=page.t("app.name"),
+            now=utc_now(),
+        )
+        db.commit()
+    return page.render(
+        "otp.html",
+        back_to=back_to,
+        agency=outcome.client.name(page.language),
+        enrolment=enrolment,
+        failed=failed,
+        action="/authorize/otp",
+        authorization_request=carried,
+    )
+
+
+@router.post("/authorize/otp")
+def second_factor(request: Request, db: Database, app: App, form: Form) -> Response:
+    page, parameters = _carried(request, app, form)
+    if not page.csrf_valid(_field(form, "csrf_token")):
+        return page.csrf_refusal()
+    provider = app.provider(db)
+    now = provider.context.now
+    browser_session = sessions.resume(
+        db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
+    )
+    if browser_session is None:
+        return _continue(page, provider, db, parameters, None)
+    citizen = db.get_one(Citizen, browser_session.citizen_id)
+    if not accounts.verify_totp(
+        db,
+        app.totp_cipher,
+        citizen,
+        _field(form, "otp").strip(),
+        policy=app.lockout_policy,
+        now=now,
+    ):
+        db.commit()  # the failure counts towards the lockout
+        client = provider.query_client(dict(parameters).get("client_id", ""))
+        if client is None:
+            return _continue(page, provider, db, parameters, browser_session)
+        return _second_factor_page(
+            page,
+            db,
+            ShowSecondFactor(client, citizen),
+            urlencode(parameters),
+            _authorize_url(parameters),
+            failed=True,
+        )
+    sessions.step_up(
+        db, browser_session, acr=LOA_SUBSTANTIAL, amr=METHODS[LOA_SUBSTANTIAL], now=now
+    )
+    return _continue(page, provider, db, parameters, browser_session, fresh_login=True)
 
 
 def _respond(page: Page, outcome: Respond) -> Response:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from digital_id.accounts.pins import PinHasher
 from digital_id.accounts.service import LockoutPolicy
+from digital_id.accounts.totp import TotpCipher
 from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.config import Settings
 from digital_id.db.types import utc_now
@@ -40,6 +41,7 @@ class Services:
     csrf_secret: bytes
     regions: RegionTable
     client_keys: ClientKeyResolver
+    totp_cipher: TotpCipher
     courier: CourierThread | None = None
 
     @property
