@@ -29,7 +29,9 @@ environment:
   AGENCY_PRIVATE_JWK_FILE   path to the agency's private JWK, JSON with a kid (required)
   AGENCY_NAME               display name (default: Kantor Pajak Daerah (demo))
   AGENCY_ISSUER             Digital ID issuer URL (default: http://127.0.0.1:8000)
-  AGENCY_BASE_URL           this app's URL; redirect URI is {base}/callback
+  AGENCY_BASE_URL           this app's URL; register {base}/callback as redirect URI,
+                            {base}/logged-out as post-logout redirect URI and
+                            {base}/backchannel-logout as backchannel_logout_uri
                             (default: http://127.0.0.1:8001)
   AGENCY_SCOPE              scopes to request (default: openid profile)
   AGENCY_SESSION_SECRET     key for the session cookie's signature (default: random at

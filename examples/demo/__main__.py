@@ -49,6 +49,16 @@ class DemoAgency:
     def redirect_uri(self) -> str:
         return f"{self.base_url}/callback"
 
+    @property
+    def post_logout_redirect_uri(self) -> str:
+        """RP-Initiated Logout 1.0: where Digital ID sends the browser after logging out."""
+        return f"{self.base_url}/logged-out"
+
+    @property
+    def backchannel_logout_uri(self) -> str:
+        """Back-Channel Logout 1.0: where Digital ID POSTs the logout token."""
+        return f"{self.base_url}/backchannel-logout"
+
 
 # Different hosts, so the two agencies are different sectors and see different `sub` values.
 AGENCIES = (
@@ -105,6 +115,8 @@ def _register(session: Session, agency: DemoAgency, issuer: str) -> None:
     metadata = {
         **{f"client_name#{lang}": name for lang, name in agency.names.items()},
         "redirect_uris": [agency.redirect_uri],
+        "post_logout_redirect_uris": [agency.post_logout_redirect_uri],
+        "backchannel_logout_uri": agency.backchannel_logout_uri,
         "token_endpoint_auth_method": "private_key_jwt",
         "jwks": public_jwks(private_jwk),
         "scope": agency.scope,

@@ -4,6 +4,9 @@ It checks what the real provider checks of a confidential client: a private_key_
 signed with a registered key (``kid``), ``iss`` = ``sub`` = client_id, ``aud`` the issuer or
 the token endpoint, ``exp`` at most five minutes ahead, a ``jti`` never seen before; an
 authorization code used once, with its redirect_uri and PKCE S256 verifier.
+
+It also advertises an ``end_session_endpoint`` and signs back-channel logout tokens
+(:meth:`FakeDigitalID.logout_token`) the way the real provider does, for the agency's logout.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from starlette.routing import Route
 
 ISSUER = "http://digital-id.test"
 TOKEN_ENDPOINT = f"{ISSUER}/token"
+END_SESSION_ENDPOINT = f"{ISSUER}/logout"
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = 300
 
@@ -52,6 +57,11 @@ class FakeDigitalID:
     sign_with_unpublished_key: bool = False
     token_error: str | None = None
     assertions: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    id_tokens: list[str] = field(default_factory=list)
+    jwks_requests: int = 0
+    sid: str = "digital-id-session-1"
+    advertise_end_session: bool = True
+    jwks_down: bool = False
     citizen: dict[str, Any] = field(
         default_factory=lambda: {
             "sub": "pairwise-subject-1",
@@ -93,22 +103,29 @@ class FakeDigitalID:
         return f"/callback?{urlencode({'code': code, 'state': query['state']})}"
 
     async def discovery(self, request: Request) -> JSONResponse:
-        return JSONResponse(
-            {
-                "issuer": self.issuer_in_discovery,
-                "authorization_endpoint": f"{ISSUER}/authorize",
-                "token_endpoint": TOKEN_ENDPOINT,
-                "userinfo_endpoint": f"{ISSUER}/userinfo",
-                "jwks_uri": f"{ISSUER}/jwks",
-                "response_types_supported": ["code"],
-                "subject_types_supported": ["pairwise"],
-                "id_token_signing_alg_values_supported": ["RS256"],
-                "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-                "code_challenge_methods_supported": ["S256"],
-            }
-        )
+        metadata = {
+            "issuer": self.issuer_in_discovery,
+            "authorization_endpoint": f"{ISSUER}/authorize",
+            "token_endpoint": TOKEN_ENDPOINT,
+            "userinfo_endpoint": f"{ISSUER}/userinfo",
+            "jwks_uri": f"{ISSUER}/jwks",
+            "end_session_endpoint": END_SESSION_ENDPOINT,
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "code_challenge_methods_supported": ["S256"],
+        }
+        if not self.advertise_end_session:
+            del metadata["end_session_endpoint"]
+        return JSONResponse(metadata)
 
     async def jwks(self, request: Request) -> JSONResponse:
+        self.jwks_requests += 1
+        if self.jwks_down:
+            return JSONResponse({"error": "unavailable"}, 503)
         return JSONResponse(KeySet([self.key]).as_dict(private=False))
 
     async def token(self, request: Request) -> JSONResponse:
@@ -142,12 +159,14 @@ class FakeDigitalID:
             "nonce": grant.nonce,
             "at_hash": _b64(hashlib.sha256(access_token.encode()).digest()[:16]),
             "name": self.citizen["name"],
+            "sid": self.sid,
             **self.id_token_overrides,
         }
         key = self.key
         if self.sign_with_unpublished_key:
             key = RSAKey.generate_key(2048, parameters={"kid": str(self.key.kid)})
         id_token = jwt.encode({"alg": "RS256", "kid": self.key.kid}, claims, key)
+        self.id_tokens.append(id_token)
         return JSONResponse(
             {
                 "access_token": access_token,
@@ -164,6 +183,39 @@ class FakeDigitalID:
         if scheme.lower() != "bearer" or token not in self.tokens:
             return JSONResponse({"error": "invalid_token"}, 401)
         return JSONResponse({**self.citizen, **self.userinfo_overrides})
+
+    def logout_token(
+        self,
+        *,
+        header: dict[str, Any] | None = None,
+        unpublished_key: bool = False,
+        **overrides: Any,
+    ) -> str:
+        """A back-channel logout token as Digital ID sends it (Back-Channel Logout 1.0,
+        section 2.4); ``overrides`` replace claims, and a None override removes one."""
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER,
+            "aud": self.client_id,
+            "iat": now,
+            "exp": now + 120,
+            "jti": secrets.token_urlsafe(16),
+            "sub": self.citizen["sub"],
+            "sid": self.sid,
+            "events": {BACKCHANNEL_EVENT: {}},
+            **overrides,
+        }
+        claims = {name: value for name, value in claims.items() if value is not None}
+        key = self.key
+        if unpublished_key:
+            key = RSAKey.generate_key(2048, parameters={"kid": str(self.key.kid)})
+        headers = {"alg": "RS256", "kid": self.key.kid, "typ": "logout+jwt", **(header or {})}
+        headers = {name: value for name, value in headers.items() if value is not None}
+        return jwt.encode(headers, claims, key, default_type=None)
+
+    def rotate_key(self) -> None:
+        """Publish and sign with a new key (a new kid), as a key rotation does."""
+        self.key = RSAKey.generate_key(2048, parameters={"alg": "RS256"}, auto_kid=True)
 
     def _check_assertion(self, assertion_type: object, assertion: object) -> str | None:
         if assertion_type != ASSERTION_TYPE or not isinstance(assertion, str):

@@ -1,4 +1,7 @@
-"""The demo agency's login, end to end against a strict fake of Digital ID's endpoints."""
+"""The demo agency's login, end to end against a strict fake of Digital ID's endpoints.
+
+Logging out is in ``test_agency_app_logout.py``.
+"""
 
 from __future__ import annotations
 
@@ -204,13 +207,3 @@ def test_unreachable_provider_is_a_page_not_a_crash():
 
     assert response.status_code == 502
     assert "discovery_failed" in response.text
-
-
-def test_logout_forgets_the_login():
-    client, provider, _jwk = _agency()
-    _log_in(client, provider)
-
-    response = client.post("/logout", follow_redirects=False)
-
-    assert response.status_code == 303
-    assert 'href="/login"' in client.get("/").text
