@@ -285,3 +285,29 @@ def test_pairwise_clients_with_several_redirect_hosts_need_a_sector_identifier()
         .uris["sector_identifier_uri"]
         .endswith("uris.json")
     )
+
+
+def test_back_channel_logout_registration_fields():
+    from digital_id.clients.metadata import InvalidClientMetadataError, validate_metadata
+
+    base = {
+        "client_name": "Layanan",
+        "redirect_uris": ["https://layanan.example.go.id/cb"],
+        "scope": "openid",
+    }
+    metadata = validate_metadata(
+        {
+            **base,
+            "backchannel_logout_uri": "https://layanan.example.go.id/bc",
+            "backchannel_logout_session_required": True,
+        },
+        production=True,
+    )
+    assert metadata.to_registration()["backchannel_logout_session_required"] is True
+    with pytest.raises(InvalidClientMetadataError, match="fragments"):
+        validate_metadata(
+            {**base, "backchannel_logout_uri": "https://layanan.example.go.id/bc#x"},
+            production=True,
+        )
+    with pytest.raises(InvalidClientMetadataError, match="true or false"):
+        validate_metadata({**base, "backchannel_logout_session_required": "yes"}, production=True)

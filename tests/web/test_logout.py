@@ -257,3 +257,16 @@ def test_a_failing_back_channel_endpoint_is_retried_with_backoff(provider):
         assert receiver.attempts == 3
     finally:
         receiver.close()
+
+
+def test_a_hint_from_an_earlier_session_does_not_end_the_current_one_unasked(provider):
+    citizen, agency, earlier = logged_in(provider)
+    provider.http.cookies.delete("dgid_session")  # that session is gone from this browser
+    provider.tokens_for(agency, citizen["nik"])  # a new login: a new session and sid
+    response = end_session(
+        provider, id_token_hint=earlier["id_token"], post_logout_redirect_uri=AFTER_LOGOUT
+    )
+    assert response.status_code == 200
+    assert 'name="csrf_token"' in response.text  # asked to confirm
+    assert "location" not in response.headers
+    assert_still_logged_in(provider, agency)

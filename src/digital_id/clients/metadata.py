@@ -38,7 +38,7 @@ _KNOWN: Final = frozenset(
         "client_name", *(f"client_name#{lang}" for lang in LANGUAGES), *_URI_FIELDS, "redirect_uris",
         "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
         "jwks", "scope", "subject_type", "id_token_signed_response_alg", "userinfo_signed_response_alg",
-        "contacts", "resource_server", "default_acr_values",
+        "contacts", "resource_server", "default_acr_values", "backchannel_logout_session_required",
     }
 )  # fmt: skip
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 section 3.3
@@ -76,6 +76,8 @@ class ClientMetadata:
     contacts: tuple[str, ...] = ()
     resource_server: bool = False
     default_acr_values: tuple[str, ...] = ()
+    # We always send sid in logout tokens, so asking for it is always satisfied.
+    backchannel_logout_session_required: bool = False
 
     @property
     def display_name(self) -> str:
@@ -119,6 +121,8 @@ class ClientMetadata:
             registration["jwks"] = self.jwks
         if self.resource_server:
             registration["resource_server"] = True
+        if self.backchannel_logout_session_required:
+            registration["backchannel_logout_session_required"] = True
         if self.default_acr_values:
             registration["default_acr_values"] = list(self.default_acr_values)
         return registration
@@ -213,14 +217,20 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
         contacts=contacts,
         resource_server=_resource_server(data, method),
         default_acr_values=_choices(data, "default_acr_values", ACR_VALUES, default=()),
+        backchannel_logout_session_required=_flag(data, "backchannel_logout_session_required"),
     )
+
+
+def _flag(data: dict[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise InvalidClientMetadataError(name, "must be true or false")
+    return value
 
 
 def _resource_server(data: dict[str, Any], method: str) -> bool:
     """Not RFC 7591: marks an agency API that may introspect any agency's tokens (RFC 7662)."""
-    resource_server = data.get("resource_server", False)
-    if not isinstance(resource_server, bool):
-        raise InvalidClientMetadataError("resource_server", "must be true or false")
+    resource_server = _flag(data, "resource_server")
     if resource_server and method == "none":
         raise InvalidClientMetadataError(
             "resource_server", "a resource server must authenticate (not auth method none)"
@@ -351,6 +361,10 @@ def _web_uri(value: object, name: str, production: bool) -> str:
     if not isinstance(value, str):
         raise InvalidClientMetadataError(name, "must be a string")
     parts = urlsplit(value)
+    if name == "backchannel_logout_uri" and (parts.fragment or "#" in value):
+        raise InvalidClientMetadataError(
+            name, "fragments are not allowed (Back-Channel Logout 1.0, section 2.2)"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidClientMetadataError(name, "must be an absolute http(s) URL")
     if production and parts.scheme != "https":

@@ -137,7 +137,6 @@ class Courier:
                     data={"logout_token": logout_token(keys, self.issuer, client, delivery)},
                     timeout=self.timeout,
                     follow_redirects=False,
-                    headers={"Cache-Control": "no-store"},
                 )
                 if response.status_code not in (200, 204):
                     error = f"HTTP {response.status_code}"

@@ -11,6 +11,7 @@ so nothing here holds state between requests.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass, replace
@@ -35,14 +36,21 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+from authlib.oauth2.rfc9101 import JWTAuthenticationRequest
+from authlib.oauth2.rfc9101.errors import InvalidRequestObjectError
 from authlib.oidc.core import AuthorizationCodeMixin
 from authlib.oidc.core.grants import OpenIDCode
+from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from digital_id.clients.jwks import ClientKeyResolver, ClientKeysUnavailableError
+from digital_id.clients.jwks import (
+    ASSERTION_ALGORITHMS,
+    ClientKeyResolver,
+    ClientKeysUnavailableError,
+)
 from digital_id.clients.models import Client
 from digital_id.clients.service import verify_secret
 from digital_id.config import Settings
@@ -63,7 +71,7 @@ from digital_id.oidc.models import (
     RevokedAccessToken,
     SeenClientAssertion,
 )
-from digital_id.oidc.requests import ProviderRequest
+from digital_id.oidc.requests import Payload, ProviderRequest
 from digital_id.oidc.subjects import pairwise_subject, public_subject, sector_of
 from digital_id.oidc.tokens import (
     ACCESS_TOKEN_ALGORITHM,
@@ -529,7 +537,7 @@ def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
         raise InvalidScopeError("this is an OpenID provider: the scope must include openid")
     if data.get("response_mode", "query") not in RESPONSE_MODES:
         raise InvalidRequestError("response_mode must be query or form_post")
-    for name in ("request", "request_uri", "registration"):
+    for name in ("request_uri", "registration"):
         if name in data:
             raise OAuth2Error(
                 error=f"{name}_not_supported",
@@ -810,6 +818,53 @@ class TokenIntrospection(IntrospectionEndpoint):  # type: ignore[misc]
         }
 
 
+class RequestObjects(JWTAuthenticationRequest):  # type: ignore[misc]
+    """Signed request objects by value (RFC 9101, OpenID Connect Core 6.1), on authlib's
+    extension: verified against the client's own keys (asymmetric algorithms only, so
+    ``alg=none`` and HMAC never pass), ``aud`` must be us, ``exp`` is required. Values in the
+    object override the query; ``request_uri`` is refused until it can be offered safely."""
+
+    def __init__(self, context: ProviderContext) -> None:
+        super().__init__(support_request=True, support_request_uri=False)
+        self.context = context
+
+    def resolve_client_public_key(self, client: AgencyClient) -> Any:
+        return self.context.client_keys.resolver(client.client_metadata)
+
+    def get_request_object_signing_algorithms(self, client: AgencyClient) -> list[str]:
+        return sorted(ASSERTION_ALGORITHMS)
+
+    def get_server_metadata(self) -> dict[str, Any]:
+        return {}
+
+    def get_client_require_signed_request_object(self, client: AgencyClient) -> bool:
+        return False
+
+    def parse_authorization_request(
+        self, authorization_server: AuthorizationServer, request: ProviderRequest
+    ) -> None:
+        query = request.payload
+        client_id = query.client_id
+        self.claims_validator = jwt.JWTClaimsRegistry(
+            now=int(self.context.now.timestamp()),
+            leeway=ASSERTION_LEEWAY,
+            client_id={"essential": True, "value": client_id},
+            aud={"essential": True, "value": self.context.settings.issuer},
+            exp={"essential": True},
+            iss={"essential": False, "value": client_id},
+        )
+        try:
+            super().parse_authorization_request(authorization_server, request)
+        except ClientKeysUnavailableError as exc:
+            raise InvalidRequestObjectError(description=str(exc), state=query.state) from None
+        if request.payload is query:
+            return
+        merged = {name: value for name, value in query.data.items() if name != "request"}
+        for name, value in request.payload.data.items():
+            merged[name] = value if isinstance(value, str) else json.dumps(value)
+        request.payload = Payload(list(merged.items()))
+
+
 class Provider(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(scopes_supported=list(SCOPE_CLAIMS))
@@ -820,6 +875,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         self.register_grant(ClientCredentials)
         self.register_endpoint(TokenRevocation)
         self.register_endpoint(TokenIntrospection)
+        self.register_extension(RequestObjects(context))
         self.register_token_generator("default", AccessTokens(context))
         self.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt(context))
 

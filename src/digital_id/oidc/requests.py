@@ -14,7 +14,7 @@ from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 
 
-class _Payload(OAuth2Payload):  # type: ignore[misc]
+class Payload(OAuth2Payload):  # type: ignore[misc]
     def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
         self._datalist: defaultdict[str, list[str]] = defaultdict(list)
         for name, value in pairs:
@@ -44,8 +44,8 @@ class ProviderRequest(OAuth2Request):  # type: ignore[misc]
         form: Sequence[tuple[str, str]] = (),
     ) -> None:
         super().__init__(method, uri, headers=headers)
-        self._query = _Payload(query)
-        self._form = _Payload(form)
+        self._query = Payload(query)
+        self._form = Payload(form)
         # Authorization requests may come by GET (query) or POST (form); token requests by POST.
         self.payload = self._query if method == "GET" else self._form
 

@@ -406,6 +406,17 @@ def _end_session(request: Request, db: Session, app: Services, parameters: FormP
         validated = None
     if validated is None or validated.id_token_claims is None:
         return page.render("logout.html", action=_keeping_language(page, "/logout"))
+    current = sessions.resume(
+        db,
+        request.cookies.get(SESSION_COOKIE),
+        policy=app.session_policy,
+        now=provider.context.now,
+    )
+    hinted_sid = validated.id_token_claims.get("sid")
+    if current is not None and hinted_sid is not None and hinted_sid != current.sid:
+        # The hint is from another session than this browser's: suspect (RP-Initiated
+        # Logout 1.0 section 2), so ask rather than end the current one.
+        return page.render("logout.html", action=_keeping_language(page, "/logout"))
     _log_out(request, db, app, provider.context.now)
     if validated.redirect_uri:
         response: Response = RedirectResponse(validated.redirect_uri, status_code=303)
