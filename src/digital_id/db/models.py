@@ -1,6 +1,7 @@
 """Every mapped model, imported once so ``Base.metadata`` is complete for Alembic and tests."""
 
 from digital_id.accounts.models import CitizenAccount
+from digital_id.audit.models import AuditEvent, AuditHead
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent
 from digital_id.db.base import Base
@@ -18,6 +19,8 @@ from digital_id.sessions.models import BrowserSession
 metadata = Base.metadata
 
 __all__ = [
+    "AuditEvent",
+    "AuditHead",
     "AuthorizationCode",
     "AuthorizationGrant",
     "BrowserSession",

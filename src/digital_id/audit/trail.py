@@ -1,0 +1,180 @@
+"""Recording, verifying and exporting the audit trail.
+
+``record`` adds an event inside the caller's transaction: it commits with the change it
+records or not at all. Each event's hash is SHA-256 over the previous hash and a canonical
+JSON of its fields; the head row is locked before the previous hash is read, so appends are
+serialised across workers and the chain stays one line.
+
+Events never carry a NIK, a PIN, a code or a token: citizens appear as a pairwise subject or
+an internal reference (``citizen:<id>``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from digital_id.audit.models import AuditEvent, AuditHead
+from digital_id.db.types import utc_now
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """Who and where, for events recorded while serving a request."""
+
+    actor: str = "system"
+    request_id: str | None = None
+    ip: str | None = None
+
+
+def citizen_ref(citizen_id: int) -> str:
+    return f"citizen:{citizen_id}"
+
+
+def record(
+    session: Session,
+    tag: str,
+    *,
+    context: EventContext | None = None,
+    actor: str | None = None,
+    client_id: str | None = None,
+    subject: str | None = None,
+    details: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> AuditEvent:
+    context = context or EventContext()
+    head = _locked_head(session)
+    event = AuditEvent(
+        sequence=head.sequence + 1,
+        occurred_at=now or utc_now(),
+        tag=tag,
+        actor=actor or context.actor,
+        client_id=client_id,
+        subject=subject,
+        request_id=context.request_id,
+        ip=context.ip,
+        details=details or {},
+        previous_hash=head.hash,
+    )
+    event.hash = event_hash(event)
+    session.add(event)
+    head.sequence = event.sequence
+    head.hash = event.hash
+    session.flush()
+    return event
+
+
+def event_hash(event: AuditEvent) -> str:
+    body = {
+        "sequence": event.sequence,
+        "occurred_at": event.occurred_at.isoformat(),
+        "tag": event.tag,
+        "actor": event.actor,
+        "client_id": event.client_id,
+        "subject": event.subject,
+        "request_id": event.request_id,
+        "ip": event.ip,
+        "details": event.details,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256((event.previous_hash + canonical).encode("ascii")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verification:
+    count: int
+    head: str
+    broken_at: int | None = None  # the sequence number of the first bad link
+    problem: str | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_at is None
+
+
+def verify(session: Session, *, batch: int = 5000) -> Verification:
+    """Walk the chain from the start; report the first broken link, or the count and head."""
+    previous = GENESIS
+    expected_sequence = 1
+    count = 0
+    for event in _in_order(session, batch):
+        if event.sequence != expected_sequence:
+            return Verification(count, previous, expected_sequence, "an event is missing")
+        if event.previous_hash != previous:
+            return Verification(
+                count, previous, event.sequence, "the link to the previous event is broken"
+            )
+        if event_hash(event) != event.hash:
+            return Verification(count, previous, event.sequence, "the event was altered")
+        previous = event.hash
+        expected_sequence += 1
+        count += 1
+    head = session.get(AuditHead, 1)
+    if head is None and count:
+        return Verification(count, previous, count + 1, "the chain's head record is missing")
+    if head is not None and (head.sequence != count or head.hash != previous):
+        return Verification(count, previous, count + 1, "events after this one were removed")
+    return Verification(count, previous)
+
+
+def export(session: Session, *, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+    query = select(AuditEvent).order_by(AuditEvent.sequence)
+    if since is not None:
+        query = query.where(AuditEvent.occurred_at >= since)
+    for event in session.scalars(query.execution_options(yield_per=1000)):
+        yield {
+            "sequence": event.sequence,
+            "occurred_at": event.occurred_at.isoformat(),
+            "tag": event.tag,
+            "actor": event.actor,
+            "client_id": event.client_id,
+            "subject": event.subject,
+            "request_id": event.request_id,
+            "ip": event.ip,
+            "details": event.details,
+            "previous_hash": event.previous_hash,
+            "hash": event.hash,
+        }
+
+
+def _locked_head(session: Session) -> AuditHead:
+    # A no-op UPDATE takes the lock before anything is read.
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(sequence=AuditHead.sequence))
+    head = session.scalars(
+        select(AuditHead).where(AuditHead.id == 1).execution_options(populate_existing=True)
+    ).one_or_none()
+    if head is not None:
+        return head
+    # The very first event (the migration creates the head, but an emptied table may lack it).
+    try:
+        with session.begin_nested():
+            session.add(AuditHead(id=1, sequence=0, hash=GENESIS))
+    except IntegrityError:
+        pass  # another writer created it first
+    return _locked_head(session)
+
+
+def _in_order(session: Session, batch: int) -> Iterator[AuditEvent]:
+    last = 0
+    while True:
+        rows = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.sequence > last)
+            .order_by(AuditEvent.sequence)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].sequence
+        session.expunge_all()
