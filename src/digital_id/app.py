@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -32,6 +34,7 @@ from digital_id.web.courier import CourierThread
 from digital_id.web.rendering import SECURITY_HEADERS
 from digital_id.web.services import Services
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 # OpenID Connect Core 1.0, section 15.1: every provider must support RS256.
 REQUIRED_ALGORITHM = "RS256"
 
@@ -92,7 +95,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def security_headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        # One id per request, in every audit event it causes and in the response, so an
+        # operator can match a citizen's report, the logs and the trail.
+        offered = request.headers.get("x-request-id", "")
+        request.state.request_id = (
+            offered if _REQUEST_ID.fullmatch(offered) else secrets.token_hex(16)
+        )
         response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         return response

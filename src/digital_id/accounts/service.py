@@ -21,6 +21,8 @@ from digital_id.accounts import totp
 from digital_id.accounts.models import CitizenAccount
 from digital_id.accounts.pins import InvalidPinError, PinHasher, check_pin_rules
 from digital_id.accounts.totp import TotpCipher
+from digital_id.audit import trail
+from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.db.types import utc_now
 from digital_id.registry.models import Citizen
 from digital_id.registry.service import find_by_nik
@@ -45,6 +47,8 @@ class LockoutPolicy:
 class LoginOutcome:
     citizen: Citizen | None
     reason: str  # for the audit trail only, never shown: ok, unknown, not_activated, inactive, locked, wrong_pin
+    locked_now: bool = False  # this failure locked the account
+    citizen_id: int | None = None  # who failed, when known (for the audit trail only)
 
     @property
     def succeeded(self) -> bool:
@@ -84,6 +88,13 @@ def issue_activation_code(
     account.activation_expires_at = now + valid_for
     account.updated_at = now
     session.flush()
+    trail.record(
+        session,
+        "citizen:activation_issued",
+        actor="operator",
+        subject=citizen_ref(citizen.id),
+        now=now,
+    )
     return code
 
 
@@ -120,6 +131,9 @@ def activate(
     check_pin_rules(pin, birth_date=citizen.birth_date)
     _set_pin(account, hasher.hash(pin), now)
     session.flush()
+    trail.record(
+        session, "citizen:activated", actor="citizen", subject=citizen_ref(citizen.id), now=now
+    )
     return citizen
 
 
@@ -145,19 +159,59 @@ def authenticate(
     pin: str,
     policy: LockoutPolicy,
     now: datetime | None = None,
+    events: EventContext | None = None,
 ) -> LoginOutcome:
+    """Check a NIK and PIN; the outcome is recorded in the audit trail (never the NIK)."""
     now = now or utc_now()
+    outcome = _authenticate(session, hasher, nik=nik, pin=pin, policy=policy, now=now)
+    subject = citizen_ref(outcome.citizen_id) if outcome.citizen_id is not None else None
+    if outcome.succeeded:
+        trail.record(
+            session,
+            "auth:login",
+            context=events,
+            subject=subject,
+            details={"method": "pin"},
+            now=now,
+        )
+    else:
+        trail.record(
+            session,
+            "auth:pin:failed",
+            context=events,
+            subject=subject,
+            details={"reason": outcome.reason},
+            now=now,
+        )
+        if outcome.locked_now:
+            trail.record(session, "auth:locked", context=events, subject=subject, now=now)
+    return outcome
+
+
+def _authenticate(
+    session: Session,
+    hasher: PinHasher,
+    *,
+    nik: str,
+    pin: str,
+    policy: LockoutPolicy,
+    now: datetime,
+) -> LoginOutcome:
     citizen = find_by_nik(session, nik) if len(nik) == 16 and nik.isdigit() else None
     account = _existing_account(session, citizen)
     if citizen is None or account is None or account.pin_hash is None:
         hasher.verify(None, pin)
-        return LoginOutcome(None, "unknown" if citizen is None else "not_activated")
+        return LoginOutcome(
+            None,
+            "unknown" if citizen is None else "not_activated",
+            citizen_id=citizen.id if citizen is not None else None,
+        )
     if citizen.status != "active":
         hasher.verify(None, pin)
-        return LoginOutcome(None, "inactive")
+        return LoginOutcome(None, "inactive", citizen_id=citizen.id)
     if account.locked_until is not None and now < account.locked_until:
         hasher.verify(None, pin)
-        return LoginOutcome(None, "locked")
+        return LoginOutcome(None, "locked", citizen_id=citizen.id)
     if hasher.verify(account.pin_hash, pin):
         account.failed_attempts = 0
         account.lock_count = 0
@@ -166,12 +220,13 @@ def authenticate(
             account.pin_hash = hasher.hash(pin)
         account.updated_at = now
         session.flush()
-        return LoginOutcome(citizen, "ok")
-    _count_failure(session, account.id, policy, now)
-    return LoginOutcome(None, "wrong_pin")
+        return LoginOutcome(citizen, "ok", citizen_id=citizen.id)
+    locked = _count_failure(session, account.id, policy, now)
+    return LoginOutcome(None, "wrong_pin", locked_now=locked, citizen_id=citizen.id)
 
 
-def _count_failure(session: Session, account_id: int, policy: LockoutPolicy, now: datetime) -> None:
+def _count_failure(session: Session, account_id: int, policy: LockoutPolicy, now: datetime) -> bool:
+    """Count one failure; True when it locked the account."""
     # One atomic UPDATE, so parallel failures in different workers each count.
     failed, lock_count = session.execute(
         update(CitizenAccount)
@@ -192,6 +247,7 @@ def _count_failure(session: Session, account_id: int, policy: LockoutPolicy, now
             )
         )
     session.expire_all()
+    return failed >= policy.threshold
 
 
 def _set_pin(account: CitizenAccount, pin_hash: str, now: datetime) -> None:
@@ -297,8 +353,29 @@ def verify_totp(
                 account.totp_secret = account.totp_pending_secret
                 account.totp_pending_secret = None
                 account.totp_enrolled_at = now
+                trail.record(
+                    session,
+                    "auth:otp:enrolled",
+                    actor="citizen",
+                    subject=citizen_ref(citizen.id),
+                    now=now,
+                )
+            trail.record(
+                session,
+                "auth:otp:passed",
+                actor="citizen",
+                subject=citizen_ref(citizen.id),
+                now=now,
+            )
             session.flush()
             session.expire(account)
             return True
-    _count_failure(session, account.id, policy, now)
+    locked = _count_failure(session, account.id, policy, now)
+    trail.record(
+        session, "auth:otp:failed", actor="citizen", subject=citizen_ref(citizen.id), now=now
+    )
+    if locked:
+        trail.record(
+            session, "auth:locked", actor="citizen", subject=citizen_ref(citizen.id), now=now
+        )
     return False

@@ -8,6 +8,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digital_id.audit import trail
+from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.consent.models import Consent
 
 
@@ -33,8 +35,11 @@ def grant(
     client_pk: int,
     claims: Collection[str],
     now: datetime,
+    client_id: str | None = None,
+    events: EventContext | None = None,
 ) -> Consent:
-    """Add ``claims`` to the citizen's consent for the agency (a withdrawn one starts afresh)."""
+    """Add ``claims`` to the citizen's consent for the agency (a withdrawn one starts afresh),
+    recorded in the audit trail in the same transaction."""
     consent = session.scalars(
         select(Consent).where(Consent.citizen_id == citizen_id, Consent.client_id == client_pk)
     ).one_or_none()
@@ -55,4 +60,14 @@ def grant(
         consent.claims = sorted(set(consent.claims) | set(claims))
         consent.updated_at = now
     session.flush()
+    trail.record(
+        session,
+        "consent:granted",
+        context=events,
+        actor="citizen",
+        client_id=client_id,
+        subject=citizen_ref(citizen_id),
+        details={"claims": sorted(set(claims))},
+        now=now,
+    )
     return consent

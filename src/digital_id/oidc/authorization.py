@@ -185,6 +185,8 @@ def _consent_needed(
             client_pk=client.pk,
             claims=claims.consent_items,
             now=context.now,
+            client_id=client.client_id,
+            events=context.events,
         )
         return None
     return _answer(

@@ -23,6 +23,8 @@ from joserfc.jwk import KeySet
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from digital_id.audit import trail
+from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.clients.models import Client
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.models import AuthorizationGrant, LogoutDelivery
@@ -38,10 +40,24 @@ DELIVERY_LEASE = timedelta(seconds=60)
 
 
 def end_browser_session(
-    session: Session, browser_session: BrowserSession, *, pairwise_secret: bytes, now: datetime
+    session: Session,
+    browser_session: BrowserSession,
+    *,
+    pairwise_secret: bytes,
+    now: datetime,
+    events: EventContext | None = None,
 ) -> int:
     """End the session and queue a back-channel logout for each agency it logged in to."""
     sessions.end(session, browser_session, now=now)
+    trail.record(
+        session,
+        "session:ended",
+        context=events,
+        actor="citizen",
+        subject=citizen_ref(browser_session.citizen_id),
+        details={"sid": browser_session.sid},
+        now=now,
+    )
     clients = session.scalars(
         select(Client)
         .join(AuthorizationGrant, AuthorizationGrant.client_id == Client.id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -46,6 +46,8 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from digital_id.audit import trail
+from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.clients.jwks import (
     ASSERTION_ALGORITHMS,
     ClientKeyResolver,
@@ -113,6 +115,7 @@ class ProviderContext:
     regions: RegionTable
     client_keys: ClientKeyResolver
     now: datetime
+    events: EventContext = field(default_factory=EventContext)
 
     @property
     def token_endpoint(self) -> str:
@@ -280,12 +283,31 @@ def purge_expired(session: Session, model: type[Any], condition: Any) -> None:
     session.execute(delete(model).where(model.id.in_(doomed)))
 
 
-def revoke_grant(session: Session, grant_id: int, now: datetime) -> None:
-    session.execute(
+def revoke_grant(
+    session: Session,
+    grant_id: int,
+    now: datetime,
+    *,
+    reason: str,
+    events: EventContext | None = None,
+) -> None:
+    revoked = session.execute(
         update(AuthorizationGrant)
         .where(AuthorizationGrant.id == grant_id, AuthorizationGrant.revoked_at.is_(None))
         .values(revoked_at=now)
-    )
+        .returning(AuthorizationGrant.citizen_id, AuthorizationGrant.client_id)
+    ).one_or_none()
+    if revoked is not None:
+        client_id = session.scalar(select(Client.client_id).where(Client.id == revoked[1]))
+        trail.record(
+            session,
+            "token:revoked",
+            context=events,
+            client_id=client_id,
+            subject=citizen_ref(revoked[0]),
+            details={"reason": reason},
+            now=now,
+        )
 
 
 class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
@@ -365,7 +387,9 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         ).one_or_none()
         if claimed is None or row is None:
             if row is not None and row.client_id == client.pk and row.redeemed_at is not None:
-                revoke_grant(session, row.grant_id, context.now)
+                revoke_grant(
+                    session, row.grant_id, context.now, reason="code_reused", events=context.events
+                )
             return None
         grant = session.get_one(AuthorizationGrant, row.grant_id)
         browser_session = (
@@ -496,7 +520,9 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
         if row.generation != grant.refresh_generation and (
             row.rotated_at is None or now - row.rotated_at > REFRESH_GRACE
         ):
-            revoke_grant(session, grant.id, now)
+            revoke_grant(
+                session, grant.id, now, reason="refresh_token_reused", events=context.events
+            )
             return None
         return PresentedRefreshToken(row, grant)
 
@@ -746,7 +772,13 @@ class TokenRevocation(RevocationEndpoint):  # type: ignore[misc]
     def revoke_token(self, token: PresentedToken, request: ProviderRequest) -> None:
         context = self.context
         if token.grant is not None:
-            revoke_grant(context.session, token.grant.id, context.now)
+            revoke_grant(
+                context.session,
+                token.grant.id,
+                context.now,
+                reason="revoked_by_client",
+                events=context.events,
+            )
             return
         try:
             with context.session.begin_nested():
@@ -895,11 +927,29 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
     def save_token(self, token: dict[str, Any], request: ProviderRequest) -> None:
         """Only a refresh token is stored (hashed): access tokens are self-contained, and
         their grant was stored with the code."""
+        subject: Subject | None = request.user
+        client: AgencyClient = request.client
         if "refresh_token" in token:
-            subject: Subject = request.user
+            assert subject is not None
             store_refresh_token(
                 self.context, subject.grant, token["refresh_token"], request.refresh_token
             )
+        trail.record(
+            self.context.session,
+            "token:issued",
+            context=self.context.events,
+            actor="client",
+            client_id=client.client_id,
+            subject=subject.sub if subject is not None else None,
+            details={
+                "grant_type": request.payload.grant_type,
+                "scope": token.get("scope", ""),
+                "refresh_token": "refresh_token" in token,
+                "acr": subject.grant.acr if subject is not None else None,
+                "id_token_claims": list(subject.grant.id_token_claims) if subject else [],
+            },
+            now=self.context.now,
+        )
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """No signal bus; the audit trail hooks in here later."""

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from digital_id.audit import trail
+from digital_id.audit.trail import EventContext
 from digital_id.clients.models import Client
 from digital_id.consent import service as consent_service
 from digital_id.keys.store import KeySnapshot
@@ -49,6 +51,7 @@ def userinfo(
     issuer: str,
     regions: RegionTable,
     now: datetime,
+    events: EventContext | None = None,
 ) -> UserInfo:
     claims = decode_access_token(token, keys=keys, issuer=issuer, now=now)
     grant = grant_of(session, claims)
@@ -65,4 +68,14 @@ def userinfo(
     assert consent is not None  # grant_problem checked it
     released = [claim for claim in grant.userinfo_claims if claim in consent.claims]
     values = claim_values(citizen, released, regions=regions, today=now.date())
+    trail.record(
+        session,
+        "claims:released",
+        context=events,
+        actor="client",
+        client_id=client.client_id,
+        subject=str(claims["sub"]),
+        details={"claims": sorted(values), "acr": grant.acr, "endpoint": "userinfo"},
+        now=now,
+    )
     return UserInfo({"sub": claims["sub"], **values}, client)

@@ -14,7 +14,7 @@ from digital_id.oidc.provider import OAuthResponse
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.userinfo import InvalidAccessTokenError, userinfo
 from digital_id.web.routes import Database, Form
-from digital_id.web.services import Services, services
+from digital_id.web.services import Services, events, services
 
 router = APIRouter(tags=["openid-connect"])
 App = Annotated[Services, Depends(services)]
@@ -42,7 +42,9 @@ def token(request: Request, db: Database, app: App, form: Form) -> Response:
     oauth_request = ProviderRequest(
         "POST", app.endpoint("/token"), request.headers, query=(), form=form
     )
-    return _oauth_json(db, app.provider(db).create_token_response(oauth_request))
+    return _oauth_json(
+        db, app.provider(db, events(request, "client")).create_token_response(oauth_request)
+    )
 
 
 @router.post(
@@ -54,7 +56,12 @@ def revoke(request: Request, db: Database, app: App, form: Form) -> Response:
     oauth_request = ProviderRequest(
         "POST", app.endpoint("/revoke"), request.headers, query=(), form=form
     )
-    return _oauth_json(db, app.provider(db).create_endpoint_response("revocation", oauth_request))
+    return _oauth_json(
+        db,
+        app.provider(db, events(request, "client")).create_endpoint_response(
+            "revocation", oauth_request
+        ),
+    )
 
 
 @router.post(
@@ -67,7 +74,10 @@ def introspect(request: Request, db: Database, app: App, form: Form) -> Response
         "POST", app.endpoint("/introspect"), request.headers, query=(), form=form
     )
     return _oauth_json(
-        db, app.provider(db).create_endpoint_response("introspection", oauth_request)
+        db,
+        app.provider(db, events(request, "client")).create_endpoint_response(
+            "introspection", oauth_request
+        ),
     )
 
 
@@ -109,12 +119,14 @@ def _userinfo(request: Request, db: Session, app: Services) -> Response:
             issuer=app.settings.issuer,
             regions=app.regions,
             now=utc_now(),
+            events=events(request, "client"),
         )
     except InvalidAccessTokenError:
         return _unauthorized(
             'Bearer realm="digital-id", error="invalid_token", '
             'error_description="The access token is invalid, expired or revoked"'
         )
+    db.commit()  # the release of claims is recorded in the audit trail
     alg = info.signing_algorithm
     if alg is None:
         return JSONResponse(info.claims, headers=_NO_STORE)

@@ -36,7 +36,14 @@ from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
 from digital_id.web.i18n import LANGUAGES
 from digital_id.web.rendering import Page
-from digital_id.web.services import LANGUAGE_COOKIE, SESSION_COOKIE, Services, database, services
+from digital_id.web.services import (
+    LANGUAGE_COOKIE,
+    SESSION_COOKIE,
+    Services,
+    database,
+    events,
+    services,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -73,7 +80,7 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
     if not page.csrf_valid(_field(form, "csrf_token")):
         return page.csrf_refusal()
-    provider = app.provider(db)
+    provider = app.provider(db, events(request))
     now = provider.context.now
     outcome = accounts.authenticate(
         db,
@@ -82,6 +89,7 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
         pin=_field(form, "pin"),
         policy=app.lockout_policy,
         now=now,
+        events=events(request),
     )
     if outcome.citizen is None:
         db.commit()  # the failure counts towards the lockout
@@ -127,7 +135,7 @@ def consent(request: Request, db: Database, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
     if not page.csrf_valid(_field(form, "csrf_token")):
         return page.csrf_refusal()
-    provider = app.provider(db)
+    provider = app.provider(db, events(request))
     browser_session = sessions.resume(
         db,
         request.cookies.get(SESSION_COOKIE),
@@ -159,7 +167,7 @@ def _authorization_step(
     request: Request, db: Session, app: Services, parameters: FormPairs
 ) -> Response:
     page = Page(request, app, dict(parameters).get("ui_locales"))
-    provider = app.provider(db)
+    provider = app.provider(db, events(request))
     browser_session = sessions.resume(
         db,
         request.cookies.get(SESSION_COOKIE),
@@ -268,7 +276,7 @@ def second_factor(request: Request, db: Database, app: App, form: Form) -> Respo
     page, parameters = _carried(request, app, form)
     if not page.csrf_valid(_field(form, "csrf_token")):
         return page.csrf_refusal()
-    provider = app.provider(db)
+    provider = app.provider(db, events(request))
     now = provider.context.now
     browser_session = sessions.resume(
         db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
@@ -398,7 +406,7 @@ def _end_session(request: Request, db: Session, app: Services, parameters: FormP
     post_logout_redirect_uri. Without one, the citizen is asked to confirm (so a link on
     someone else's site cannot log them out) and stays here."""
     page = Page(request, app, dict(parameters).get("ui_locales"))
-    provider = app.provider(db)
+    provider = app.provider(db, events(request))
     oauth_request = ProviderRequest("GET", app.endpoint("/logout"), {}, query=parameters)
     try:
         validated = provider.validate_endpoint_request("end_session", oauth_request)

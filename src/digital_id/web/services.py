@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from digital_id.accounts.pins import PinHasher
 from digital_id.accounts.service import LockoutPolicy
 from digital_id.accounts.totp import TotpCipher
+from digital_id.audit.trail import EventContext
 from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.config import Settings
 from digital_id.db.types import utc_now
@@ -58,7 +59,7 @@ class Services:
             first_lock=timedelta(seconds=self.settings.lockout_seconds),
         )
 
-    def provider(self, session: Session) -> Provider:
+    def provider(self, session: Session, events: EventContext | None = None) -> Provider:
         provider = Provider(
             ProviderContext(
                 session=session,
@@ -68,6 +69,7 @@ class Services:
                 regions=self.regions,
                 client_keys=self.client_keys,
                 now=utc_now(),
+                events=events or EventContext(),
             )
         )
         provider.register_endpoint(EndSession(provider.context))
@@ -97,6 +99,15 @@ class Services:
 def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
+
+
+def events(request: Request, actor: str = "citizen") -> EventContext:
+    """Who and where, for the audit trail: the request id the middleware gave this request."""
+    return EventContext(
+        actor=actor,
+        request_id=getattr(request.state, "request_id", None),
+        ip=request.client.host if request.client else None,
+    )
 
 
 def database(request: Request) -> Iterator[Session]:
