@@ -63,3 +63,43 @@ def test_pin_option_is_refused_in_production(nik, monkeypatch):
     result = runner.invoke(app, ["citizens", "activate", nik, "--pin", "246810"])
     assert result.exit_code == 2
     assert "refused in production" in result.output
+
+
+def test_show_tells_an_operator_the_account_state_without_the_nik(nik):
+    assert runner.invoke(app, ["citizens", "activate", nik, "--pin", "246810"]).exit_code == 0
+    result = runner.invoke(app, ["citizens", "show", nik])
+    assert result.exit_code == 0, result.output
+    assert "register status" in result.output
+    assert "active" in result.output
+    assert "agencies with access" in result.output
+    assert nik not in result.output
+
+
+def test_unlock_block_and_unblock_are_recorded(nik, engine):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from digital_id.accounts.models import CitizenAccount
+    from digital_id.audit.models import AuditEvent
+
+    assert runner.invoke(app, ["citizens", "activate", nik, "--pin", "246810"]).exit_code == 0
+    with engine.begin() as connection:
+        connection.execute(CitizenAccount.__table__.update().values(failed_attempts=3))
+    assert runner.invoke(app, ["citizens", "unlock", nik]).exit_code == 0
+    assert runner.invoke(app, ["citizens", "block", nik]).exit_code == 0
+    with Session(engine) as session:
+        account = session.scalars(select(CitizenAccount)).one()
+        assert account.failed_attempts == 0
+        assert account.blocked_at is not None
+    assert runner.invoke(app, ["citizens", "unblock", nik]).exit_code == 0
+    with Session(engine) as session:
+        assert session.scalars(select(CitizenAccount)).one().blocked_at is None
+        tags = session.scalars(select(AuditEvent.tag).order_by(AuditEvent.sequence)).all()
+    assert tags[-3:] == ["citizen:unlocked", "citizen:blocked", "citizen:unblocked"]
+    assert runner.invoke(app, ["audit", "verify"]).exit_code == 0
+
+
+def test_operator_actions_on_an_unknown_nik_fail_in_one_line(nik):
+    result = runner.invoke(app, ["citizens", "block", "3273052010909999"])
+    assert result.exit_code == 1
+    assert "no citizen" in result.output

@@ -133,3 +133,25 @@ def test_two_agencies_on_one_host_share_a_sector_and_so_a_subject(provider):
         for agency in (first, second)
     }
     assert len(subs) == 1
+
+
+def test_blocking_a_citizen_from_the_cli_kills_live_tokens_and_logins(provider, cli_env):
+    from typer.testing import CliRunner
+
+    from digital_id.cli import app
+    from tests.web.test_authorization_endpoint import pkce
+
+    citizen = provider.citizen()
+    agency = provider.agency()
+    tokens = provider.tokens_for(agency, citizen["nik"])
+    assert provider.userinfo(tokens["access_token"]).status_code == 200
+    result = CliRunner().invoke(app, ["citizens", "block", citizen["nik"]])
+    assert result.exit_code == 0, result.output
+    assert _refused(provider.userinfo(tokens["access_token"]))
+    introspection = provider.http.post(
+        "/introspect", **agency.authenticated({"token": tokens["access_token"]})
+    ).json()
+    assert introspection == {"active": False}
+    provider.http.cookies.clear()
+    page = provider.log_in(provider.authorize(agency, **pkce()), citizen["nik"])
+    assert 'role="alert"' in page.text

@@ -39,3 +39,5 @@ class CitizenAccount(Base):
     totp_pending_secret: Mapped[str | None] = mapped_column(String(200))
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     totp_enrolled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Set by an operator; kept apart from the register's status, which an import rewrites.
+    blocked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -26,6 +26,7 @@ from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.db.types import utc_now
 from digital_id.registry.models import Citizen
 from digital_id.registry.service import find_by_nik
+from digital_id.sessions.models import BrowserSession
 
 # Crockford's base32 without I, L, O, U: nothing to misread when a code is read out.
 _CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -206,7 +207,7 @@ def _authenticate(
             "unknown" if citizen is None else "not_activated",
             citizen_id=citizen.id if citizen is not None else None,
         )
-    if citizen.status != "active":
+    if citizen.status != "active" or account.blocked_at is not None:
         hasher.verify(None, pin)
         return LoginOutcome(None, "inactive", citizen_id=citizen.id)
     if account.locked_until is not None and now < account.locked_until:
@@ -379,3 +380,82 @@ def verify_totp(
             session, "auth:locked", actor="citizen", subject=citizen_ref(citizen.id), now=now
         )
     return False
+
+
+# --- operator actions --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """What an operator sees of a citizen's account (never the PIN or a secret)."""
+
+    citizen: Citizen
+    activated_at: datetime | None
+    activation_pending: bool
+    failed_attempts: int
+    locked_until: datetime | None
+    totp_enrolled_at: datetime | None
+    blocked_at: datetime | None
+
+
+def summary(session: Session, nik: str) -> AccountSummary:
+    citizen = find_by_nik(session, nik)
+    if citizen is None:
+        raise CitizenNotFoundError("no citizen with that NIK in the register")
+    account = _existing_account(session, citizen)
+    return AccountSummary(
+        citizen=citizen,
+        activated_at=account.activated_at if account else None,
+        activation_pending=bool(account and account.activation_code_hash),
+        failed_attempts=account.failed_attempts if account else 0,
+        locked_until=account.locked_until if account else None,
+        totp_enrolled_at=account.totp_enrolled_at if account else None,
+        blocked_at=account.blocked_at if account else None,
+    )
+
+
+def unlock(session: Session, nik: str, *, now: datetime | None = None) -> Citizen:
+    now = now or utc_now()
+    citizen, account = _operated(session, nik, now)
+    account.failed_attempts = 0
+    account.lock_count = 0
+    account.locked_until = None
+    account.updated_at = now
+    session.flush()
+    trail.record(
+        session, "citizen:unlocked", actor="operator", subject=citizen_ref(citizen.id), now=now
+    )
+    return citizen
+
+
+def set_blocked(
+    session: Session, nik: str, blocked: bool, *, now: datetime | None = None
+) -> Citizen:
+    """Block or unblock logins. Blocking also ends the citizen's browser sessions; their
+    tokens stop working at UserInfo and introspection at once (the live-grant check)."""
+    now = now or utc_now()
+    citizen, account = _operated(session, nik, now)
+    account.blocked_at = now if blocked else None
+    account.updated_at = now
+    if blocked:
+        session.execute(
+            update(BrowserSession)
+            .where(BrowserSession.citizen_id == citizen.id, BrowserSession.ended_at.is_(None))
+            .values(ended_at=now)
+        )
+    session.flush()
+    trail.record(
+        session,
+        "citizen:blocked" if blocked else "citizen:unblocked",
+        actor="operator",
+        subject=citizen_ref(citizen.id),
+        now=now,
+    )
+    return citizen
+
+
+def _operated(session: Session, nik: str, now: datetime) -> tuple[Citizen, CitizenAccount]:
+    citizen = find_by_nik(session, nik)
+    if citizen is None:
+        raise CitizenNotFoundError("no citizen with that NIK in the register")
+    return citizen, _account_for(session, citizen, now)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
+from rich.table import Table
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import service
@@ -18,9 +20,10 @@ from digital_id.cli.common import (
     pin_hasher,
     settings_of,
 )
+from digital_id.consent import service as consent_service
 from digital_id.registry.nik import mask_nik
 
-app = typer.Typer(help="Citizen accounts: activation.", no_args_is_help=True)
+app = typer.Typer(help="Citizen accounts: activation, lockouts, blocking.", no_args_is_help=True)
 
 
 @app.command()
@@ -59,3 +62,70 @@ def activate(
     console.print(
         f"Give it to the citizen; it is shown once and works for {settings.activation_code_hours} h at /activate."
     )
+
+
+NikArgument = Annotated[str, typer.Argument(help="The citizen's NIK.")]
+
+
+@app.command()
+def show(ctx: typer.Context, nik: NikArgument) -> None:
+    """Status, activation, lockout, second factor and the agencies with access."""
+    engine = migrated_engine(ctx)
+    try:
+        with Session(engine) as session:
+            account = service.summary(session, nik)
+            agencies = consent_service.agencies_with_access(session, account.citizen.id)
+    except service.CitizenNotFoundError as exc:
+        fail(f"NIK {mask_nik(nik)}: {exc}")
+    finally:
+        engine.dispose()
+    table = Table(title=f"Citizen {mask_nik(nik)}", show_header=False)
+    table.add_row("register status", account.citizen.status)
+    table.add_row("activated", _when(account.activated_at))
+    table.add_row("activation code pending", "yes" if account.activation_pending else "no")
+    table.add_row("failed attempts", str(account.failed_attempts))
+    table.add_row("locked until", _when(account.locked_until))
+    table.add_row("second factor (TOTP)", _when(account.totp_enrolled_at))
+    table.add_row("blocked", _when(account.blocked_at))
+    table.add_row(
+        "agencies with access",
+        "\n".join(
+            f"{name} ({client_id}): {', '.join(claims)}" for client_id, name, claims in agencies
+        )
+        or "none",
+    )
+    console.print(table)
+
+
+@app.command()
+def unlock(ctx: typer.Context, nik: NikArgument) -> None:
+    """Lift a lockout after failed logins."""
+    _operate(ctx, nik, lambda session: service.unlock(session, nik), "unlocked")
+
+
+@app.command()
+def block(ctx: typer.Context, nik: NikArgument) -> None:
+    """Refuse all logins; the citizen's sessions end and their tokens stop working at once."""
+    _operate(ctx, nik, lambda session: service.set_blocked(session, nik, True), "blocked")
+
+
+@app.command()
+def unblock(ctx: typer.Context, nik: NikArgument) -> None:
+    """Allow logins again."""
+    _operate(ctx, nik, lambda session: service.set_blocked(session, nik, False), "unblocked")
+
+
+def _operate(ctx: typer.Context, nik: str, action: Callable[[Session], object], done: str) -> None:
+    engine = migrated_engine(ctx)
+    try:
+        with Session(engine) as session, session.begin():
+            action(session)
+    except service.CitizenNotFoundError as exc:
+        fail(f"NIK {mask_nik(nik)}: {exc}")
+    finally:
+        engine.dispose()
+    console.print(f"Citizen {mask_nik(nik)} {done}.")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else "-"

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from digital_id.audit import trail
 from digital_id.audit.trail import EventContext, citizen_ref
+from digital_id.clients.models import Client
 from digital_id.consent.models import Consent
 
 
@@ -71,3 +72,14 @@ def grant(
         now=now,
     )
     return consent
+
+
+def agencies_with_access(session: Session, citizen_id: int) -> list[tuple[str, str, list[str]]]:
+    """(client_id, name, granted claims) for every agency the citizen's live consent covers."""
+    rows = session.execute(
+        select(Client.client_id, Client.client_name, Consent.claims)
+        .join(Consent, Consent.client_id == Client.id)
+        .where(Consent.citizen_id == citizen_id, Consent.revoked_at.is_(None))
+        .order_by(Consent.granted_at)
+    ).all()
+    return [(client_id, name, list(claims)) for client_id, name, claims in rows]

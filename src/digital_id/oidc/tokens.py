@@ -19,6 +19,7 @@ from joserfc.errors import JoseError
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from digital_id.accounts.models import CitizenAccount
 from digital_id.clients.models import Client
 from digital_id.consent import service as consent_service
 from digital_id.keys.store import KeySnapshot
@@ -97,17 +98,26 @@ def grant_problem(session: Session, grant: AuthorizationGrant) -> str | None:
     client = session.get(Client, grant.client_id)
     if client is None or not client.enabled:
         return "the client is unknown or disabled"
-    citizen = session.get(Citizen, grant.citizen_id)
-    if citizen is None or citizen.status != "active":
-        return "the citizen can no longer log in"
+    if not _citizen_can_log_in(session, grant.citizen_id):
+        return "the citizen can no longer log in (deceased, blocked or gone)"
     if grant.session_id is not None and grant.offline_until is None:
         # Online access lives with the browser session; offline access outlives it.
         browser_session = session.get(BrowserSession, grant.session_id)
         if browser_session is None or browser_session.ended_at is not None:
             return "the session has ended"
-    if consent_service.current(session, citizen_id=citizen.id, client_pk=client.id) is None:
+    if consent_service.current(session, citizen_id=grant.citizen_id, client_pk=client.id) is None:
         return "the consent was withdrawn"
     return None
+
+
+def _citizen_can_log_in(session: Session, citizen_id: int) -> bool:
+    citizen = session.get(Citizen, citizen_id)
+    if citizen is None or citizen.status != "active":
+        return False
+    blocked = session.scalar(
+        select(CitizenAccount.blocked_at).where(CitizenAccount.citizen_id == citizen_id)
+    )
+    return blocked is None
 
 
 def grant_of(session: Session, claims: dict[str, Any]) -> AuthorizationGrant | None:
