@@ -90,3 +90,25 @@ def test_unsupported_algorithm_is_a_usage_error(keys_env):
     result = invoke("generate", "--alg", "HS256")
     assert result.exit_code == 2
     assert "unsupported algorithm 'HS256'" in result.output
+
+
+def test_key_changes_are_noted_in_the_audit_trail(keys_env, cli_env, engine, monkeypatch, keys_dir):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from digital_id.audit.models import AuditEvent
+
+    monkeypatch.setenv("DIGITAL_ID_KEYS_DIR", str(keys_dir))
+    assert invoke("generate", "--alg", "ES256").exit_code == 0
+    with Session(engine) as session:
+        event = session.scalars(select(AuditEvent)).one()
+    assert event.tag == "keys:generated"
+    assert event.actor == "operator"
+    assert event.details["alg"] == "ES256"
+
+
+def test_without_a_database_the_key_change_still_happens_with_a_warning(keys_env):
+    result = invoke("generate", "--alg", "ES256")
+    assert result.exit_code == 0
+    assert "not recorded in the audit trail" in result.output
+    assert [r.alg for r in keys_env.records()] == ["ES256"]

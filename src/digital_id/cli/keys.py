@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from digital_id.cli.common import EXIT_USAGE, console, fail, key_store, settings_of
+from digital_id.audit import trail
+from digital_id.cli.common import EXIT_USAGE, console, errors, fail, key_store, settings_of
+from digital_id.db.engine import create_engine_for
+from digital_id.db.migrate import SchemaNotCurrentError, ensure_current
 from digital_id.keys import ALGORITHMS, KeyStoreError
 from digital_id.keys.store import KeyState
 
@@ -56,6 +61,7 @@ def generate(
         record = key_store(ctx).generate(alg, size=size)
     except KeyStoreError as exc:
         fail(str(exc), EXIT_USAGE)
+    _record(ctx, "keys:generated", {"kid": record.kid, "alg": alg, "state": str(record.state)})
     if record.state == KeyState.ACTIVE:
         console.print(f"Generated {alg} key {record.kid}; it is active (the first {alg} key).")
     else:
@@ -102,6 +108,11 @@ def rotate(
             )
             previous = f"; {retired.kid} retired" if retired else ""
             console.print(f"{name}: {active.kid} is now active{previous}.")
+            _record(
+                ctx,
+                "keys:rotated",
+                {"alg": name, "active": active.kid, "retired": retired.kid if retired else None},
+            )
     except KeyStoreError as exc:
         fail(str(exc))
 
@@ -113,6 +124,7 @@ def retire(ctx: typer.Context, kid: Annotated[str, typer.Argument(help="The key'
         record = key_store(ctx).retire(kid)
     except KeyStoreError as exc:
         fail(str(exc))
+    _record(ctx, "keys:retired", {"kid": record.kid, "alg": record.alg})
     console.print(
         f"{record.kid} is retired; it stays published until `prune` after the grace period."
     )
@@ -130,6 +142,8 @@ def prune(ctx: typer.Context) -> None:
         console.print(f"Nothing to prune (grace period {int(grace.total_seconds())} s).")
     for record in removed:
         console.print(f"Removed retired {record.alg} key {record.kid}.")
+    if removed:
+        _record(ctx, "keys:pruned", {"kids": [record.kid for record in removed]})
 
 
 @app.command()
@@ -152,8 +166,35 @@ def revoke(
     except KeyStoreError as exc:
         fail(str(exc))
     console.print(f"Revoked {record.alg} key {record.kid}; it is no longer published.")
+    _record(
+        ctx,
+        "keys:revoked",
+        {
+            "kid": record.kid,
+            "alg": record.alg,
+            "replacement": replacement.kid if replacement else None,
+        },
+    )
     if replacement is not None:
         console.print(f"{record.alg}: {replacement.kid} is now active.")
+
+
+def _record(ctx: typer.Context, tag: str, details: dict[str, Any]) -> None:
+    """Note the change in the audit trail. The key store is files, so this cannot share a
+    transaction with the change; without a usable database the operator is told."""
+    engine = create_engine_for(settings_of(ctx).database_url)
+    try:
+        ensure_current(engine)
+        with Session(engine) as session, session.begin():
+            trail.record(session, tag, actor="operator", details=details)
+    except (SchemaNotCurrentError, SQLAlchemyError):
+        errors.print(
+            f"[bold yellow]warning:[/] {tag} not recorded in the audit trail: the database is "
+            "not available or not migrated",
+            highlight=False,
+        )
+    finally:
+        engine.dispose()
 
 
 def _when(moment: datetime | None) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digital_id.audit import trail
 from digital_id.clients.metadata import (
     ClientMetadata,
     InvalidClientMetadataError,
@@ -71,6 +72,7 @@ def register(
     )
     session.add(client)
     session.flush()
+    _recorded(session, "client:registered", client)
     return Registered(client, secret)
 
 
@@ -98,6 +100,7 @@ def update(
     client.client_name = metadata.display_name
     client.updated_at = utc_now()
     session.flush()
+    _recorded(session, "client:updated", client)
     return Registered(client, secret)
 
 
@@ -115,6 +118,7 @@ def rotate_secret(session: Session, client_id: str) -> Registered:
     client.client_secret_hash = hash_secret(secret)
     client.secret_rotated_at = client.updated_at = utc_now()
     session.flush()
+    _recorded(session, "client:secret_rotated", client)
     return Registered(client, secret)
 
 
@@ -124,6 +128,7 @@ def set_enabled(session: Session, client_id: str, enabled: bool) -> Client:
         client.enabled = enabled
         client.updated_at = utc_now()
         session.flush()
+        _recorded(session, "client:enabled" if enabled else "client:disabled", client)
     return client
 
 
@@ -180,6 +185,16 @@ def _validated(
             f"no active {missing[0]} signing key; run `digital-id keys generate --alg {missing[0]}` first",
         )
     return metadata
+
+
+def _recorded(session: Session, tag: str, client: Client) -> None:
+    trail.record(
+        session,
+        tag,
+        actor="operator",
+        client_id=client.client_id,
+        details={"scope": client.registration.get("scope"), "enabled": client.enabled},
+    )
 
 
 def _new_secret() -> str:
