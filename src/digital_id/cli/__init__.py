@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from digital_id.cli import audit, citizens, clients, db, keys, registry, serve
+from digital_id.cli import audit, citizens, clients, consent, db, keys, registry, serve
 from digital_id.cli.common import load_cli_settings
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(clients.app, name="clients")
 app.add_typer(citizens.app, name="citizens")
 app.add_typer(audit.app, name="audit")
+app.add_typer(consent.app, name="consent")
 app.command("serve")(serve.serve)
 
 

@@ -39,6 +39,7 @@ _KNOWN: Final = frozenset(
         "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
         "jwks", "scope", "subject_type", "id_token_signed_response_alg", "userinfo_signed_response_alg",
         "contacts", "resource_server", "default_acr_values", "backchannel_logout_session_required",
+        "purpose",
     }
 )  # fmt: skip
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 section 3.3
@@ -78,6 +79,7 @@ class ClientMetadata:
     default_acr_values: tuple[str, ...] = ()
     # We always send sid in logout tokens, so asking for it is always satisfied.
     backchannel_logout_session_required: bool = False
+    purpose: str | None = None  # shown to citizens and put in their consent receipts
 
     @property
     def display_name(self) -> str:
@@ -123,6 +125,8 @@ class ClientMetadata:
             registration["resource_server"] = True
         if self.backchannel_logout_session_required:
             registration["backchannel_logout_session_required"] = True
+        if self.purpose:
+            registration["purpose"] = self.purpose
         if self.default_acr_values:
             registration["default_acr_values"] = list(self.default_acr_values)
         return registration
@@ -218,6 +222,7 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
         resource_server=_resource_server(data, method),
         default_acr_values=_choices(data, "default_acr_values", ACR_VALUES, default=()),
         backchannel_logout_session_required=_flag(data, "backchannel_logout_session_required"),
+        purpose=_text(data, "purpose") if "purpose" in data else None,
     )
 
 

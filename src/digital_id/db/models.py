@@ -3,7 +3,7 @@
 from digital_id.accounts.models import CitizenAccount
 from digital_id.audit.models import AuditEvent, AuditHead
 from digital_id.clients.models import Client
-from digital_id.consent.models import Consent
+from digital_id.consent.models import Consent, ConsentReceipt
 from digital_id.db.base import Base
 from digital_id.oidc.models import (
     AuthorizationCode,
@@ -28,6 +28,7 @@ __all__ = [
     "CitizenAccount",
     "Client",
     "Consent",
+    "ConsentReceipt",
     "LogoutDelivery",
     "RefreshToken",
     "RevokedAccessToken",

@@ -20,6 +20,7 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from digital_id.consent import receipts
 from digital_id.consent import service as consent_service
 from digital_id.oidc import assurance
 from digital_id.oidc.claims import ClaimsRequest
@@ -187,6 +188,20 @@ def _consent_needed(
             now=context.now,
             client_id=client.client_id,
             events=context.events,
+        )
+        receipts.issue(
+            context.session,
+            context.keys,
+            issuer=context.settings.issuer,
+            citizen_id=citizen.id,
+            client_pk=client.pk,
+            client_id=client.client_id,
+            agency_name=client.name("id"),
+            subject=client.subject_for(citizen.id, context.pairwise_secret),
+            decision="granted",
+            claims=claims.consent_items,
+            purpose=client.client_metadata.get("purpose"),
+            now=context.now,
         )
         return None
     return _answer(
