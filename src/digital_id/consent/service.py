@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from digital_id.audit import trail
 from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent
+from digital_id.oidc.models import AuthorizationGrant
 
 
 def current(session: Session, *, citizen_id: int, client_pk: int) -> Consent | None:
@@ -83,3 +85,59 @@ def agencies_with_access(session: Session, citizen_id: int) -> list[tuple[str, s
         .order_by(Consent.granted_at)
     ).all()
     return [(client_id, name, list(claims)) for client_id, name, claims in rows]
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """What withdrawing consent ended: for the receipt and the back-channel logouts."""
+
+    consent: Consent
+    grants_revoked: int
+    session_ids: tuple[int, ...]
+
+
+def withdraw(
+    session: Session,
+    *,
+    citizen_id: int,
+    client_pk: int,
+    client_id: str,
+    now: datetime,
+    events: EventContext | None = None,
+) -> Withdrawal | None:
+    """Withdraw the citizen's consent for the agency: the consent ends, every grant of that
+    agency for the citizen is revoked (refresh and access tokens with it), all in one
+    transaction with its audit event. None when there was no live consent."""
+    consent = current(session, citizen_id=citizen_id, client_pk=client_pk)
+    if consent is None:
+        return None
+    consent.revoked_at = now
+    consent.updated_at = now
+    revoked = (
+        session.execute(
+            update(AuthorizationGrant)
+            .where(
+                AuthorizationGrant.citizen_id == citizen_id,
+                AuthorizationGrant.client_id == client_pk,
+                AuthorizationGrant.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+            .returning(AuthorizationGrant.session_id)
+        )
+        .scalars()
+        .all()
+    )
+    session.flush()
+    trail.record(
+        session,
+        "consent:revoked",
+        context=events,
+        actor="citizen",
+        client_id=client_id,
+        subject=citizen_ref(citizen_id),
+        details={"claims": sorted(consent.claims), "grants_revoked": len(revoked)},
+        now=now,
+    )
+    return Withdrawal(
+        consent, len(revoked), tuple(sorted({sid for sid in revoked if sid is not None}))
+    )

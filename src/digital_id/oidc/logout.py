@@ -26,6 +26,8 @@ from sqlalchemy.orm import Session
 from digital_id.audit import trail
 from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.clients.models import Client
+from digital_id.consent import receipts
+from digital_id.consent import service as consent_service
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.models import AuthorizationGrant, LogoutDelivery
 from digital_id.oidc.provider import AgencyClient, ProviderContext
@@ -188,3 +190,62 @@ class EndSession(EndSessionEndpoint):  # type: ignore[misc]
 
     def end_session(self, end_session_request: Any) -> None:
         """Ending the browser's session is the web layer's (it holds the cookie)."""
+
+
+def withdraw_consent(
+    session: Session,
+    keys: KeySnapshot,
+    *,
+    issuer: str,
+    pairwise_secret: bytes,
+    citizen_id: int,
+    client: Client,
+    now: datetime,
+    events: EventContext | None = None,
+) -> bool:
+    """The citizen takes an agency's access away: consent withdrawn, its tokens revoked, a
+    withdrawal receipt issued, and a back-channel logout queued for each session that agency
+    had with the citizen. The next login to the agency asks for consent again. False when
+    there was nothing to withdraw."""
+    withdrawal = consent_service.withdraw(
+        session,
+        citizen_id=citizen_id,
+        client_pk=client.id,
+        client_id=client.client_id,
+        now=now,
+        events=events,
+    )
+    if withdrawal is None:
+        return False
+    agency = AgencyClient(client)
+    sub = agency.subject_for(citizen_id, pairwise_secret)
+    receipts.issue(
+        session,
+        keys,
+        issuer=issuer,
+        citizen_id=citizen_id,
+        client_pk=client.id,
+        client_id=client.client_id,
+        agency_name=agency.name("id"),
+        subject=sub,
+        decision="withdrawn",
+        claims=withdrawal.consent.claims,
+        purpose=client.registration.get("purpose"),
+        now=now,
+    )
+    if client.registration.get("backchannel_logout_uri"):
+        for browser_session in session.scalars(
+            select(BrowserSession).where(BrowserSession.id.in_(withdrawal.session_ids))
+        ):
+            session.add(
+                LogoutDelivery(
+                    client_id=client.id,
+                    sub=sub,
+                    sid=browser_session.sid,
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+    session.flush()
+    return True

@@ -940,7 +940,8 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
             context=self.context.events,
             actor="client",
             client_id=client.client_id,
-            subject=subject.sub if subject is not None else None,
+            # The internal reference, so a citizen's history can be found across agencies.
+            subject=citizen_ref(subject.citizen.id) if subject is not None else None,
             details={
                 "grant_type": request.payload.grant_type,
                 "scope": token.get("scope", ""),

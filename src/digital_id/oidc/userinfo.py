@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from digital_id.audit import trail
-from digital_id.audit.trail import EventContext
+from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.clients.models import Client
 from digital_id.consent import service as consent_service
 from digital_id.keys.store import KeySnapshot
@@ -74,7 +74,7 @@ def userinfo(
         context=events,
         actor="client",
         client_id=client.client_id,
-        subject=str(claims["sub"]),
+        subject=citizen_ref(citizen.id),
         details={"claims": sorted(values), "acr": grant.acr, "endpoint": "userinfo"},
         now=now,
     )
