@@ -29,7 +29,7 @@ from digital_id.keys.ring import KeyRing
 from digital_id.keys.store import KeyStore
 from digital_id.oidc.logout import Courier
 from digital_id.registry.regions import load_regions
-from digital_id.web import protocol, routes
+from digital_id.web import portal, protocol, routes
 from digital_id.web.courier import CourierThread
 from digital_id.web.rendering import SECURITY_HEADERS
 from digital_id.web.services import Services
@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=static), name="static")
     app.include_router(protocol.router)
     app.include_router(routes.router)
+    app.include_router(portal.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up.")
     def healthz() -> dict[str, str]:

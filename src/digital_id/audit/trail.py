@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digital_id.audit.models import AuditEvent, AuditHead
@@ -149,19 +149,24 @@ def export(session: Session, *, since: datetime | None = None) -> Iterator[dict[
 
 def _locked_head(session: Session) -> AuditHead:
     # A no-op UPDATE takes the lock before anything is read.
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(sequence=AuditHead.sequence))
-    head = session.scalars(
+    lock = update(AuditHead).where(AuditHead.id == 1).values(sequence=AuditHead.sequence)
+    if session.execute(lock.returning(AuditHead.id)).first() is None:
+        # No head yet (the migration creates it; an emptied table may lack it). Whoever
+        # inserts first wins; the others wait for that insert and then lock the row.
+        insert = (
+            postgresql.insert(AuditHead)
+            if session.get_bind().dialect.name == "postgresql"
+            else sqlite.insert(AuditHead)
+        )
+        session.execute(
+            insert.values(id=1, sequence=0, hash=GENESIS).on_conflict_do_nothing(
+                index_elements=["id"]
+            )
+        )
+        session.execute(lock)
+    return session.scalars(
         select(AuditHead).where(AuditHead.id == 1).execution_options(populate_existing=True)
-    ).one_or_none()
-    if head is not None:
-        return head
-    # The very first event (the migration creates the head, but an emptied table may lack it).
-    try:
-        with session.begin_nested():
-            session.add(AuditHead(id=1, sequence=0, hash=GENESIS))
-    except IntegrityError:
-        pass  # another writer created it first
-    return _locked_head(session)
+    ).one()
 
 
 def _in_order(session: Session, batch: int) -> Iterator[AuditEvent]:
@@ -178,3 +183,17 @@ def _in_order(session: Session, batch: int) -> Iterator[AuditEvent]:
         yield from rows
         last = rows[-1].sequence
         session.expunge_all()
+
+
+def releases(
+    session: Session, citizen_id: int, *, page: int = 1, per_page: int = 20
+) -> tuple[list[AuditEvent], bool]:
+    """A citizen's claim releases, newest first, one page; and whether older ones remain."""
+    rows = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.subject == citizen_ref(citizen_id), AuditEvent.tag == "claims:released")
+        .order_by(AuditEvent.sequence.desc())
+        .offset((max(page, 1) - 1) * per_page)
+        .limit(per_page + 1)
+    ).all()
+    return list(rows[:per_page]), len(rows) > per_page

@@ -100,3 +100,19 @@ def end(session: Session, browser_session: BrowserSession, *, now: datetime) -> 
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def live_sessions(
+    session: Session, citizen_id: int, *, policy: SessionPolicy, now: datetime
+) -> list[BrowserSession]:
+    """The citizen's sessions still within their timeouts, newest first."""
+    return [
+        browser_session
+        for browser_session in session.scalars(
+            select(BrowserSession)
+            .where(BrowserSession.citizen_id == citizen_id, BrowserSession.ended_at.is_(None))
+            .order_by(BrowserSession.created_at.desc())
+        )
+        if now - browser_session.last_seen_at <= policy.idle
+        and now - browser_session.auth_time <= policy.absolute
+    ]

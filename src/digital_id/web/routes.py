@@ -61,8 +61,12 @@ async def form_pairs(request: Request) -> FormPairs:
 Form = Annotated[FormPairs, Depends(form_pairs)]
 
 
-def _field(pairs: FormPairs, name: str) -> str:
+def field_value(pairs: FormPairs, name: str) -> str:
+    """The first value of a form field, or an empty string."""
     return next((value for key, value in pairs if key == name), "")
+
+
+_field = field_value
 
 
 @router.get("/authorize")

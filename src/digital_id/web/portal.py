@@ -1,0 +1,341 @@
+"""The citizen's portal (``/account``): their data, the agencies with access (and taking it
+away), what was released when, and their sessions. Same login, session, languages and CSRF
+rules as the login pages."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from digital_id.accounts import service as accounts
+from digital_id.audit import trail
+from digital_id.audit.models import AuditEvent
+from digital_id.clients.models import Client
+from digital_id.consent.models import Consent, ConsentReceipt
+from digital_id.db.types import utc_now
+from digital_id.oidc.assurance import LOA_LOW, LOA_SUBSTANTIAL, METHODS
+from digital_id.oidc.logout import end_browser_session, withdraw_consent
+from digital_id.registry.models import Citizen
+from digital_id.sessions import service as sessions
+from digital_id.sessions.models import BrowserSession
+from digital_id.web.rendering import Page
+from digital_id.web.routes import Form
+from digital_id.web.routes import field_value as _field
+from digital_id.web.services import SESSION_COOKIE, Services, database, events, services
+
+router = APIRouter(include_in_schema=False)
+Database = Annotated[Session, Depends(database)]
+App = Annotated[Services, Depends(services)]
+
+RECORD_FIELDS = ("nik", "kk_number", "full_name", "birth_place", "birth_date", "sex", "blood_type", "religion", "marital_status", "occupation", "nationality", "street", "rt", "rw", "village", "district_code")  # fmt: skip
+
+
+def _citizen_session(request: Request, db: Session, app: Services) -> BrowserSession | None:
+    return sessions.resume(
+        db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=utc_now()
+    )
+
+
+@router.get("/account")
+def account(request: Request, db: Database, app: App, page: int = 1) -> Response:
+    view = Page(request, app, request.query_params.get("ui_locales"))
+    browser_session = _citizen_session(request, db, app)
+    db.commit()
+    if browser_session is None:
+        return _login_page(view)
+    citizen = db.get_one(Citizen, browser_session.citizen_id)
+    history, more = trail.releases(db, citizen.id, page=page)
+    names: dict[str, str] = dict(db.execute(select(Client.client_id, Client.client_name)).all())
+    return view.render(
+        "account.html",
+        citizen=citizen,
+        record=[(name, getattr(citizen, name)) for name in RECORD_FIELDS],
+        agencies=_agencies(db, citizen.id),
+        history=[
+            {
+                "when": event.occurred_at.isoformat(timespec="minutes"),
+                "agency": names.get(event.client_id or "", event.client_id),
+                "claims": event.details.get("claims", []),
+                "level": event.details.get("acr", ""),
+            }
+            for event in history
+        ],
+        page=page,
+        more=more,
+        second_factor=accounts.second_factor_enrolled(db, citizen.id),
+        sessions=[
+            {
+                "sid": item.sid,
+                "device": (item.device_hint or "")[:80],
+                "since": item.created_at.isoformat(timespec="minutes"),
+                "current": item.id == browser_session.id,
+            }
+            for item in sessions.live_sessions(
+                db, citizen.id, policy=app.session_policy, now=utc_now()
+            )
+        ],
+    )
+
+
+@router.post("/account/login")
+def portal_login(request: Request, db: Database, app: App, form: Form) -> Response:
+    view = Page(request, app)
+    if not view.csrf_valid(_field(form, "csrf_token")):
+        return view.csrf_refusal()
+    now = utc_now()
+    outcome = accounts.authenticate(
+        db,
+        app.pin_hasher,
+        nik=_field(form, "nik").strip(),
+        pin=_field(form, "pin"),
+        policy=app.lockout_policy,
+        now=now,
+        events=events(request),
+    )
+    if outcome.citizen is None:
+        db.commit()
+        return _login_page(view, failed=True)
+    _browser_session, token = sessions.start(
+        db,
+        citizen_id=outcome.citizen.id,
+        acr=LOA_LOW,
+        amr=METHODS[LOA_LOW],
+        now=now,
+        device_hint=request.headers.get("user-agent"),
+    )
+    db.commit()
+    if accounts.second_factor_enrolled(db, outcome.citizen.id):
+        response: Response = view.render(
+            "otp.html",
+            agency="",
+            enrolment=None,
+            failed=False,
+            action="/account/otp",
+            authorization_request="",
+        )
+    else:
+        response = RedirectResponse("/account", status_code=303)
+        view.finish(response)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=app.settings.secure_cookies,
+        path="/",
+    )
+    return response
+
+
+@router.post("/account/otp")
+def portal_otp(request: Request, db: Database, app: App, form: Form) -> Response:
+    view = Page(request, app)
+    if not view.csrf_valid(_field(form, "csrf_token")):
+        return view.csrf_refusal()
+    browser_session = _citizen_session(request, db, app)
+    if browser_session is None:
+        return _login_page(view)
+    citizen = db.get_one(Citizen, browser_session.citizen_id)
+    now = utc_now()
+    if not accounts.verify_totp(
+        db,
+        app.totp_cipher,
+        citizen,
+        _field(form, "otp").strip(),
+        policy=app.lockout_policy,
+        now=now,
+    ):
+        db.commit()
+        return view.render(
+            "otp.html",
+            agency="",
+            enrolment=None,
+            failed=True,
+            action="/account/otp",
+            authorization_request="",
+        )
+    sessions.step_up(
+        db, browser_session, acr=LOA_SUBSTANTIAL, amr=METHODS[LOA_SUBSTANTIAL], now=now
+    )
+    db.commit()
+    response = RedirectResponse("/account", status_code=303)
+    view.finish(response)
+    return response
+
+
+@router.get("/account/data.json")
+def download(request: Request, db: Database, app: App) -> Response:
+    """The citizen's register record and access history (UU PDP's right to a copy)."""
+    browser_session = _citizen_session(request, db, app)
+    if browser_session is None:
+        return RedirectResponse("/account", status_code=303)
+    citizen = db.get_one(Citizen, browser_session.citizen_id)
+    history = db.scalars(
+        select(AuditEvent)
+        .where(
+            AuditEvent.subject == trail.citizen_ref(citizen.id), AuditEvent.tag == "claims:released"
+        )
+        .order_by(AuditEvent.sequence)
+    ).all()
+    body: dict[str, Any] = {
+        "record": {name: str(getattr(citizen, name)) for name in RECORD_FIELDS},
+        "agencies": [
+            {k: v for k, v in agency.items() if k != "receipts"}
+            for agency in _agencies(db, citizen.id)
+        ],
+        "access_history": [
+            {"when": e.occurred_at.isoformat(), "client_id": e.client_id, **e.details}
+            for e in history
+        ],
+    }
+    return Response(
+        json.dumps(body, ensure_ascii=False, indent=2),
+        media_type="application/json",
+        headers={
+            "Content-Disposition": 'attachment; filename="digital-id-data.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/account/receipts/{receipt_id}.jwt")
+def receipt(receipt_id: str, request: Request, db: Database, app: App) -> Response:
+    browser_session = _citizen_session(request, db, app)
+    if browser_session is None:
+        return RedirectResponse("/account", status_code=303)
+    token = db.scalar(
+        select(ConsentReceipt.token).where(
+            ConsentReceipt.receipt_id == receipt_id,
+            ConsentReceipt.citizen_id == browser_session.citizen_id,
+        )
+    )
+    if token is None:
+        return Response(status_code=404, headers={"Cache-Control": "no-store"})
+    return Response(
+        token,
+        media_type="application/jwt",
+        headers={
+            "Content-Disposition": f'attachment; filename="consent-receipt-{receipt_id}.jwt"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/account/agencies/{client_id}/revoke")
+def revoke_confirmation(client_id: str, request: Request, db: Database, app: App) -> Response:
+    view = Page(request, app)
+    if _citizen_session(request, db, app) is None:
+        return _login_page(view)
+    client = db.scalars(select(Client).where(Client.client_id == client_id)).one_or_none()
+    if client is None:
+        return RedirectResponse("/account#agencies", status_code=303)
+    return view.render("revoke.html", agency=client.client_name, client_id=client.client_id)
+
+
+@router.post("/account/agencies/{client_id}/revoke")
+def revoke(client_id: str, request: Request, db: Database, app: App, form: Form) -> Response:
+    view = Page(request, app)
+    if not view.csrf_valid(_field(form, "csrf_token")):
+        return view.csrf_refusal()
+    browser_session = _citizen_session(request, db, app)
+    if browser_session is None:
+        return _login_page(view)
+    client = db.scalars(select(Client).where(Client.client_id == client_id)).one_or_none()
+    if client is not None and withdraw_consent(
+        db,
+        app.key_ring.current(),
+        issuer=app.settings.issuer,
+        pairwise_secret=app.pairwise_secret,
+        citizen_id=browser_session.citizen_id,
+        client=client,
+        now=utc_now(),
+        events=events(request),
+    ):
+        db.commit()
+        app.logged_out()
+    response = RedirectResponse("/account#agencies", status_code=303)
+    view.finish(response)
+    return response
+
+
+@router.post("/account/sessions/end")
+def end_sessions(request: Request, db: Database, app: App, form: Form) -> Response:
+    view = Page(request, app)
+    if not view.csrf_valid(_field(form, "csrf_token")):
+        return view.csrf_refusal()
+    current = _citizen_session(request, db, app)
+    if current is None:
+        return _login_page(view)
+    wanted = _field(form, "sid")
+    now = utc_now()
+    ended_current = False
+    for item in sessions.live_sessions(db, current.citizen_id, policy=app.session_policy, now=now):
+        if wanted in ("*", item.sid):
+            end_browser_session(
+                db, item, pairwise_secret=app.pairwise_secret, now=now, events=events(request)
+            )
+            ended_current = ended_current or item.id == current.id
+    db.commit()
+    app.logged_out()
+    response = RedirectResponse("/account", status_code=303)
+    view.finish(response)
+    if ended_current:
+        response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def _login_page(view: Page, *, failed: bool = False) -> HTMLResponse:
+    return view.render(
+        "login.html",
+        back_to="/account",
+        agency="",
+        failed=failed,
+        nik="",
+        action="/account/login",
+        activate_url="/activate",
+        authorization_request="",
+    )
+
+
+def _agencies(db: Session, citizen_id: int) -> list[dict[str, Any]]:
+    last_release = dict(
+        db.execute(
+            select(AuditEvent.client_id, func.max(AuditEvent.occurred_at))
+            .where(
+                AuditEvent.subject == trail.citizen_ref(citizen_id),
+                AuditEvent.tag == "claims:released",
+            )
+            .group_by(AuditEvent.client_id)
+        ).all()
+    )
+    agencies = []
+    for client, consent in db.execute(
+        select(Client, Consent)
+        .join(Consent, Consent.client_id == Client.id)
+        .where(Consent.citizen_id == citizen_id, Consent.revoked_at.is_(None))
+        .order_by(Consent.granted_at)
+    ):
+        receipts = db.scalars(
+            select(ConsentReceipt.receipt_id)
+            .where(ConsentReceipt.citizen_id == citizen_id, ConsentReceipt.client_id == client.id)
+            .order_by(ConsentReceipt.issued_at.desc())
+            .limit(1)
+        ).all()
+        released = last_release.get(client.client_id)
+        agencies.append(
+            {
+                "client_id": client.client_id,
+                "name": client.client_name,
+                "claims": list(consent.claims),
+                "offline_access": "offline_access" in consent.claims,
+                "granted_at": consent.granted_at.isoformat(timespec="minutes"),
+                "last_release": released.isoformat(timespec="minutes") if released else None,
+                "receipts": list(receipts),
+            }
+        )
+    return agencies

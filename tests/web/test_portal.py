@@ -1,0 +1,111 @@
+"""The citizen's portal: log in, see data, agencies and history, withdraw access, sessions."""
+
+from __future__ import annotations
+
+import json
+
+from tests.web.conftest import PIN, hidden
+from tests.web.test_authorization_endpoint import pkce
+
+
+def portal_login(provider, nik, pin=PIN):
+    page = provider.http.get("/account")
+    assert 'name="pin"' in page.text
+    return provider.http.post(
+        "/account/login",
+        data={"csrf_token": hidden(page.text, "csrf_token"), "nik": nik, "pin": pin},
+        follow_redirects=True,
+    )
+
+
+def test_the_portal_asks_for_a_login_then_shows_the_citizens_data(provider):
+    citizen = provider.citizen()
+    page = portal_login(provider, citizen["nik"])
+    assert page.status_code == 200
+    assert "Akun saya" in page.text
+    assert citizen["full_name"] in page.text
+    assert citizen["nik"] in page.text  # their own record, to themselves
+    assert "Belum ada instansi" in page.text
+    assert page.headers["cache-control"] == "no-store"
+
+
+def test_a_wrong_pin_in_the_portal_is_the_generic_failure(provider):
+    citizen = provider.citizen()
+    page = portal_login(provider, citizen["nik"], "135792")
+    assert 'role="alert"' in page.text
+    assert "Akun saya" not in page.text
+
+
+def test_agencies_with_access_and_the_access_history(provider):
+    citizen = provider.citizen()
+    agency = provider.agency()
+    tokens = provider.tokens_for(agency, citizen["nik"])
+    provider.userinfo(tokens["access_token"])
+    page = provider.http.get("/account")  # same browser session as the agency login
+    assert "Kantor Pajak Daerah" in page.text
+    assert "Nama lengkap" in page.text
+    assert "urn:digital-id:loa:low" in page.text  # the history row's level
+    data = provider.http.get("/account/data.json")
+    assert data.headers["content-disposition"].startswith("attachment")
+    body = json.loads(data.text)
+    assert body["record"]["nik"] == citizen["nik"]
+    assert body["agencies"][0]["client_id"] == agency.client_id
+    assert body["access_history"][0]["claims"] == ["birthdate", "gender", "name"]
+
+
+def test_revoking_from_the_portal_cuts_the_agency_off(provider):
+    citizen = provider.citizen()
+    agency = provider.agency()
+    tokens = provider.tokens_for(agency, citizen["nik"])
+    confirm = provider.http.get(f"/account/agencies/{agency.client_id}/revoke")
+    assert "Cabut izin" in confirm.text
+    done = provider.http.post(
+        f"/account/agencies/{agency.client_id}/revoke",
+        data={"csrf_token": hidden(confirm.text, "csrf_token")},
+        follow_redirects=True,
+    )
+    assert done.status_code == 200
+    assert "Belum ada instansi" in done.text
+    assert provider.userinfo(tokens["access_token"]).status_code == 401
+    assert 'name="decision"' in provider.authorize(agency, **pkce()).text
+
+
+def test_a_revoke_without_the_csrf_token_changes_nothing(provider):
+    citizen = provider.citizen()
+    agency = provider.agency()
+    tokens = provider.tokens_for(agency, citizen["nik"])
+    refused = provider.http.post(f"/account/agencies/{agency.client_id}/revoke", data={})
+    assert refused.status_code == 400
+    assert provider.userinfo(tokens["access_token"]).status_code == 200
+
+
+def test_a_consent_receipt_can_be_downloaded_from_the_portal(provider):
+    citizen = provider.citizen()
+    agency = provider.agency()
+    provider.tokens_for(agency, citizen["nik"])
+    page = provider.http.get("/account")
+    link = page.text.split('href="/account/receipts/')[1].split('"')[0]
+    receipt = provider.http.get(f"/account/receipts/{link}")
+    assert receipt.status_code == 200
+    assert receipt.headers["content-type"].startswith("application/jwt")
+    assert receipt.text.count(".") == 2
+
+
+def test_signing_out_everywhere_ends_every_session(provider):
+    citizen = provider.citizen()
+    agency = provider.agency()
+    provider.tokens_for(agency, citizen["nik"])
+    page = provider.http.get("/account")
+    provider.http.post(
+        "/account/sessions/end",
+        data={"csrf_token": hidden(page.text, "csrf_token"), "sid": "*"},
+    )
+    assert 'name="pin"' in provider.http.get("/account").text
+
+
+def test_the_portal_speaks_english_when_asked(provider):
+    citizen = provider.citizen()
+    portal_login(provider, citizen["nik"])
+    page = provider.http.get("/account", headers={"Accept-Language": "en"})
+    assert "My account" in page.text
+    assert '<html lang="en">' in page.text
