@@ -85,7 +85,7 @@ def demo(database_url, engine, keys_dir, key_store, tmp_path):
         )
     )
     with serving(create_app(settings), provider_port), serving(agency, agency_port):
-        yield {"agency": agency_url, "citizen": row}
+        yield {"agency": agency_url, "agency_issuer": issuer, "citizen": row}
 
 
 @pytest.fixture(scope="module")
@@ -169,5 +169,61 @@ def test_a_wrong_pin_is_announced_in_the_browser(demo, browser, request):
         # Usable at 320 px: nothing wider than the screen.
         assert page.evaluate("document.documentElement.scrollWidth") <= 320
         page.screenshot(path=str(shots / "login-error-320px.png"), full_page=True)
+    finally:
+        context.close()
+
+
+PORTAL_TEXTS = {
+    "id": {
+        "title": "Akun saya",
+        "revoke": "Cabut izin",
+        "confirm": "Ya, cabut izin",
+        "none": "Belum ada instansi",
+    },
+    "en": {
+        "title": "My account",
+        "revoke": "Withdraw permission",
+        "confirm": "Yes, withdraw permission",
+        "none": "You have not given any agency",
+    },
+}
+
+
+@pytest.mark.parametrize("language", ["id", "en"])
+def test_the_citizen_sees_and_withdraws_an_agencys_access_in_the_portal(
+    demo, browser, language, request
+):
+    texts, portal = TEXTS[language], PORTAL_TEXTS[language]
+    shots = ARTIFACTS / f"portal-{request.node.callspec.id}"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    context = browser.new_context(
+        locale="id-ID" if language == "id" else "en-US", viewport={"width": 360, "height": 740}
+    )
+    page = context.new_page()
+    try:
+        page.goto(demo["agency"] + "/login")
+        page.wait_for_selector("#pin")
+        page.fill("#nik", demo["citizen"]["nik"])
+        page.fill("#pin", PIN)
+        page.click("button[type=submit]")
+        page.click(f"button[value=approve] >> text={texts['approve']}")
+        page.wait_for_url(demo["agency"] + "/")
+
+        provider = demo["agency_issuer"]
+        page.goto(provider + "/account")
+        assert page.locator("h1").inner_text() == portal["title"]
+        body = page.content()
+        assert "Badan Pendapatan Daerah" in body
+        assert demo["citizen"]["full_name"] in body
+        page.screenshot(path=str(shots / "1-account.png"), full_page=True)
+
+        page.click(f"text={portal['revoke']}")
+        page.wait_for_selector("h1")
+        page.screenshot(path=str(shots / "2-confirm.png"), full_page=True)
+        page.click(f"text={portal['confirm']}")
+        page.wait_for_url(provider + "/account#agencies")
+        assert portal["none"] in page.content()
+        page.screenshot(path=str(shots / "3-withdrawn.png"), full_page=True)
     finally:
         context.close()

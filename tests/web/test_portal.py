@@ -109,3 +109,64 @@ def test_the_portal_speaks_english_when_asked(provider):
     page = provider.http.get("/account", headers={"Accept-Language": "en"})
     assert "My account" in page.text
     assert '<html lang="en">' in page.text
+
+
+def test_changing_the_pin_needs_the_old_one(provider):
+    citizen = provider.citizen()
+    portal_login(provider, citizen["nik"])
+    form = provider.http.get("/account/pin")
+    token = hidden(form.text, "csrf_token")
+    wrong = provider.http.post(
+        "/account/pin",
+        data={"csrf_token": token, "old_pin": "135792", "pin": "975310", "pin_confirm": "975310"},
+    )
+    assert wrong.status_code == 400
+    assert 'role="alert"' in wrong.text
+    weak = provider.http.post(
+        "/account/pin",
+        data={"csrf_token": token, "old_pin": PIN, "pin": "123456", "pin_confirm": "123456"},
+    )
+    assert weak.status_code == 400
+    done = provider.http.post(
+        "/account/pin",
+        data={"csrf_token": token, "old_pin": PIN, "pin": "975310", "pin_confirm": "975310"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    provider.http.cookies.clear()
+    assert "Akun saya" in portal_login(provider, citizen["nik"], "975310").text
+
+
+def test_an_authenticator_is_enrolled_and_removed_in_the_portal(provider):
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    import pyotp
+
+    citizen = provider.citizen()
+    portal_login(provider, citizen["nik"])
+    enrol = provider.http.get("/account/otp/enrol")
+    secret = re.search(r'<code class="secret">([^<]+)</code>', enrol.text).group(1).replace(" ", "")
+    done = provider.http.post(
+        "/account/otp/enrol",
+        data={"csrf_token": hidden(enrol.text, "csrf_token"), "otp": pyotp.TOTP(secret).now()},
+        follow_redirects=True,
+    )
+    assert "Autentikator (kode sekali pakai) aktif" in done.text
+    # The next portal login asks for a code.
+    provider.http.cookies.clear()
+    otp_page = portal_login(provider, citizen["nik"])
+    assert 'name="otp"' in otp_page.text
+    later = pyotp.TOTP(secret).at(datetime.now(UTC) + timedelta(seconds=30))
+    account = provider.http.post(
+        "/account/otp",
+        data={"csrf_token": hidden(otp_page.text, "csrf_token"), "otp": later},
+        follow_redirects=True,
+    )
+    assert "Lepas autentikator" in account.text
+    removed = provider.http.post(
+        "/account/otp/remove",
+        data={"csrf_token": hidden(account.text, "csrf_token")},
+        follow_redirects=True,
+    )
+    assert "Autentikator belum dipasang" in removed.text

@@ -459,3 +459,57 @@ def _operated(session: Session, nik: str, now: datetime) -> tuple[Citizen, Citiz
     if citizen is None:
         raise CitizenNotFoundError("no citizen with that NIK in the register")
     return citizen, _account_for(session, citizen, now)
+
+
+def change_pin(
+    session: Session,
+    hasher: PinHasher,
+    citizen: Citizen,
+    *,
+    old_pin: str,
+    new_pin: str,
+    new_pin_confirm: str,
+    policy: LockoutPolicy,
+    now: datetime | None = None,
+) -> None:
+    """A new PIN, after the old one (a wrong old PIN counts towards the lockout)."""
+    now = now or utc_now()
+    account = _existing_account(session, citizen)
+    locked = account is not None and account.locked_until is not None and now < account.locked_until
+    if account is None or locked or not hasher.verify(account.pin_hash, old_pin):
+        if account is not None and not locked:
+            _count_failure(session, account.id, policy, now)
+        trail.record(
+            session,
+            "auth:pin:failed",
+            actor="citizen",
+            subject=citizen_ref(citizen.id),
+            details={"reason": "pin_change"},
+            now=now,
+        )
+        raise ActivationError("the current PIN is not right")
+    if new_pin != new_pin_confirm:
+        raise InvalidPinError("mismatch", "the two PINs are not the same")
+    check_pin_rules(new_pin, birth_date=citizen.birth_date)
+    account.pin_hash = hasher.hash(new_pin)
+    account.updated_at = now
+    session.flush()
+    trail.record(
+        session, "auth:pin:changed", actor="citizen", subject=citizen_ref(citizen.id), now=now
+    )
+
+
+def remove_totp(session: Session, citizen: Citizen, *, now: datetime | None = None) -> None:
+    now = now or utc_now()
+    account = _existing_account(session, citizen)
+    if account is None or account.totp_secret is None:
+        return
+    account.totp_secret = None
+    account.totp_pending_secret = None
+    account.totp_enrolled_at = None
+    account.totp_last_step = None
+    account.updated_at = now
+    session.flush()
+    trail.record(
+        session, "auth:otp:removed", actor="citizen", subject=citizen_ref(citizen.id), now=now
+    )

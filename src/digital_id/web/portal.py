@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import service as accounts
+from digital_id.accounts.pins import InvalidPinError
 from digital_id.audit import trail
 from digital_id.audit.models import AuditEvent
 from digital_id.clients.models import Client
@@ -339,3 +340,126 @@ def _agencies(db: Session, citizen_id: int) -> list[dict[str, Any]]:
             }
         )
     return agencies
+
+
+@router.get("/account/pin")
+def pin_form(request: Request, db: Database, app: App) -> Response:
+    view = Page(request, app)
+    if _citizen_session(request, db, app) is None:
+        return _login_page(view)
+    return view.render("pin.html", back_to="/account/pin", error_key=None)
+
+
+@router.post("/account/pin")
+def change_pin(request: Request, db: Database, app: App, form: Form) -> Response:
+    view = Page(request, app)
+    if not view.csrf_valid(_field(form, "csrf_token")):
+        return view.csrf_refusal()
+    browser_session = _citizen_session(request, db, app)
+    if browser_session is None:
+        return _login_page(view)
+    citizen = db.get_one(Citizen, browser_session.citizen_id)
+    try:
+        accounts.change_pin(
+            db,
+            app.pin_hasher,
+            citizen,
+            old_pin=_field(form, "old_pin"),
+            new_pin=_field(form, "pin"),
+            new_pin_confirm=_field(form, "pin_confirm"),
+            policy=app.lockout_policy,
+        )
+    except accounts.ActivationError:
+        db.commit()  # the failure counts
+        return view.render(
+            "pin.html", status=400, back_to="/account/pin", error_key="portal.wrong_old_pin"
+        )
+    except InvalidPinError as exc:
+        return view.render(
+            "pin.html", status=400, back_to="/account/pin", error_key=f"activate.pin.{exc.rule}"
+        )
+    db.commit()
+    response = RedirectResponse("/account#security", status_code=303)
+    view.finish(response)
+    return response
+
+
+@router.get("/account/otp/enrol")
+def enrol_form(request: Request, db: Database, app: App) -> Response:
+    view = Page(request, app)
+    browser_session = _citizen_session(request, db, app)
+    if browser_session is None:
+        return _login_page(view)
+    citizen = db.get_one(Citizen, browser_session.citizen_id)
+    if accounts.second_factor_enrolled(db, citizen.id):
+        return RedirectResponse("/account#security", status_code=303)
+    enrolment = accounts.begin_totp_enrolment(
+        db, app.totp_cipher, citizen, issuer_name=view.t("app.name"), now=utc_now()
+    )
+    db.commit()
+    return view.render(
+        "otp.html",
+        agency="",
+        enrolment=enrolment,
+        failed=False,
+        action="/account/otp/enrol",
+        authorization_request="",
+    )
+
+
+@router.post("/account/otp/enrol")
+def enrol(request: Request, db: Database, app: App, form: Form) -> Response:
+    view = Page(request, app)
+    if not view.csrf_valid(_field(form, "csrf_token")):
+        return view.csrf_refusal()
+    browser_session = _citizen_session(request, db, app)
+    if browser_session is None:
+        return _login_page(view)
+    citizen = db.get_one(Citizen, browser_session.citizen_id)
+    now = utc_now()
+    if not accounts.verify_totp(
+        db,
+        app.totp_cipher,
+        citizen,
+        _field(form, "otp").strip(),
+        policy=app.lockout_policy,
+        now=now,
+    ):
+        db.commit()
+        enrolment = accounts.begin_totp_enrolment(
+            db, app.totp_cipher, citizen, issuer_name=view.t("app.name"), now=now
+        )
+        db.commit()
+        return view.render(
+            "otp.html",
+            status=400,
+            agency="",
+            enrolment=enrolment,
+            failed=True,
+            action="/account/otp/enrol",
+            authorization_request="",
+        )
+    sessions.step_up(
+        db, browser_session, acr=LOA_SUBSTANTIAL, amr=METHODS[LOA_SUBSTANTIAL], now=now
+    )
+    db.commit()
+    response = RedirectResponse("/account#security", status_code=303)
+    view.finish(response)
+    return response
+
+
+@router.post("/account/otp/remove")
+def remove_second_factor(request: Request, db: Database, app: App, form: Form) -> Response:
+    """Only from a session that passed the second factor itself."""
+    view = Page(request, app)
+    if not view.csrf_valid(_field(form, "csrf_token")):
+        return view.csrf_refusal()
+    browser_session = _citizen_session(request, db, app)
+    if browser_session is None:
+        return _login_page(view)
+    if browser_session.acr == LOA_SUBSTANTIAL:
+        accounts.remove_totp(db, db.get_one(Citizen, browser_session.citizen_id))
+        db.commit()
+    response = RedirectResponse("/account#security", status_code=303)
+    view.finish(response)
+    return response
