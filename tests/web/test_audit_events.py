@@ -85,3 +85,13 @@ def test_code_reuse_records_the_revocation(provider):
     provider.token(agency, code, verifier)
     revoked = [e for e in events(provider) if e.tag == "token:revoked"]
     assert [e.details for e in revoked] == [{"reason": "code_reused"}]
+
+
+def test_claims_released_in_the_id_token_are_in_the_history(provider):
+    citizen = provider.citizen()
+    agency = provider.agency()
+    provider.tokens_for(
+        agency, citizen["nik"], scope="openid", claims='{"id_token": {"name": null}}'
+    )
+    released = [e for e in events(provider) if e.tag == "claims:released"]
+    assert [(e.details["endpoint"], e.details["claims"]) for e in released] == [("token", ["name"])]

@@ -951,6 +951,26 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
             },
             now=self.context.now,
         )
+        if (
+            subject is not None
+            and subject.grant.id_token_claims
+            and request.payload.grant_type == "authorization_code"
+        ):
+            # Claims asked for in the ID token leave here, not at UserInfo.
+            trail.record(
+                self.context.session,
+                "claims:released",
+                context=self.context.events,
+                actor="client",
+                client_id=client.client_id,
+                subject=citizen_ref(subject.citizen.id),
+                details={
+                    "claims": sorted(subject.grant.id_token_claims),
+                    "acr": subject.grant.acr,
+                    "endpoint": "token",
+                },
+                now=self.context.now,
+            )
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """No signal bus; the audit trail hooks in here later."""
