@@ -170,3 +170,21 @@ def test_an_authenticator_is_enrolled_and_removed_in_the_portal(provider):
         follow_redirects=True,
     )
     assert "Autentikator belum dipasang" in removed.text
+
+
+def test_every_receipt_stays_downloadable_after_a_withdrawal(provider):
+    citizen = provider.citizen()
+    agency = provider.agency()
+    provider.tokens_for(agency, citizen["nik"])
+    confirm = provider.http.get(f"/account/agencies/{agency.client_id}/revoke")
+    page = provider.http.post(
+        f"/account/agencies/{agency.client_id}/revoke",
+        data={"csrf_token": hidden(confirm.text, "csrf_token")},
+        follow_redirects=True,
+    )
+    assert "izin diberikan" in page.text
+    assert "izin dicabut" in page.text
+    links = page.text.split('href="/account/receipts/')[1:]
+    assert len(links) == 2
+    for link in links:
+        assert provider.http.get("/account/receipts/" + link.split('"')[0]).status_code == 200

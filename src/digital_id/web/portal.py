@@ -68,6 +68,20 @@ def account(request: Request, db: Database, app: App, page: int = 1) -> Response
         ],
         page=page,
         more=more,
+        receipts=[
+            {
+                "id": receipt.receipt_id,
+                "decision": receipt.decision,
+                "agency": names.get(client_id, client_id),
+                "when": receipt.issued_at.isoformat(timespec="minutes"),
+            }
+            for receipt, client_id in db.execute(
+                select(ConsentReceipt, Client.client_id)
+                .join(Client, Client.id == ConsentReceipt.client_id)
+                .where(ConsentReceipt.citizen_id == citizen.id)
+                .order_by(ConsentReceipt.issued_at.desc(), ConsentReceipt.id.desc())
+            ).all()
+        ],
         second_factor=accounts.second_factor_enrolled(db, citizen.id),
         sessions=[
             {
