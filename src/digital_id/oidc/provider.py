@@ -310,14 +310,20 @@ def revoke_grant(
         )
 
 
-class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
-    AUTHORIZATION_CODE_LENGTH = 43  # 256 bits of token_urlsafe-like alphabet
+class _OnServer:
+    """For authlib grants and endpoints: the request's context, from the server they serve."""
+
+    server: Any
 
     @property
     def context(self) -> ProviderContext:
         context: ProviderContext = self.server.context
         return context
+
+
+class CodeGrant(_OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    AUTHORIZATION_CODE_LENGTH = 43  # 256 bits of token_urlsafe-like alphabet
 
     def save_authorization_code(self, code: str, request: ProviderRequest) -> None:
         approval: Approval = request.user
@@ -479,7 +485,7 @@ def store_refresh_token(
     context.session.flush()
 
 
-class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
+class RefreshGrant(_OnServer, RefreshTokenGrant):  # type: ignore[misc]
     """Rotation on every use (OAuth 2.0 Security BCP 4.14). Only the newest generation of a
     family is live; a token rotated less than REFRESH_GRACE ago still works (its response may
     have been lost), and any other stale token presented revokes the family: that grant
@@ -487,11 +493,6 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
 
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
-
-    @property
-    def context(self) -> ProviderContext:
-        context: ProviderContext = self.server.context
-        return context
 
     def authenticate_refresh_token(self, refresh_token: str) -> PresentedRefreshToken | None:
         context = self.context
@@ -748,16 +749,8 @@ class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
             raise InvalidScopeError("this client has no scopes registered for itself")
 
 
-class TokenRevocation(RevocationEndpoint):  # type: ignore[misc]
-    """RFC 7009. Revoking any token of a grant revokes the grant: its refresh token family
-    and its access tokens (at UserInfo and introspection) together."""
-
-    CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
-
-    @property
-    def context(self) -> ProviderContext:
-        context: ProviderContext = self.server.context
-        return context
+class _FindsTokens(_OnServer):
+    """Revocation and introspection look a presented token up the same way."""
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
         context = self.context
@@ -768,6 +761,13 @@ class TokenRevocation(RevocationEndpoint):  # type: ignore[misc]
             issuer=context.settings.issuer,
             now=context.now,
         )
+
+
+class TokenRevocation(_FindsTokens, RevocationEndpoint):  # type: ignore[misc]
+    """RFC 7009. Revoking any token of a grant revokes the grant: its refresh token family
+    and its access tokens (at UserInfo and introspection) together."""
+
+    CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
     def revoke_token(self, token: PresentedToken, request: ProviderRequest) -> None:
         context = self.context
@@ -792,26 +792,11 @@ class TokenRevocation(RevocationEndpoint):  # type: ignore[misc]
         )
 
 
-class TokenIntrospection(IntrospectionEndpoint):  # type: ignore[misc]
+class TokenIntrospection(_FindsTokens, IntrospectionEndpoint):  # type: ignore[misc]
     """RFC 7662. A client sees its own tokens; a client registered as a resource server sees
     any. Inactive, expired, revoked, unknown and foreign tokens all answer ``active: false``."""
 
     CLIENT_AUTH_METHODS = tuple(m for m in CLIENT_AUTH_METHODS if m != "none")
-
-    @property
-    def context(self) -> ProviderContext:
-        context: ProviderContext = self.server.context
-        return context
-
-    def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
-        context = self.context
-        return find_token(
-            context.session,
-            token_string,
-            keys=context.keys,
-            issuer=context.settings.issuer,
-            now=context.now,
-        )
 
     def check_permission(
         self, token: PresentedToken, client: AgencyClient, request: ProviderRequest

@@ -136,14 +136,7 @@ def portal_login(request: Request, db: Database, app: App, form: Form) -> Respon
     else:
         response = RedirectResponse("/account", status_code=303)
         view.finish(response)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="lax",
-        secure=app.settings.secure_cookies,
-        path="/",
-    )
+    view.set_session_cookie(response, token)
     return response
 
 

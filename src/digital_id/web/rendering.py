@@ -13,6 +13,7 @@ from digital_id.web.i18n import LANGUAGES, Translator, negotiate
 from digital_id.web.services import (
     BROWSER_COOKIE,
     LANGUAGE_COOKIE,
+    SESSION_COOKIE,
     Services,
     new_browser_id,
 )
@@ -81,6 +82,18 @@ class Page:
         response = HTMLResponse(html, status_code=status)
         self.finish(response)
         return response
+
+    def set_session_cookie(self, response: Any, token: str) -> None:
+        """The browser session's cookie, set after a login (HttpOnly, SameSite=Lax, Secure
+        behind an https issuer)."""
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="lax",
+            secure=self.services.settings.secure_cookies,
+            path="/",
+        )
 
     def finish(self, response: Any) -> None:
         """Page headers and, for a browser seen for the first time, its cookie."""

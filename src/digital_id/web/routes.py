@@ -123,14 +123,7 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
         device_hint=request.headers.get("user-agent"),
     )
     response = _continue(page, provider, db, parameters, browser_session, fresh_login=True)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="lax",
-        secure=app.settings.secure_cookies,
-        path="/",
-    )
+    page.set_session_cookie(response, token)
     return response
 
 
