@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     database_statement_timeout_seconds: float = Field(default=15.0, ge=0, le=3600)
     database_pool_recycle_seconds: int = Field(default=1800, ge=60)
     database_prepared_statements: bool = True
+    # Proxies whose X-Forwarded-For/-Proto `digital-id serve` believes (addresses or networks).
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     issuer: str = DEFAULT_ISSUER
     keys_dir: Path = Path("keys")
     keys_passphrase: SecretStr = SecretStr(DEVELOPMENT_KEYS_PASSPHRASE)
