@@ -1,7 +1,11 @@
 # syntax=docker/dockerfile:1
 # Build:  docker build -t digital-id .
-# Run:    docker run -p 8000:8000 -v digital-id-data:/srv/digital-id digital-id
-#         (migrate first: docker run --rm -v digital-id-data:/srv/digital-id digital-id db upgrade)
+# Try:    docker run -p 8000:8000 -v digital-id-data:/srv/digital-id \
+#           -v digital-id-keys:/run/secrets/digital-id-keys digital-id
+#         (migrate first: the same with `--rm ... digital-id db upgrade`, then `keys init`)
+# Fleet:  DIGITAL_ID_DATABASE_URL=postgresql://..., the keys directory mounted read-only at
+#         /run/secrets/digital-id-keys, DIGITAL_ID_KEYS_PASSPHRASE from the secret store,
+#         `serve ... --workers N`; see docs/deployment.md.
 
 FROM python:3.12-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -14,17 +18,22 @@ RUN /opt/digital-id/bin/pip install .
 
 FROM python:3.12-slim AS runtime
 RUN groupadd --system --gid 10001 digitalid \
- && useradd --system --uid 10001 --gid digitalid --home-dir /srv/digital-id --create-home digitalid
+ && useradd --system --uid 10001 --gid digitalid --home-dir /srv/digital-id --create-home digitalid \
+ && install -d -o digitalid -g digitalid -m 0700 /run/secrets/digital-id-keys
 COPY --from=build /opt/digital-id /opt/digital-id
+# The SQLite default is for a single-container trial only; a fleet sets
+# DIGITAL_ID_DATABASE_URL to PostgreSQL (docs/deployment.md).
 ENV PATH=/opt/digital-id/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DIGITAL_ID_DATABASE_URL=sqlite:////srv/digital-id/var/digital-id.sqlite3 \
-    DIGITAL_ID_KEYS_DIR=/srv/digital-id/keys
+    DIGITAL_ID_KEYS_DIR=/run/secrets/digital-id-keys
 WORKDIR /srv/digital-id
 USER digitalid:digitalid
 VOLUME ["/srv/digital-id"]
 EXPOSE 8000
+# Liveness only: readiness (/readyz) is for the proxy or orchestrator to route on.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 ENTRYPOINT ["digital-id"]
-CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
+# One worker per core the container may use; override with `serve ... --workers N`.
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

@@ -22,14 +22,14 @@ from digital_id.accounts.totp import TotpCipher
 from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.clients.service import used_algorithms
 from digital_id.config import Settings, load_settings
-from digital_id.db.engine import create_engine_for
+from digital_id.db.engine import ServerPool, create_engine_for
 from digital_id.db.migrate import SchemaNotCurrentError, ensure_current
 from digital_id.keys.errors import KeyStoreError
 from digital_id.keys.ring import KeyRing
 from digital_id.keys.store import KeyStore
 from digital_id.oidc.logout import Courier
 from digital_id.registry.regions import load_regions
-from digital_id.web import portal, protocol, routes
+from digital_id.web import outage, portal, protocol, routes
 from digital_id.web.courier import CourierThread
 from digital_id.web.rendering import SECURITY_HEADERS
 from digital_id.web.services import Services
@@ -41,7 +41,7 @@ REQUIRED_ALGORITHM = "RS256"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    engine = create_engine_for(settings.database_url)
+    engine = create_engine_for(settings.database_url, pool=ServerPool.from_settings(settings))
     key_store = KeyStore(settings.keys_dir, settings.keys_passphrase.get_secret_value())
     key_ring = KeyRing(key_store, check_interval=settings.keys_reload_seconds)
 
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="OpenID Connect provider for Indonesia's national digital identity.",
         lifespan=lifespan,
+        exception_handlers=outage.exception_handlers(),
     )
     app.state.settings = settings
     app.state.engine = engine

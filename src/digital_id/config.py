@@ -38,6 +38,16 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production"] = "development"
     database_url: str = DEFAULT_DATABASE_URL
+    # Per server worker process; see docs/deployment.md for sizing against max_connections.
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_max_overflow: int = Field(default=5, ge=0, le=200)
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    database_connect_timeout_seconds: int = Field(default=3, ge=2, le=60)
+    database_statement_timeout_seconds: float = Field(default=15.0, ge=0, le=3600)
+    database_pool_recycle_seconds: int = Field(default=1800, ge=60)
+    database_prepared_statements: bool = True
+    # Proxies whose X-Forwarded-For/-Proto `digital-id serve` believes (addresses or networks).
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     issuer: str = DEFAULT_ISSUER
     keys_dir: Path = Path("keys")
     keys_passphrase: SecretStr = SecretStr(DEVELOPMENT_KEYS_PASSPHRASE)

@@ -112,3 +112,18 @@ def test_without_a_database_the_key_change_still_happens_with_a_warning(keys_env
     assert result.exit_code == 0
     assert "not recorded in the audit trail" in result.output
     assert [r.alg for r in keys_env.records()] == ["ES256"]
+
+
+def test_init_prepares_a_store_a_server_only_reads(keys_env, keys_dir):
+    first = invoke("init")
+    assert first.exit_code == 0, first.output
+    assert "Servers may mount it read-only" in first.output
+    written = {path.name: path.stat().st_mtime_ns for path in keys_dir.iterdir()}
+
+    # What a server does at start-up (app.py's lifespan) finds everything and writes nothing.
+    server_view = KeyStore(keys_dir, TEST_PASSPHRASE)
+    for name in ("pin_pepper", "pairwise_subject", "csrf", "totp"):
+        assert len(server_view.secret(name)) == 32
+    server_view.snapshot().signing_key("RS256")
+    assert invoke("init").exit_code == 0  # and again: nothing changes
+    assert {path.name: path.stat().st_mtime_ns for path in keys_dir.iterdir()} == written

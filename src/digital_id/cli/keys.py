@@ -10,12 +10,13 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from digital_id.app import REQUIRED_ALGORITHM
 from digital_id.audit import trail
 from digital_id.cli.common import EXIT_USAGE, console, errors, fail, key_store, settings_of
 from digital_id.db.engine import create_engine_for
 from digital_id.db.migrate import SchemaNotCurrentError, ensure_current
 from digital_id.keys import ALGORITHMS, KeyStoreError
-from digital_id.keys.store import KeyState
+from digital_id.keys.store import SECRET_NAMES, KeyState
 
 app = typer.Typer(
     help="Signing keys: generate, rotate, retire, prune, revoke.", no_args_is_help=True
@@ -45,6 +46,26 @@ def list_(ctx: typer.Context) -> None:
         )
     console.print(
         table if records else "The key store is empty; run `digital-id keys generate --alg RS256`."
+    )
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Prepare the key store for servers that may only read it: every server secret and an
+    active RS256 key. Safe to run again; it changes nothing that is already there."""
+    store = key_store(ctx)
+    try:
+        for name in SECRET_NAMES:
+            store.secret(name)  # created on first use, so servers never need to write
+        created = store.ensure_active(REQUIRED_ALGORITHM)
+    except KeyStoreError as exc:
+        fail(str(exc))
+    if created is not None:
+        _record(ctx, "keys:generated", {"kid": created.kid, "alg": created.alg, "state": "active"})
+        console.print(f"Generated {created.alg} key {created.kid}; it is active.")
+    console.print(
+        f"Key store ready in {settings_of(ctx).keys_dir}: {len(SECRET_NAMES)} server secrets "
+        f"and an active {REQUIRED_ALGORITHM} key. Servers may mount it read-only."
     )
 
 

@@ -43,6 +43,8 @@ def serve(
         port=port,
         workers=workers,
         proxy_headers=True,
+        # Only the reverse proxy's word on the client address counts (audit trail, lockouts).
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
         # Query strings carry login hints (NIKs) and codes; the request log must not keep them.
         access_log=False,

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from digital_id.config import Settings
 
 
 def normalise_url(url: str) -> str:
@@ -18,7 +25,49 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine_for(url: str, **kwargs: Any) -> Engine:
+# Without a bound, connecting to an unreachable host (not a refused port: a partition, a dead
+# virtual IP) waits for the kernel's TCP timeout, minutes; every request would hang with it.
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class ServerPool:
+    """How one server process talks to PostgreSQL under load and through an outage.
+
+    ``size`` connections stay open; ``overflow`` more are opened for a burst and closed when
+    returned (so a pool too small for the worker's concurrency opens and closes a connection
+    on nearly every request). A request waits at most ``timeout`` seconds for a connection,
+    ``connect_timeout`` for a new one, ``statement_timeout`` for a statement (0: no limit);
+    connections older than ``recycle`` seconds are replaced (a firewall or PgBouncer may have
+    dropped them). ``prepared_statements=False`` is for PgBouncer before 1.21 in transaction
+    mode, which cannot carry server-side prepared statements between transactions.
+    """
+
+    size: int
+    overflow: int
+    timeout: float
+    connect_timeout: int
+    statement_timeout: float
+    recycle: int
+    prepared_statements: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServerPool:
+        return cls(
+            size=settings.database_pool_size,
+            overflow=settings.database_max_overflow,
+            timeout=settings.database_pool_timeout_seconds,
+            connect_timeout=settings.database_connect_timeout_seconds,
+            statement_timeout=settings.database_statement_timeout_seconds,
+            recycle=settings.database_pool_recycle_seconds,
+            prepared_statements=settings.database_prepared_statements,
+        )
+
+
+def create_engine_for(url: str, *, pool: ServerPool | None = None, **kwargs: Any) -> Engine:
+    """An engine for ``url``; on PostgreSQL with ``pool``, sized and bounded for a server
+    process (the CLI's one-off commands use the defaults; SQLite serves one host, with
+    SQLAlchemy's pool for it)."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -28,7 +77,48 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    options: dict[str, Any] = {}
+    if pool is not None:
+        options = {
+            "pool_size": pool.size,
+            "max_overflow": pool.overflow,
+            "pool_timeout": pool.timeout,
+            "pool_recycle": pool.recycle,
+        }
+    # Pre-ping: a connection that died with the server (restart, failover) is replaced on
+    # checkout, so the same process serves again as soon as the database is back.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args=_postgres_connect_args(parsed.query, pool),
+        **options,
+        **kwargs,
+    )
+
+
+def _postgres_connect_args(query: Any, pool: ServerPool | None) -> dict[str, Any]:
+    """libpq and psycopg parameters, never overriding what the operator put in the URL."""
+    arguments: dict[str, Any] = {}
+    if "connect_timeout" not in query:
+        arguments["connect_timeout"] = (
+            pool.connect_timeout if pool is not None else DEFAULT_CONNECT_TIMEOUT_SECONDS
+        )
+    if pool is None:
+        return arguments
+    if pool.statement_timeout > 0 and "options" not in query:
+        arguments["options"] = f"-c statement_timeout={int(pool.statement_timeout * 1000)}"
+    if not pool.prepared_statements:
+        arguments["prepare_threshold"] = None
+    return arguments
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """A failure of the connection or of the server (shut down, restarting, failing over, a
+    statement cancelled by its timeout, the pool exhausted), not of the statement itself:
+    the same request can succeed once the database is back."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return isinstance(exc, PoolTimeoutError | psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

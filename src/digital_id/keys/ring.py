@@ -12,6 +12,7 @@ import os
 import threading
 import time
 
+from digital_id.keys.errors import KeyStoreError
 from digital_id.keys.store import KeySnapshot, KeyStore
 
 
@@ -32,10 +33,18 @@ class KeyRing:
             if self._snapshot is None or now - self._checked_at >= self.check_interval:
                 signature = self._manifest_signature()
                 if self._snapshot is None or signature != self._signature:
-                    self._snapshot = self.store.snapshot()
+                    self._snapshot = self._load()
                     self._signature = signature
                 self._checked_at = now
             return self._snapshot
+
+    def _load(self) -> KeySnapshot:
+        try:
+            return self.store.snapshot()
+        except KeyStoreError:
+            # A prune or revoke in another process can remove a key file between our reading
+            # the manifest and the file; the manifest that removed it is on disk by now.
+            return self.store.snapshot()
 
     def _manifest_signature(self) -> tuple[int, int, int] | None:
         try:

@@ -295,8 +295,11 @@ class KeyStore:
         with exclusive_lock(self.directory / ".lock"):
             for stale in self.directory.glob(".*.tmp"):  # left by a writer that crashed
                 stale.unlink(missing_ok=True)
-            manifest = self._read_manifest() or self._new_manifest()
+            existing = self._read_manifest()
+            manifest = existing or self._new_manifest()
             envelope = self._envelope(manifest)
+            if existing is not None:  # without a manifest, key files are evidence, not orphans
+                self._delete_orphans(existing)
             before = json.dumps(manifest, sort_keys=True)
             yield manifest, envelope
             if json.dumps(manifest, sort_keys=True) != before or not self.manifest_path.exists():
@@ -375,6 +378,15 @@ class KeyStore:
                 f"key file {record.kid}.key holds a different key; restore it from backup"
             )
         return key
+
+    def _delete_orphans(self, manifest: dict[str, Any]) -> None:
+        """Key files no manifest lists: a writer crashed after writing one and before its
+        manifest (the commit point). Under the lock no live writer can own one."""
+        listed = {f"{k['kid']}.key" for k in manifest["keys"]}
+        listed |= {f"secret-{name}.key" for name in SECRET_NAMES}
+        for path in self.directory.glob("*.key"):
+            if path.name not in listed:
+                path.unlink(missing_ok=True)
 
     def _delete_key_files(self, records: list[KeyRecord]) -> None:
         for record in records:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from digital_id.db.engine import database_unavailable
 from digital_id.db.types import utc_now
 from digital_id.keys.ring import KeyRing
 from digital_id.oidc.logout import Courier
@@ -45,7 +46,13 @@ class CourierThread:
                     and self._courier.deliver_due(self._key_ring.current(), now=utc_now()) > 0
                 ):
                     pass
-            except Exception:  # the database or key store is away: try again later
-                log.warning("back-channel logout delivery failed; will retry", exc_info=True)
+            except Exception as exc:  # the database or key store is away: try again later
+                if database_unavailable(exc):  # expected in an outage; one line, no traceback
+                    log.warning(
+                        "back-channel logout delivery paused: database unavailable (%s); will retry",
+                        type(getattr(exc, "orig", None) or exc).__name__,
+                    )
+                else:
+                    log.warning("back-channel logout delivery failed; will retry", exc_info=True)
             self._wake.wait(self._interval)
             self._wake.clear()
