@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from digital_id.config import load_settings
+from digital_id.config import ConfigError, load_settings
 from digital_id.db.engine import create_engine_for
 from digital_id.throttle.limiter import Limit, Limits, RateLimitedError, RateLimiter
 from digital_id.throttle.models import RateLimitWindow
@@ -203,3 +203,10 @@ def test_limits_come_from_the_settings():
     # A carrier's NAT puts many citizens behind one address: per address stays generous.
     assert defaults.login_per_ip.hits >= 100 * defaults.login_per_nik.hits // 10
     assert defaults.token_per_client.hits >= 1000
+
+
+def test_a_negative_limit_or_an_empty_window_is_refused_at_start_up():
+    with pytest.raises(ConfigError, match="DIGITAL_ID_RATE_LIMIT_LOGIN_PER_NIK"):
+        load_settings(rate_limit_login_per_nik=-1)
+    with pytest.raises(ConfigError, match="DIGITAL_ID_RATE_LIMIT_TOKEN_PER_CLIENT_SECONDS"):
+        load_settings(rate_limit_token_per_client_seconds=0)
