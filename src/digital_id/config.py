@@ -68,6 +68,20 @@ class Settings(BaseSettings):
     lockout_threshold: int = Field(default=5, ge=1)
     lockout_seconds: int = Field(default=900, ge=1)
     activation_code_hours: int = Field(default=24, ge=1)
+    # Rate limits: hits per window, counted in the database (0 turns one off). Per IP address
+    # they are generous because a mobile carrier's NAT puts many citizens behind one address.
+    rate_limit_login_per_ip: int = Field(default=300, ge=0)
+    rate_limit_login_per_ip_seconds: int = Field(default=60, ge=1)
+    rate_limit_login_per_nik: int = Field(default=10, ge=0)
+    rate_limit_login_per_nik_seconds: int = Field(default=300, ge=1)
+    rate_limit_activation_per_ip: int = Field(default=60, ge=0)
+    rate_limit_activation_per_ip_seconds: int = Field(default=60, ge=1)
+    rate_limit_activation_per_nik: int = Field(default=10, ge=0)
+    rate_limit_activation_per_nik_seconds: int = Field(default=3600, ge=1)
+    rate_limit_token_per_client: int = Field(default=6000, ge=0)
+    rate_limit_token_per_client_seconds: int = Field(default=60, ge=1)
+    rate_limit_client_auth_failures_per_ip: int = Field(default=60, ge=0)
+    rate_limit_client_auth_failures_per_ip_seconds: int = Field(default=60, ge=1)
 
     @model_validator(mode="after")
     def _refuse_development_defaults_in_production(self) -> Settings:

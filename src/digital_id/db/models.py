@@ -15,6 +15,7 @@ from digital_id.oidc.models import (
 )
 from digital_id.registry.models import Citizen
 from digital_id.sessions.models import BrowserSession
+from digital_id.throttle.models import RateLimitWindow
 
 metadata = Base.metadata
 
@@ -30,6 +31,7 @@ __all__ = [
     "Consent",
     "ConsentReceipt",
     "LogoutDelivery",
+    "RateLimitWindow",
     "RefreshToken",
     "RevokedAccessToken",
     "SeenClientAssertion",

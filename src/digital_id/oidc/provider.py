@@ -35,6 +35,7 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oauth2.rfc8628 import SlowDownError as DeviceSlowDownError
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from authlib.oauth2.rfc9101 import JWTAuthenticationRequest
 from authlib.oauth2.rfc9101.errors import InvalidRequestObjectError
@@ -85,6 +86,7 @@ from digital_id.oidc.tokens import (
 from digital_id.registry.models import Citizen
 from digital_id.registry.regions import RegionTable
 from digital_id.sessions.models import BrowserSession
+from digital_id.throttle.limiter import Limits, RateLimitedError, RateLimiter
 
 RESPONSE_MODES = ("query", "form_post")
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
@@ -116,6 +118,8 @@ class ProviderContext:
     client_keys: ClientKeyResolver
     now: datetime
     events: EventContext = field(default_factory=EventContext)
+    rate_limiter: RateLimiter | None = None
+    limits: Limits | None = None
 
     @property
     def token_endpoint(self) -> str:
@@ -882,6 +886,22 @@ class RequestObjects(JWTAuthenticationRequest):  # type: ignore[misc]
         request.payload = Payload(list(merged.items()))
 
 
+class SlowDownError(DeviceSlowDownError):  # type: ignore[misc]
+    """The client has used up its token budget for this window. ``slow_down`` is registered
+    for the token endpoint (RFC 8628 section 3.5, OAuth Extensions Error Registry); the
+    status is RFC 6585's 429, with ``Retry-After`` saying when the window frees."""
+
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(description=f"Too many token requests; retry after {retry_after} seconds")
+        self.retry_after = retry_after
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        headers: list[tuple[str, str]] = super().get_headers()
+        return [*headers, ("Retry-After", str(self.retry_after))]
+
+
 class Provider(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(scopes_supported=list(SCOPE_CLAIMS))
@@ -909,11 +929,53 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
     def validate_requested_scope(self, scope: str | None) -> None:
         """Unknown scopes are ignored, as OpenID Connect Core 3.1.2.1 asks, not refused."""
 
+    def authenticate_client(
+        self, request: ProviderRequest, methods: Any, endpoint: str = "token"
+    ) -> AgencyClient:
+        """authlib's client authentication, with the token endpoint's rate limits around it.
+
+        A client's token budget is charged only once it has authenticated (in ``save_token``):
+        charged to the client id a request merely claims, anyone could spend an agency's
+        budget and lock it out. Failed authentications are counted per IP address instead
+        (a client that does authenticate is never refused for its address's failures). A
+        client the database already refused in this window is turned away here, before any
+        work."""
+        context = self.context
+        limiter, limits = context.rate_limiter, context.limits
+        if limiter is None or limits is None or endpoint != "token":
+            client: AgencyClient = super().authenticate_client(request, methods, endpoint)
+            return client
+        try:
+            try:
+                client = super().authenticate_client(request, methods, endpoint)
+            except InvalidClientError:
+                failures = (limits.client_auth_failures_per_ip, context.events.ip or "")
+                limiter.charge(context.session, [failures], now=context.now)
+                raise
+            limiter.refuse_remembered(
+                [(limits.token_per_client, client.client_id)], now=context.now
+            )
+        except RateLimitedError as refused:
+            raise SlowDownError(refused.retry_after) from None
+        return client
+
     def save_token(self, token: dict[str, Any], request: ProviderRequest) -> None:
         """Only a refresh token is stored (hashed): access tokens are self-contained, and
         their grant was stored with the code."""
         subject: Subject | None = request.user
         client: AgencyClient = request.client
+        context = self.context
+        if context.rate_limiter is not None and context.limits is not None:
+            # Charged last, just before the audit record, so the client's counter row is
+            # locked only as long as the audit trail's head already is.
+            try:
+                context.rate_limiter.charge(
+                    context.session,
+                    [(context.limits.token_per_client, client.client_id)],
+                    now=context.now,
+                )
+            except RateLimitedError as refused:
+                raise SlowDownError(refused.retry_after) from None
         if "refresh_token" in token:
             assert subject is not None
             store_refresh_token(

@@ -27,7 +27,14 @@ from digital_id.sessions.models import BrowserSession
 from digital_id.web.rendering import Page
 from digital_id.web.routes import Form
 from digital_id.web.routes import field_value as _field
-from digital_id.web.services import SESSION_COOKIE, Services, database, events, services
+from digital_id.web.services import (
+    SESSION_COOKIE,
+    Services,
+    client_ip,
+    database,
+    events,
+    services,
+)
 
 router = APIRouter(include_in_schema=False)
 Database = Annotated[Session, Depends(database)]
@@ -102,11 +109,19 @@ def portal_login(request: Request, db: Database, app: App, form: Form) -> Respon
     view = Page(request, app)
     if not view.csrf_valid(_field(form, "csrf_token")):
         return view.csrf_refusal()
+    nik = _field(form, "nik").strip()
+    refused = app.admit(
+        db,
+        (app.limits.login_per_ip, client_ip(request) or ""),
+        (app.limits.login_per_nik, nik),
+    )
+    if refused is not None:
+        return view.rate_limited(refused)
     now = utc_now()
     outcome = accounts.authenticate(
         db,
         app.pin_hasher,
-        nik=_field(form, "nik").strip(),
+        nik=nik,
         pin=_field(form, "pin"),
         policy=app.lockout_policy,
         now=now,

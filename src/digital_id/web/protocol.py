@@ -36,7 +36,20 @@ def discovery(app: App) -> JSONResponse:
 @router.post(
     "/token",
     summary="Token endpoint (RFC 6749 section 3.2): redeem an authorization code.",
-    responses={400: {"description": "OAuth error"}, 401: {"description": "invalid_client"}},
+    responses={
+        400: {"description": "OAuth error"},
+        401: {"description": "invalid_client"},
+        429: {
+            "description": "slow_down: the client's token budget, or this address's budget "
+            "for failed client authentication, is spent for now; Retry-After gives the seconds",
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds until the limit frees",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            },
+        },
+    },
 )
 def token(request: Request, db: Database, app: App, form: Form) -> Response:
     oauth_request = ProviderRequest(
@@ -82,8 +95,13 @@ def introspect(request: Request, db: Database, app: App, form: Form) -> Response
 
 
 def _oauth_json(db: Session, response: OAuthResponse) -> JSONResponse:
-    # Commit whatever the outcome: a redeemed code, a revoked grant, a seen assertion id.
-    db.commit()
+    if response.status == 429:
+        # A rate-limit refusal changes nothing: the code stays unredeemed, the refresh
+        # token unrotated (and the refused hit uncounted: the window is full either way).
+        db.rollback()
+    else:
+        # Commit whatever the outcome: a redeemed code, a revoked grant, a seen assertion id.
+        db.commit()
     headers = {name: value for name, value in response.headers if name.lower() != "content-type"}
     return JSONResponse(
         response.body, status_code=response.status, headers={**headers, **_NO_STORE}

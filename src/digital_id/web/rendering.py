@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import urlencode
 
@@ -9,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from digital_id.throttle.limiter import RateLimitedError
 from digital_id.web.i18n import LANGUAGES, Translator, negotiate
 from digital_id.web.services import (
     BROWSER_COOKIE,
@@ -63,6 +65,18 @@ class Page:
 
     def csrf_refusal(self) -> HTMLResponse:
         return self.render("error.html", status=400, message_key="error.csrf", detail=None)
+
+    def rate_limited(self, refused: RateLimitedError) -> HTMLResponse:
+        """429 (RFC 6585 section 4) with ``Retry-After``, the same whoever the NIK belongs to."""
+        response = self.render(
+            "error.html",
+            status=429,
+            message_key="error.rate_limited",
+            message_values={"minutes": math.ceil(refused.retry_after / 60)},
+            detail=None,
+        )
+        response.headers["Retry-After"] = str(refused.retry_after)
+        return response
 
     def render(
         self, template: str, *, status: int = 200, back_to: str | None = None, **context: Any

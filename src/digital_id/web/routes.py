@@ -40,6 +40,7 @@ from digital_id.web.services import (
     LANGUAGE_COOKIE,
     SESSION_COOKIE,
     Services,
+    client_ip,
     database,
     events,
     services,
@@ -84,12 +85,20 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
     if not page.csrf_valid(_field(form, "csrf_token")):
         return page.csrf_refusal()
+    nik = _field(form, "nik").strip()
+    refused = app.admit(
+        db,
+        (app.limits.login_per_ip, client_ip(request) or ""),
+        (app.limits.login_per_nik, nik),
+    )
+    if refused is not None:
+        return page.rate_limited(refused)
     provider = app.provider(db, events(request))
     now = provider.context.now
     outcome = accounts.authenticate(
         db,
         app.pin_hasher,
-        nik=_field(form, "nik").strip(),
+        nik=nik,
         pin=_field(form, "pin"),
         policy=app.lockout_policy,
         now=now,
@@ -348,6 +357,13 @@ def activate(request: Request, db: Database, app: App, form: Form) -> HTMLRespon
         return page.csrf_refusal()
     nik = _field(form, "nik").strip()
     code = _field(form, "code").strip()
+    refused = app.admit(
+        db,
+        (app.limits.activation_per_ip, client_ip(request) or ""),
+        (app.limits.activation_per_nik, nik),
+    )
+    if refused is not None:
+        return page.rate_limited(refused)
     try:
         accounts.activate(
             db,

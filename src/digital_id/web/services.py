@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from fastapi import Request
@@ -25,6 +25,7 @@ from digital_id.oidc.logout import EndSession
 from digital_id.oidc.provider import Provider, ProviderContext
 from digital_id.registry.regions import RegionTable
 from digital_id.sessions.service import SessionPolicy
+from digital_id.throttle.limiter import Charge, Limits, RateLimitedError, RateLimiter
 from digital_id.web.courier import CourierThread
 
 BROWSER_COOKIE = "dgid_browser"
@@ -44,6 +45,12 @@ class Services:
     client_keys: ClientKeyResolver
     totp_cipher: TotpCipher
     courier: CourierThread | None = None
+    rate_limiter: RateLimiter = field(init=False)
+    limits: Limits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rate_limiter = RateLimiter(self.csrf_secret)
+        self.limits = Limits.from_settings(self.settings)
 
     @property
     def session_policy(self) -> SessionPolicy:
@@ -70,6 +77,8 @@ class Services:
                 client_keys=self.client_keys,
                 now=utc_now(),
                 events=events or EventContext(),
+                rate_limiter=self.rate_limiter,
+                limits=self.limits,
             )
         )
         provider.register_endpoint(EndSession(provider.context))
@@ -79,6 +88,18 @@ class Services:
         """Logouts were just queued: send them now rather than at the next poll."""
         if self.courier is not None:
             self.courier.wake()
+
+    def admit(self, session: Session, *charges: Charge) -> RateLimitedError | None:
+        """Charge a page's rate limits in a transaction of their own, committed before the
+        slow work (a PIN hash) so no counter stays locked through it; a refusal keeps
+        nothing and is returned for the page to show."""
+        try:
+            self.rate_limiter.charge(session, charges, now=utc_now())
+        except RateLimitedError as refused:
+            session.rollback()
+            return refused
+        session.commit()
+        return None
 
     def endpoint(self, path: str) -> str:
         return self.settings.issuer.rstrip("/") + path
@@ -106,8 +127,14 @@ def events(request: Request, actor: str = "citizen") -> EventContext:
     return EventContext(
         actor=actor,
         request_id=getattr(request.state, "request_id", None),
-        ip=request.client.host if request.client else None,
+        ip=client_ip(request),
     )
+
+
+def client_ip(request: Request) -> str | None:
+    """The caller's address: uvicorn's proxy headers put the forwarded one here when the
+    request came through a trusted proxy."""
+    return request.client.host if request.client else None
 
 
 def database(request: Request) -> Iterator[Session]:
