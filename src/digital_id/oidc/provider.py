@@ -78,7 +78,7 @@ from digital_id.oidc.models import (
     RevokedAccessToken,
     SeenClientAssertion,
 )
-from digital_id.oidc.requests import Payload, ProviderRequest, parameter_problem
+from digital_id.oidc.requests import Payload, ProviderRequest, describable, parameter_problem
 from digital_id.oidc.subjects import pairwise_subject, public_subject, sector_of
 from digital_id.oidc.tokens import (
     ACCESS_TOKEN_ALGORITHM,
@@ -577,7 +577,8 @@ def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
             )
     prompts = set(data.get("prompt", "").split())
     if prompts - PROMPTS:
-        raise InvalidRequestError(f"unknown prompt value {sorted(prompts - PROMPTS)[0]!r}")
+        unknown = describable(sorted(prompts - PROMPTS)[0])
+        raise InvalidRequestError(f"unknown prompt value '{unknown}'")
     if "max_age" in data and not (data["max_age"].isdigit() and len(data["max_age"]) <= 9):
         raise InvalidRequestError("max_age must be a non-negative number of seconds")
     client: AgencyClient = grant.request.client

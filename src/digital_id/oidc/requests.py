@@ -6,6 +6,7 @@ layer fills in, so protocol code never sees FastAPI.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
@@ -62,10 +63,27 @@ PARAMETER_LIMITS: Final[Mapping[str, int]] = MappingProxyType(
 DEFAULT_PARAMETER_LIMIT: Final = 2048
 MAX_PARAMETER_NAME: Final = 64
 MAX_PARAMETERS: Final = 64
+# Values RFC 6749 Appendix A and RFC 7636 define as printable ASCII (NQCHAR and narrower).
+# Anything else is refused up front: authlib echoes some of them into error descriptions,
+# which RFC 6749 section 5.2 limits to the same characters (it raises, a 500, otherwise).
+ASCII_PARAMETERS: Final = frozenset(
+    {"response_type", "response_mode", "scope", "prompt", "display", "max_age", "grant_type",
+     "code_challenge", "code_challenge_method", "code_verifier", "token_type_hint",
+     "client_assertion_type"}
+)  # fmt: skip
+_NQCHARS = re.compile(r"[\x21\x23-\x5b\x5d-\x7e ]*")
+_NOT_DESCRIBABLE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+
+def describable(text: str, limit: int = 64) -> str:
+    """``text`` as it may appear in an ``error_description`` (RFC 6749 section 5.2: printable
+    ASCII without ``"`` and ``\\``): other characters become ``?``, and it is cut short."""
+    return _NOT_DESCRIBABLE.sub("?", text[:limit])
 
 
 def parameter_problem(pairs: Iterable[tuple[str, str]]) -> str | None:
-    """Why these parameters are refused for their size (the first one found), or None."""
+    """Why these parameters are refused for their size or characters (the first found), or
+    None."""
     for count, (name, value) in enumerate(pairs, start=1):
         if count > MAX_PARAMETERS:
             return f"more than {MAX_PARAMETERS} parameters"
@@ -73,7 +91,9 @@ def parameter_problem(pairs: Iterable[tuple[str, str]]) -> str | None:
             return f"a parameter name is longer than {MAX_PARAMETER_NAME} characters"
         limit = PARAMETER_LIMITS.get(name, DEFAULT_PARAMETER_LIMIT)
         if len(value) > limit:
-            return f"{name} is longer than {limit} characters"
+            return f"{describable(name)} is longer than {limit} characters"
+        if name in ASCII_PARAMETERS and not _NQCHARS.fullmatch(value):
+            return f"{name} may hold printable ASCII characters only"
     return None
 
 
