@@ -98,7 +98,7 @@ def authorize(
     context = provider.context
     problem = request.parameter_problem()
     if problem is not None:
-        return _refuse_oversized(provider, request, problem)
+        return _refuse_parameters(provider, request, problem)
     citizen = None
     if browser_session is not None:
         candidate = context.session.get(Citizen, browser_session.citizen_id)
@@ -261,8 +261,9 @@ def _hint_names(
     )
 
 
-def _refuse_oversized(provider: Provider, request: ProviderRequest, problem: str) -> Outcome:
-    """``invalid_request`` for a parameter over its size limit: to the agency when its client
+def _refuse_parameters(provider: Provider, request: ProviderRequest, problem: str) -> Outcome:
+    """``invalid_request`` for a parameter over its size limit or with characters its
+    definition does not allow: to the agency when its client
     and redirect URI check out (RFC 6749 section 4.1.2.1), else on our error page. Nothing
     else of the request is read, and ``state`` is sent back only if it is itself in bounds."""
     data = request.payload.data
@@ -280,7 +281,7 @@ def _refuse_oversized(provider: Provider, request: ProviderRequest, problem: str
         ):
             redirect_uri = requested
     if redirect_uri is None:
-        return ShowError("invalid_request", problem, message="too_long")
+        return ShowError("invalid_request", problem, message="bad_parameter")
     params = [("error", "invalid_request"), ("error_description", problem)]
     state = data.get("state")
     if state is not None and len(state) <= PARAMETER_LIMITS["state"]:

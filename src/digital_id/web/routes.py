@@ -411,7 +411,7 @@ def _end_session(request: Request, db: Session, app: Services, parameters: FormP
             "error.html",
             status=400,
             back_to="/logout",
-            message_key="error.too_long",
+            message_key="error.bad_parameter",
             detail=problem,
         )
     try:
