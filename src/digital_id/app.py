@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.middleware import Middleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session
@@ -31,7 +32,8 @@ from digital_id.oidc.logout import Courier
 from digital_id.registry.regions import load_regions
 from digital_id.web import outage, portal, protocol, routes
 from digital_id.web.courier import CourierThread
-from digital_id.web.rendering import SECURITY_HEADERS
+from digital_id.web.limits import RequestLimits
+from digital_id.web.rendering import add_security_headers
 from digital_id.web.services import Services
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
@@ -87,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="OpenID Connect provider for Indonesia's national digital identity.",
         lifespan=lifespan,
         exception_handlers=outage.exception_handlers(),
+        # Inside the headers middleware below, so a refusal gets the same headers as any page.
+        middleware=[Middleware(RequestLimits)],
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -104,8 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         response = await call_next(request)
         response.headers["X-Request-ID"] = request.state.request_id
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
+        add_security_headers(response, https=settings.secure_cookies)
         return response
 
     static = Path(str(resources.files("digital_id.web").joinpath("static")))

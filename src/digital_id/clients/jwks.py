@@ -44,15 +44,20 @@ class ClientKeyResolver:
                 raise ClientKeysUnavailableError(
                     f"assertions must be signed with one of {', '.join(sorted(ASSERTION_ALGORITHMS))}"
                 )
-            if registration.get("jwks") is not None:
-                return KeySet.import_key_set(registration["jwks"])
-            uri = registration.get("jwks_uri")
-            if not uri:
-                raise ClientKeysUnavailableError("the client registered no keys")
-            keys = self._cached(uri)
             kid = header.get("kid")
-            if keys is None or (kid is not None and not _holds(keys, kid)):
-                keys = self._fetch(uri)
+            if registration.get("jwks") is not None:
+                keys = KeySet.import_key_set(registration["jwks"])
+            else:
+                uri = registration.get("jwks_uri")
+                if not uri:
+                    raise ClientKeysUnavailableError("the client registered no keys")
+                cached = self._cached(uri)
+                if cached is None or (kid is not None and not _holds(cached, kid)):
+                    cached = self._fetch(uri)
+                keys = cached
+            if kid is None and len(keys.keys) > 1:
+                # OpenID Connect Core 10.1: with several keys, the JWT must say which.
+                raise ClientKeysUnavailableError("the client has several keys; name one (kid)")
             return keys
 
         return resolve

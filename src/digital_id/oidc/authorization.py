@@ -22,12 +22,16 @@ from joserfc.errors import JoseError
 
 from digital_id.consent import receipts
 from digital_id.consent import service as consent_service
+from digital_id.keys.store import ALGORITHMS as ID_TOKEN_ALGORITHMS
 from digital_id.oidc import assurance
 from digital_id.oidc.claims import ClaimsRequest
+from digital_id.oidc.jwt_policy import check_jwt
 from digital_id.oidc.provider import AgencyClient, Approval, CodeGrant, OAuthResponse, Provider
-from digital_id.oidc.requests import ProviderRequest
+from digital_id.oidc.requests import PARAMETER_LIMITS, ProviderRequest
 from digital_id.registry.models import Citizen
 from digital_id.sessions.models import BrowserSession
+
+HINT_LEEWAY = 10
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class ShowError:
 
     error: str
     description: str
+    # The page's own message when the error code alone would say too little.
+    message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,9 @@ def authorize(
     ``prompt=login`` and ``max_age`` are satisfied; ``decision`` is the consent page's answer.
     """
     context = provider.context
+    problem = request.parameter_problem()
+    if problem is not None:
+        return _refuse_parameters(provider, request, problem)
     citizen = None
     if browser_session is not None:
         candidate = context.session.get(Citizen, browser_session.citizen_id)
@@ -228,11 +237,21 @@ def _hint_names(
     """Whether the ID token hint (ours, expired or not) names the logged-in citizen."""
     if not id_token_hint:
         return True
+    now = provider.context.now
     try:
-        token = jwt.decode(id_token_hint, provider.context.keys.verification_keys())
+        check_jwt(id_token_hint, algorithms=ID_TOKEN_ALGORITHMS)
+        token = jwt.decode(
+            id_token_hint,
+            provider.context.keys.verification_keys(),
+            algorithms=list(ID_TOKEN_ALGORITHMS),
+        )
+        claims = token.claims
+        # Expiry is not checked (an expired hint still names the citizen the agency means),
+        # but a token that is not valid yet is not one we issued.
+        unexpired = {name: value for name, value in claims.items() if name != "exp"}
+        jwt.JWTClaimsRegistry(now=int(now.timestamp()), leeway=HINT_LEEWAY).validate(unexpired)
     except (JoseError, ValueError):
         raise InvalidRequestError("id_token_hint is not an ID token this server issued") from None
-    claims = token.claims
     audience = claims.get("aud")
     audiences = audience if isinstance(audience, list) else [audience]
     if claims.get("iss") != provider.context.settings.issuer or client.client_id not in audiences:
@@ -240,6 +259,34 @@ def _hint_names(
     return bool(
         claims.get("sub") == client.subject_for(citizen.id, provider.context.pairwise_secret)
     )
+
+
+def _refuse_parameters(provider: Provider, request: ProviderRequest, problem: str) -> Outcome:
+    """``invalid_request`` for a parameter over its size limit or with characters its
+    definition does not allow: to the agency when its client
+    and redirect URI check out (RFC 6749 section 4.1.2.1), else on our error page. Nothing
+    else of the request is read, and ``state`` is sent back only if it is itself in bounds."""
+    data = request.payload.data
+    client_id = data.get("client_id", "")
+    requested = data.get("redirect_uri")
+    client = None
+    if 0 < len(client_id) <= PARAMETER_LIMITS["client_id"]:
+        client = provider.query_client(client_id)
+    redirect_uri = None
+    if client is not None:
+        if requested is None:
+            redirect_uri = client.get_default_redirect_uri()
+        elif len(requested) <= PARAMETER_LIMITS["redirect_uri"] and client.check_redirect_uri(
+            requested
+        ):
+            redirect_uri = requested
+    if redirect_uri is None:
+        return ShowError("invalid_request", problem, message="bad_parameter")
+    params = [("error", "invalid_request"), ("error_description", problem)]
+    state = data.get("state")
+    if state is not None and len(state) <= PARAMETER_LIMITS["state"]:
+        params.append(("state", state))
+    return _with_issuer(provider, Respond(redirect_uri, params, _response_mode(request)))
 
 
 def _response_mode(request: ProviderRequest) -> str:

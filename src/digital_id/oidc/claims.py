@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
+from digital_id.oidc.requests import describable
 from digital_id.registry.models import Citizen
 from digital_id.registry.regions import RegionTable
 
@@ -150,7 +151,7 @@ def resolve_claims_request(
             for name, request in members.items():
                 if request is not None and not isinstance(request, dict):
                     raise InvalidClaimsRequestError(
-                        f"claims.{target}.{name} must be null or an object"
+                        f"claims.{target}.{describable(name)} must be null or an object"
                     )
                 # Claims outside the agency's registration are ignored, as Core 5.5 allows.
                 if name not in allowed:

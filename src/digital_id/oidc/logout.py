@@ -28,7 +28,9 @@ from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.clients.models import Client
 from digital_id.consent import receipts
 from digital_id.consent import service as consent_service
+from digital_id.keys.store import ALGORITHMS as ID_TOKEN_ALGORITHMS
 from digital_id.keys.store import KeySnapshot
+from digital_id.oidc.jwt_policy import UnacceptableJwtError, check_jwt
 from digital_id.oidc.models import AuthorizationGrant, LogoutDelivery
 from digital_id.oidc.provider import AgencyClient, ProviderContext
 from digital_id.sessions import service as sessions
@@ -181,7 +183,16 @@ class EndSession(EndSessionEndpoint):  # type: ignore[misc]
     def get_server_jwks(self) -> KeySet:
         return self.context.keys.verification_keys()
 
+    def get_algorithms(self) -> list[str]:
+        return list(ID_TOKEN_ALGORITHMS)
+
     def validate_request(self, request: Any) -> Any:
+        hint = request.payload.data.get("id_token_hint")
+        if hint:
+            try:
+                check_jwt(hint, algorithms=ID_TOKEN_ALGORITHMS)
+            except UnacceptableJwtError as exc:
+                raise InvalidRequestError(f"id_token_hint: {exc}") from None
         validated = super().validate_request(request)
         claims = validated.id_token_claims
         if claims is not None and claims.get("iss") != self.context.settings.issuer:

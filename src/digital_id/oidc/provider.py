@@ -67,6 +67,11 @@ from digital_id.oidc.claims import (
     claim_values,
     resolve_claims_request,
 )
+from digital_id.oidc.jwt_policy import (
+    MAX_REQUEST_OBJECT_LENGTH,
+    UnacceptableJwtError,
+    check_jwt,
+)
 from digital_id.oidc.models import (
     AuthorizationCode,
     AuthorizationGrant,
@@ -74,7 +79,7 @@ from digital_id.oidc.models import (
     RevokedAccessToken,
     SeenClientAssertion,
 )
-from digital_id.oidc.requests import Payload, ProviderRequest
+from digital_id.oidc.requests import Payload, ProviderRequest, describable, parameter_problem
 from digital_id.oidc.subjects import pairwise_subject, public_subject, sector_of
 from digital_id.oidc.tokens import (
     ACCESS_TOKEN_ALGORITHM,
@@ -576,7 +581,8 @@ def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
             )
     prompts = set(data.get("prompt", "").split())
     if prompts - PROMPTS:
-        raise InvalidRequestError(f"unknown prompt value {sorted(prompts - PROMPTS)[0]!r}")
+        unknown = describable(sorted(prompts - PROMPTS)[0])
+        raise InvalidRequestError(f"unknown prompt value '{unknown}'")
     if "max_age" in data and not (data["max_age"].isdigit() and len(data["max_age"]) <= 9):
         raise InvalidRequestError("max_age must be a non-negative number of seconds")
     client: AgencyClient = grant.request.client
@@ -697,6 +703,14 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
 
     def resolve_client_public_key(self, client: AgencyClient) -> Any:
         return self.context.client_keys.resolver(client.client_metadata)
+
+    def extract_assertion(self, assertion: str) -> Any:
+        # Before authlib reads anything from it (it looks the client up by ``sub`` first).
+        try:
+            check_jwt(assertion, algorithms=ASSERTION_ALGORITHMS, require_kid=False)
+        except UnacceptableJwtError as exc:
+            raise InvalidClientError(description=str(exc)) from None
+        return super().extract_assertion(assertion)
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
         try:
@@ -866,6 +880,16 @@ class RequestObjects(JWTAuthenticationRequest):  # type: ignore[misc]
     ) -> None:
         query = request.payload
         client_id = query.client_id
+        if "request" in query.data:
+            try:
+                check_jwt(
+                    query.data["request"],
+                    algorithms=ASSERTION_ALGORITHMS,
+                    max_length=MAX_REQUEST_OBJECT_LENGTH,
+                    require_kid=False,
+                )
+            except UnacceptableJwtError as exc:
+                raise InvalidRequestObjectError(description=str(exc), state=query.state) from None
         self.claims_validator = jwt.JWTClaimsRegistry(
             now=int(self.context.now.timestamp()),
             leeway=ASSERTION_LEEWAY,
@@ -883,6 +907,9 @@ class RequestObjects(JWTAuthenticationRequest):  # type: ignore[misc]
         merged = {name: value for name, value in query.data.items() if name != "request"}
         for name, value in request.payload.data.items():
             merged[name] = value if isinstance(value, str) else json.dumps(value)
+        problem = parameter_problem(merged.items())
+        if problem is not None:
+            raise InvalidRequestObjectError(description=problem, state=None)
         request.payload = Payload(list(merged.items()))
 
 
@@ -1029,6 +1056,20 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         self, status: int, body: Any, headers: list[tuple[str, str]]
     ) -> OAuthResponse:
         return OAuthResponse(status, body, list(headers))
+
+    def create_token_response(self, request: ProviderRequest) -> OAuthResponse:
+        problem = request.parameter_problem()
+        if problem is not None:
+            return self.handle_error_response(request, InvalidRequestError(problem))
+        response: OAuthResponse = super().create_token_response(request)
+        return response
+
+    def create_endpoint_response(self, name: str, request: ProviderRequest) -> OAuthResponse:
+        problem = request.parameter_problem()
+        if problem is not None:
+            return self.handle_error_response(request, InvalidRequestError(problem))
+        response: OAuthResponse = super().create_endpoint_response(name, request)
+        return response
 
     def handle_error_response(self, request: ProviderRequest, error: OAuth2Error) -> OAuthResponse:
         if isinstance(error, InvalidClientError):

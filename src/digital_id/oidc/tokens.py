@@ -23,6 +23,7 @@ from digital_id.accounts.models import CitizenAccount
 from digital_id.clients.models import Client
 from digital_id.consent import service as consent_service
 from digital_id.keys.store import KeySnapshot
+from digital_id.oidc.jwt_policy import check_jwt
 from digital_id.oidc.models import AuthorizationGrant, RefreshToken, RevokedAccessToken
 from digital_id.registry.models import Citizen
 from digital_id.sessions.models import BrowserSession
@@ -46,6 +47,7 @@ def decode_access_token(
 ) -> dict[str, Any]:
     """The claims of a genuine access token of ours, or InvalidAccessTokenError."""
     try:
+        check_jwt(token, algorithms={ACCESS_TOKEN_ALGORITHM})
         decoded = jwt.decode(token, keys.verification_keys(), algorithms=[ACCESS_TOKEN_ALGORITHM])
         if str(decoded.header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
             raise InvalidAccessTokenError("not an access token (typ)")
@@ -56,6 +58,8 @@ def decode_access_token(
             "jti": {"essential": True},
         }
         claims = dict(decoded.claims)
+        # RFC 9068 section 4: the audience is the client the token was issued to.
+        rules["aud"] = {"essential": True, "value": str(claims.get("client_id"))}
         if not isinstance(claims.get("exp"), int):
             raise InvalidAccessTokenError("no exp")
         if allow_expired:

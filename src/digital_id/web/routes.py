@@ -201,7 +201,7 @@ def _continue(
     back_to = _authorize_url(parameters)
     carried = urlencode(parameters)
     if isinstance(outcome, ShowError):
-        key = f"error.{outcome.error}"
+        key = f"error.{outcome.message or outcome.error}"
         return page.render(
             "error.html",
             status=400,
@@ -421,6 +421,15 @@ def _end_session(request: Request, db: Session, app: Services, parameters: FormP
     page = Page(request, app, dict(parameters).get("ui_locales"))
     provider = app.provider(db, events(request))
     oauth_request = ProviderRequest("GET", app.endpoint("/logout"), {}, query=parameters)
+    problem = oauth_request.parameter_problem()
+    if problem is not None:  # never redirected, never trusted: the error page, nothing ended
+        return page.render(
+            "error.html",
+            status=400,
+            back_to="/logout",
+            message_key="error.bad_parameter",
+            detail=problem,
+        )
     try:
         validated = provider.validate_endpoint_request("end_session", oauth_request)
     except OAuth2Error:
