@@ -29,7 +29,7 @@ from digital_id.keys.ring import KeyRing
 from digital_id.keys.store import KeyStore
 from digital_id.oidc.logout import Courier
 from digital_id.registry.regions import load_regions
-from digital_id.web import portal, protocol, routes
+from digital_id.web import observability, portal, protocol, routes
 from digital_id.web.courier import CourierThread
 from digital_id.web.rendering import SECURITY_HEADERS
 from digital_id.web.services import Services
@@ -86,6 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="OpenID Connect provider for Indonesia's national digital identity.",
         lifespan=lifespan,
+        # Metrics and the access log, inside security_headers (below), which sets the request id.
+        middleware=observability.middleware(engine),
+        routes=observability.routes(enabled=settings.metrics_enabled),
     )
     app.state.settings = settings
     app.state.engine = engine
