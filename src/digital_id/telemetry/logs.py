@@ -163,5 +163,6 @@ def log_config(level: LogLevel, style: LogFormat) -> dict[str, Any]:
             "uvicorn": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
             **{library: {"level": "WARNING"} for library in QUIET_LIBRARIES},
+            "alembic.runtime.plugins": {"level": "WARNING"},  # a line per plugin at start-up
         },
     }
