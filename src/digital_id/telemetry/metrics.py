@@ -18,6 +18,7 @@ trail, and work rolled back is not counted.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
@@ -87,6 +88,7 @@ DB_POOL_OVERFLOW = Gauge(
 )
 
 _PENDING = "digital_id.telemetry.pending_counts"
+_LISTENING = threading.Lock()
 
 
 class _Countable(Protocol):
@@ -146,12 +148,17 @@ def count_when_committed(session: Session, tag: str, details: Mapping[str, Any])
     counter = _counter_for(tag, details)
     if counter is None:
         return
-    pending: list[_Countable] | None = session.info.get(_PENDING)
-    if pending is None:
-        pending = session.info[_PENDING] = []
-        event.listen(session, "after_commit", _count_pending)
-        event.listen(session, "after_transaction_end", _drop_pending)
-    pending.append(counter)
+    _listen_to_sessions()
+    session.info.setdefault(_PENDING, []).append(counter)
+
+
+def _listen_to_sessions() -> None:
+    # Once per process, on the Session class: a listener per session costs more than the
+    # request's own audit work.
+    with _LISTENING:
+        if not event.contains(Session, "after_commit", _count_pending):
+            event.listen(Session, "after_commit", _count_pending)
+            event.listen(Session, "after_transaction_end", _drop_pending)
 
 
 def _counter_for(tag: str, details: Mapping[str, Any]) -> _Countable | None:
@@ -174,9 +181,9 @@ def _counter_for(tag: str, details: Mapping[str, Any]) -> _Countable | None:
 
 
 def _count_pending(session: Session) -> None:
-    if session.get_nested_transaction() is not None:
-        return  # a savepoint committed; the outer transaction may still roll back
-    pending: list[_Countable] = session.info.get(_PENDING, [])
+    pending: list[_Countable] | None = session.info.get(_PENDING)
+    if not pending or session.get_nested_transaction() is not None:
+        return  # nothing to count, or a savepoint committed and the outer work may roll back
     for counter in pending:
         counter.inc()
     pending.clear()
@@ -184,5 +191,6 @@ def _count_pending(session: Session) -> None:
 
 def _drop_pending(session: Session, transaction: SessionTransaction) -> None:
     # After a commit the list is empty already; after a rollback or a close it is discarded.
-    if transaction.parent is None:
-        session.info.get(_PENDING, []).clear()
+    pending: list[_Countable] | None = session.info.get(_PENDING)
+    if pending and transaction.parent is None:
+        pending.clear()
