@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.log_scan import PATTERNS, scan
+from tests.log_scan import PATTERNS, TEST_PINS, scan
+from tests.web.conftest import PIN
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 # Built from parts, so this file holds no whole example the scan of the repository could trip on.
@@ -36,6 +37,10 @@ EXAMPLES = {
 def test_the_scan_finds_each_kind_of_secret(kind):
     assert kind in {finding.kind for finding in scan(["harmless", EXAMPLES[kind]])}
     assert [finding.line_number for finding in scan(["harmless", EXAMPLES[kind]])] == [2]
+
+
+def test_the_scan_knows_the_pin_the_tests_give_citizens():
+    assert PIN in TEST_PINS
 
 
 @pytest.mark.parametrize(

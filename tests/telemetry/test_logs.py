@@ -101,7 +101,8 @@ def test_the_text_format_shows_the_request_id_too(app):
         logging.getLogger().removeHandler(handler)
 
     (line,) = [line for line in handler.lines if "digital_id.access" in line]
-    assert f"[{response.headers['X-Request-ID']}] GET /healthz 200" in line
+    assert f"[{response.headers['X-Request-ID']}] GET /healthz 200 " in line
+    assert line.endswith(" ms")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from digital_id.app import create_app
 from digital_id.audit import trail
-from tests.web.conftest import PIN, pkce_pair
+from tests.web.conftest import pkce_pair
 
 FAMILIES = (
     "digital_id_http_requests",
@@ -215,9 +215,3 @@ def test_metrics_can_be_left_out_of_the_app(settings):
 
     assert http.get("/metrics").status_code == 404
     assert http.get("/healthz").status_code == 200
-
-
-def test_the_test_pin_is_the_one_the_log_scan_knows():
-    from tests.log_scan import TEST_PINS
-
-    assert PIN in TEST_PINS

@@ -86,19 +86,22 @@ class RequestTelemetry:
             seconds = time.perf_counter() - started
             route = route_template(scope)
             metrics.observe_request(scope["method"], route, status, seconds)
+            # The path as requested, so a 404 can be traced; anyone can put a NIK in a path.
+            path = redact(scope["path"])
+            duration_ms = round(seconds * 1000, 2)
             client = scope.get("client")
             access_log.info(
-                "%s %s %d",
+                "%s %s %d %.1f ms",
                 scope["method"],
-                route,
+                path,
                 status,
+                duration_ms,
                 extra={
                     "method": scope["method"],
                     "route": route,
-                    # As requested, so a 404 can be traced; anyone can put a NIK in a path.
-                    "path": redact(scope["path"]),
+                    "path": path,
                     "status": status,
-                    "duration_ms": round(seconds * 1000, 2),
+                    "duration_ms": duration_ms,
                     "client_ip": client[0] if client else None,
                     "request_id": current_id,
                 },
