@@ -33,7 +33,7 @@ _SECRET_NAMES = (
     r"|access_token|refresh_token|id_token|logout_token|token|password"
 )
 PATTERNS: dict[str, re.Pattern[str]] = {
-    "a full NIK": re.compile(r"(?<![0-9])[0-9]{16}(?![0-9])"),
+    "a full NIK": re.compile(r"(?<![0-9A-Za-z])[0-9]{16}(?![0-9A-Za-z])"),
     "a JWT": re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),
     "a test PIN": re.compile(rf"(?<![0-9])({'|'.join(TEST_PINS)})(?![0-9])"),
     "a client secret": re.compile(r"\bdgid_cs_[A-Za-z0-9_-]{8,}"),

@@ -48,7 +48,7 @@ def test_the_scan_knows_the_pin_the_tests_give_citizens():
     [
         '{"message": "refresh_token={}", "extra": "token=abc"}'.replace("abc", "[redacted]"),
         '{"logger": "digital_id.access", "message": "POST /token 200", "route": "/token", '
-        '"status": 200, "duration_ms": 12.5, "request_id": "0f3a9c2b7d6e41a8b5c4d3e2f1a0b9c8"}',
+        '"status": 200, "duration_ms": 12.5, "request_id": "e13fdbcb9caf9631104406987553cda0"}',
         '{"message": "Running upgrade  -> 5e6fa5af5716, citizen accounts: PIN, lockout"}',
         '{"message": "grant_type=authorization_code&token_type_hint=refresh_token"}',
         '{"message": "NIK …0001, timestamp 1795838272.123456"}',

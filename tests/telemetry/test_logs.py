@@ -64,6 +64,16 @@ def test_the_access_line_is_json_with_the_request_id_of_the_response(app, json_l
     assert NIK not in json_lines[0]
 
 
+def test_a_nik_offered_as_request_id_is_not_logged(app, json_lines):
+    # Well-formed as an id, so it is used and echoed, but the log shows it masked.
+    response = TestClient(app).get("/healthz", headers={"X-Request-ID": NIK})
+
+    (entry,) = access_lines(json_lines)
+    assert response.headers["X-Request-ID"] == NIK
+    assert entry["request_id"] == "[redacted-nik]"
+    assert NIK not in json_lines[0]
+
+
 def test_an_offered_request_id_is_kept_and_a_bad_one_replaced(app, json_lines):
     http = TestClient(app)
     kept = http.get("/healthz", headers={"X-Request-ID": "trace-0123456789"})
@@ -120,6 +130,7 @@ def test_the_text_format_shows_the_request_id_too(app):
         ("Authorization: Bearer abcdefgh12345678", "Authorization: Bearer [redacted]"),
         ("GET /authorize 200 in 12.5 ms", "GET /authorize 200 in 12.5 ms"),
         ("NIK …0001 and 31710119901000012 digits", "NIK …0001 and 31710119901000012 digits"),
+        ("request e13fdbcb9caf9631104406987553cda0", "request e13fdbcb9caf9631104406987553cda0"),
     ],
 )
 def test_redaction_masks_what_looks_like_a_secret_and_nothing_else(text, kept):

@@ -39,10 +39,10 @@ _SENSITIVE_NAMES = (
 # Each pattern with a cheap test of whether it could match at all: most lines (an access
 # line's route, a startup message) pass every test, and logging stays fast.
 _REDACTIONS: Final[tuple[tuple[Callable[[str], bool], re.Pattern[str], str], ...]] = (
-    # A NIK: 16 digits standing alone.
+    # A NIK: 16 digits standing alone (not inside a hex id or a base64 string).
     (
         lambda text: True,
-        re.compile(r"(?<![0-9])[0-9]{16}(?![0-9])"),
+        re.compile(r"(?<![0-9A-Za-z])[0-9]{16}(?![0-9A-Za-z])"),
         "[redacted-nik]",
     ),
     # A JWT (JWS compact serialisation): ID and access tokens, assertions, request objects.
@@ -110,6 +110,10 @@ class RedactingFilter(logging.Filter):
         for name, value in extra_fields(record).items():
             if isinstance(value, str):
                 setattr(record, name, redact(value))
+        # A caller may send any well-formed X-Request-ID, a NIK among them.
+        current = _request_id_of(record)
+        if current is not None:
+            record.request_id = redact(current)
         return True
 
 

@@ -78,7 +78,9 @@ class RequestTelemetry:
             await send(message)
 
         state = scope.get("state") or {}
-        current_id = state.get("request_id")
+        offered = state.get("request_id")
+        # Callers choose their ids; one may be a NIK, which the logs must not show.
+        current_id = redact(offered) if isinstance(offered, str) else None
         token = request_id.set(current_id)
         try:
             await self.app(scope, receive, send_and_note_status)
