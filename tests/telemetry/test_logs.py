@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from digital_id.app import create_app
+from digital_id.config import ConfigError, load_settings
 from digital_id.telemetry.logs import JsonFormatter, RedactingFilter, TextFormatter, redact
 
 NIK = "3171011990100001"
@@ -158,3 +159,21 @@ def test_the_filter_masks_arguments_tracebacks_and_extra_fields():
     assert entry["message"] == "login for [redacted-nik] with [redacted-jwt]"
     assert "ValueError: bad NIK [redacted-nik]" in entry["exception"]
     assert entry["path"] == "/x/[redacted-nik]"
+
+
+def test_logs_are_json_in_production_and_text_in_development_unless_chosen():
+    production = {
+        "env": "production",
+        "issuer": "https://id.example.go.id",
+        "keys_passphrase": "a-production-passphrase",
+    }
+    assert load_settings(**production).log_style == "json"
+    assert load_settings().log_style == "text"
+    assert load_settings(log_format="json").log_style == "json"
+    assert load_settings(**production, log_format="text").log_style == "text"
+
+
+def test_the_log_level_is_read_in_any_case_and_checked():
+    assert load_settings(log_level="debug").log_level == "DEBUG"
+    with pytest.raises(ConfigError, match="DIGITAL_ID_LOG_LEVEL"):
+        load_settings(log_level="verbose")
