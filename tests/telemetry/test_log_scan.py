@@ -79,7 +79,11 @@ def test_records_from_a_server_thread_reach_the_run_log(run_log, live_server):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize(("logged", "fails"), [(f"citizen {NIK}", True), ("citizen:7", False)])
+@pytest.mark.parametrize(
+    ("logged", "fails"),
+    [(f"citizen {NIK}", True), ("citizen:7", False)],
+    ids=["a NIK logged", "nothing secret logged"],
+)
 def test_a_run_that_logs_a_secret_fails(tmp_path, logged, fails):
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["tests.log_scan"]\n')
     (tmp_path / "test_probe.py").write_text(
