@@ -26,6 +26,11 @@ POSTGRES_ADMIN_URL = os.environ.get(
 DATABASES = ("sqlite", "postgresql")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Keeps every log record of the run and fails it if one holds a secret (tests/log_scan.py).
+    config.pluginmanager.import_plugin("tests.log_scan")
+
+
 def _postgres_unavailable_reason() -> str | None:
     engine = create_engine_for(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:

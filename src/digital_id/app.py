@@ -30,7 +30,7 @@ from digital_id.keys.ring import KeyRing
 from digital_id.keys.store import KeyStore
 from digital_id.oidc.logout import Courier
 from digital_id.registry.regions import load_regions
-from digital_id.web import outage, portal, protocol, routes
+from digital_id.web import observability, outage, portal, protocol, routes
 from digital_id.web.courier import CourierThread
 from digital_id.web.limits import RequestLimits
 from digital_id.web.rendering import add_security_headers
@@ -89,8 +89,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="OpenID Connect provider for Indonesia's national digital identity.",
         lifespan=lifespan,
         exception_handlers=outage.exception_handlers(),
-        # Inside the headers middleware below, so a refusal gets the same headers as any page.
-        middleware=[Middleware(RequestLimits)],
+        # Inside security_headers (below), which sets the request id: the telemetry first, so
+        # it counts and logs the size limits' refusals too; those get the same headers as any page.
+        middleware=[*observability.middleware(engine), Middleware(RequestLimits)],
+        routes=observability.routes(enabled=settings.metrics_enabled),
     )
     app.state.settings = settings
     app.state.engine = engine

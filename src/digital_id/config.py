@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Published on purpose: a development passphrase is no secret, and production refuses it.
@@ -21,6 +21,9 @@ DEFAULT_ISSUER = "http://127.0.0.1:8000"
 # OWASP Password Storage Cheat Sheet, argon2id minimum: 19 MiB, 2 iterations, 1 lane.
 OWASP_ARGON2_MEMORY_KIB = 19_456
 OWASP_ARGON2_TIME_COST = 2
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormat = Literal["json", "text"]
 
 
 class ConfigError(Exception):
@@ -83,6 +86,16 @@ class Settings(BaseSettings):
     rate_limit_client_auth_failures_per_ip: int = Field(default=60, ge=0)
     rate_limit_client_auth_failures_per_ip_seconds: int = Field(default=60, ge=1)
 
+    # /metrics on the app's own port; keep it off the public reverse proxy (README, Observability).
+    metrics_enabled: bool = True
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat | None = None  # default: json in production, text in development
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _refuse_development_defaults_in_production(self) -> Settings:
         issuer = urlsplit(self.issuer)
@@ -125,6 +138,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def log_style(self) -> LogFormat:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.is_production else "text"
 
     @property
     def key_grace_period(self) -> timedelta:

@@ -261,7 +261,9 @@ def free_port() -> int:
 @contextmanager
 def serving(app: FastAPI, port: int) -> Iterator[str]:
     """``app`` served by uvicorn on 127.0.0.1:``port`` in a thread, for the ``with`` block."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    # log_config=None: uvicorn's records go to the root logger, so the run's log scan sees them.
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

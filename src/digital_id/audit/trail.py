@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from digital_id.audit.models import AuditEvent, AuditHead
 from digital_id.db.types import utc_now
+from digital_id.telemetry import metrics
 
 GENESIS = "0" * 64
 
@@ -71,6 +72,7 @@ def record(
     head.sequence = event.sequence
     head.hash = event.hash
     session.flush()
+    metrics.count_when_committed(session, tag, event.details)
     return event
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -10,6 +14,10 @@ import uvicorn
 from digital_id.app import REQUIRED_ALGORITHM
 from digital_id.cli.common import console, fail, key_store, migrated_engine, settings_of
 from digital_id.keys import KeyStoreError
+from digital_id.telemetry.logs import log_config
+
+# prometheus-client's own switch to multiprocess mode, read by each worker on import.
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def serve(
@@ -36,16 +44,34 @@ def serve(
     console.print(
         f"Digital ID {settings.env} server, issuer {settings.issuer}, on http://{host}:{port}"
     )
-    uvicorn.run(
-        "digital_id.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=True,
-        # Only the reverse proxy's word on the client address counts (audit trail, lockouts).
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        server_header=False,
-        # Query strings carry login hints (NIKs) and codes; the request log must not keep them.
-        access_log=False,
-    )
+    with _metrics_shared_by(workers):
+        uvicorn.run(
+            "digital_id.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=True,
+            # Only the reverse proxy's word on the client address counts (audit trail, lockouts).
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            server_header=False,
+            # Query strings carry login hints (NIKs) and codes, so uvicorn's request log is
+            # off; the app writes its own access line with the route template instead.
+            access_log=False,
+            log_config=log_config(settings.log_level, settings.log_style),
+        )
+
+
+@contextmanager
+def _metrics_shared_by(workers: int) -> Iterator[None]:
+    """With several workers, a fresh directory for their metric files for this run only
+    (files left by an earlier run would be added in), removed when the server stops."""
+    if workers == 1:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="digital-id-metrics-") as directory:
+        os.environ[METRICS_DIR_VARIABLE] = directory
+        try:
+            yield
+        finally:
+            del os.environ[METRICS_DIR_VARIABLE]
