@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
     ClientMixin,
@@ -57,6 +58,7 @@ from digital_id.clients.models import Client
 from digital_id.clients.service import verify_secret
 from digital_id.config import Settings
 from digital_id.consent import service as consent_service
+from digital_id.db.types import storable
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.claims import (
     OFFLINE_ACCESS,
@@ -557,6 +559,13 @@ class RequiredS256(CodeChallenge):  # type: ignore[misc]
         super().validate_code_challenge(grant, redirect_uri)
 
 
+def describable(text: str, limit: int = 80) -> str:
+    """``text`` (which may quote the request) fit for an error_description: RFC 6749 section
+    5.2 allows printable ASCII other than ``"`` and ``\\`` there, and authlib refuses to build
+    an error with anything else (a ValueError, so a server error)."""
+    return "".join("?" if invalid_error_characters(ch) else ch for ch in text[:limit])
+
+
 def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
     """The OpenID Connect parameters authlib's grant does not check itself."""
     data = grant.request.payload.data
@@ -572,7 +581,8 @@ def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
             )
     prompts = set(data.get("prompt", "").split())
     if prompts - PROMPTS:
-        raise InvalidRequestError(f"unknown prompt value {sorted(prompts - PROMPTS)[0]!r}")
+        unknown = sorted(prompts - PROMPTS)[0]
+        raise InvalidRequestError(f"unknown prompt value '{describable(unknown)}'")
     if "max_age" in data and not (data["max_age"].isdigit() and len(data["max_age"]) <= 9):
         raise InvalidRequestError("max_age must be a non-negative number of seconds")
     client: AgencyClient = grant.request.client
@@ -583,7 +593,7 @@ def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
             registered_scopes=client.registered_scopes,
         )
     except InvalidClaimsRequestError as exc:
-        raise InvalidRequestError(str(exc)) from None
+        raise InvalidRequestError(describable(str(exc))) from None
     if OFFLINE_ACCESS in (grant.request.scope or "").split() and client.check_grant_type(
         "refresh_token"
     ):
@@ -897,6 +907,8 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         self.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt(context))
 
     def query_client(self, client_id: str) -> AgencyClient | None:
+        if not storable(client_id):
+            return None
         if client_id not in self._clients:
             row = self.context.session.scalars(
                 select(Client).where(Client.client_id == client_id)
