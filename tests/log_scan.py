@@ -90,8 +90,13 @@ class RunLog:
             self.handler.release()
 
     def lines(self) -> list[str]:
-        self.handler.flush()
-        return self.path.read_text(encoding="utf-8").splitlines()
+        # Under the handler's lock: a server thread may be writing a line at this moment.
+        self.handler.acquire()
+        try:
+            self.handler.flush()
+            return self.path.read_text(encoding="utf-8").split("\n")[:-1]
+        finally:
+            self.handler.release()
 
     def stop(self) -> None:
         logging.getLogger().removeHandler(self.handler)
@@ -116,7 +121,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if run_log is None:
         return
     run_log.stop()
-    findings = scan(run_log.path.read_text(encoding="utf-8").splitlines())
+    findings = scan(run_log.path.read_text(encoding="utf-8").split("\n"))
     session.config.stash[_findings] = findings
     if findings:
         if session.exitstatus == pytest.ExitCode.OK:

@@ -30,7 +30,7 @@ from digital_id.keys.ring import KeyRing
 from digital_id.keys.store import KeyStore
 from digital_id.oidc.logout import Courier
 from digital_id.registry.regions import load_regions
-from digital_id.web import observability, outage, portal, protocol, routes
+from digital_id.web import apidoc, observability, outage, portal, protocol, routes
 from digital_id.web.courier import CourierThread
 from digital_id.web.limits import RequestLimits
 from digital_id.web.rendering import add_security_headers
@@ -39,6 +39,12 @@ from digital_id.web.services import Services
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 # OpenID Connect Core 1.0, section 15.1: every provider must support RS256.
 REQUIRED_ALGORITHM = "RS256"
+
+
+class JwkSetResponse(JSONResponse):
+    """RFC 7517 section 8.5.1's media type, so the OpenAPI document names it too."""
+
+    media_type = "application/jwk-set+json"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -119,7 +125,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(portal.router)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up.")
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness: the process is up.",
+        response_model=apidoc.Health,
+    )
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -127,7 +138,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/readyz",
         tags=["operations"],
         summary="Readiness: database reachable, schema current, an active key for every algorithm in use.",
-        responses={503: {"description": "Not ready; `problems` says why."}},
+        response_model=apidoc.Health,
+        responses={
+            503: {"description": "Not ready; `problems` says why.", "model": apidoc.NotReady}
+        },
     )
     def readyz() -> JSONResponse:
         problems = []
@@ -157,13 +171,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/jwks",
         tags=["openid-connect"],
         summary="The published signing keys (RFC 7517 JWK Set): next, active and retired.",
+        response_class=JwkSetResponse,
+        response_model=apidoc.JsonWebKeySet,
     )
     def jwks() -> JSONResponse:
         body: dict[str, Any] = key_ring.current().public_jwks()
-        return JSONResponse(
-            body,
-            media_type="application/jwk-set+json",
-            headers={"Cache-Control": f"public, max-age={settings.jwks_cache_seconds}"},
+        return JwkSetResponse(
+            body, headers={"Cache-Control": f"public, max-age={settings.jwks_cache_seconds}"}
         )
 
     return app

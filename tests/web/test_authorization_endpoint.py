@@ -116,6 +116,52 @@ def test_only_the_code_response_type_is_supported(provider):
     assert answer["error"] == "unsupported_response_type"
 
 
+@pytest.mark.parametrize(
+    "parameter",
+    [
+        {"response_type": "c\u00f8de"},
+        {"response_type": "code\x06"},
+        {"redirect_uri": "https://pajak.example.go.id/c\u00e4llback"},
+    ],
+)
+def test_characters_no_error_description_may_hold_get_the_error_page(provider, parameter):
+    """authlib would quote these values in its error and fail on them; found by the fuzz test."""
+    response = provider.authorize(provider.agency(), **parameter, **pkce())
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert "printable ASCII" in response.text
+
+
+@pytest.mark.parametrize(
+    "parameter",
+    [{"prompt": "l\u00f6gin"}, {"prompt": 'say"\\'}, {"claims": '{"userinfo": {"n\u00e4me": 1}}'}],
+)
+def test_an_unprintable_value_quoted_in_an_error_is_replaced(provider, parameter):
+    """The error goes back to the agency with the value made printable; found by the fuzz test."""
+    answer = redirected(provider.authorize(provider.agency(), **parameter, **pkce()))
+    assert answer["error"] == "invalid_request"
+    assert "?" in answer["error_description"]
+
+
+def test_a_client_id_with_a_nul_character_is_an_unknown_client(provider):
+    """PostgreSQL text holds no NUL, and refuses a query with one; found by the fuzz test."""
+    agency = provider.agency()
+    agency.client_id = "dgid_\x00"
+    assert provider.authorize(agency, **pkce()).status_code == 400
+    assert provider.http.get("/logout", params={"client_id": "\x00"}).status_code == 200
+    page = provider.authorize(provider.agency(), **pkce())
+    refused = provider.http.post(
+        "/authorize/login",
+        data={
+            "csrf_token": hidden(page.text, "csrf_token"),
+            "authorization_request": hidden(page.text, "authorization_request"),
+            "nik": "32730520109\x0000002",
+            "pin": PIN,
+        },
+    )
+    assert refused.status_code == 200  # the login page again, with the generic failure
+
+
 def test_a_scope_without_openid_is_refused(provider):
     agency = provider.agency()
     answer = redirected(provider.authorize(agency, scope="profile", **pkce()))

@@ -330,6 +330,7 @@ def test_a_post_with_a_wrong_csrf_token_is_refused(provider):
     scene = CsrfScene(provider)
     scene.assert_all_refused("0" * len(scene.token))
     scene.assert_all_refused(scene.token[:-1])
+    scene.assert_all_refused("é" * len(scene.token))  # not ASCII: refused, not a server error
 
 
 def test_a_post_without_the_browser_cookie_is_refused(provider):

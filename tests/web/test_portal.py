@@ -29,6 +29,23 @@ def test_the_portal_asks_for_a_login_then_shows_the_citizens_data(provider):
     assert page.headers["cache-control"] == "no-store"
 
 
+def test_a_nonsense_history_page_shows_the_first_page(provider):
+    citizen = provider.citizen()
+    portal_login(provider, citizen["nik"])
+    for page in ("0", "-3", "abc", "²", "5902188043543226368"):
+        response = provider.http.get("/account", params={"page": page})
+        assert response.status_code == 200, page
+        assert citizen["full_name"] in response.text
+
+
+def test_ids_with_a_nul_character_name_nothing_in_the_portal(provider):
+    citizen = provider.citizen()
+    portal_login(provider, citizen["nik"])
+    assert provider.http.get("/account/receipts/a%00b.jwt").status_code == 404
+    confirm = provider.http.get("/account/agencies/a%00b/revoke", follow_redirects=False)
+    assert confirm.status_code == 303
+
+
 def test_a_wrong_pin_in_the_portal_is_the_generic_failure(provider):
     citizen = provider.citizen()
     page = portal_login(provider, citizen["nik"], "135792")

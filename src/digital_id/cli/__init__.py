@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from digital_id.cli import audit, citizens, clients, consent, db, keys, registry, serve
+from digital_id.cli import audit, citizens, clients, consent, db, keys, openapi, registry, serve
 from digital_id.cli.common import load_cli_settings
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app.add_typer(clients.app, name="clients")
 app.add_typer(citizens.app, name="citizens")
 app.add_typer(audit.app, name="audit")
 app.add_typer(consent.app, name="consent")
+app.add_typer(openapi.app, name="openapi")
 app.command("serve")(serve.serve)
 
 

@@ -8,6 +8,14 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, Dialect, Integer
 from sqlalchemy.types import TypeDecorator
 
+
+def storable(text: str) -> bool:
+    """Whether ``text`` could be a stored value. PostgreSQL text cannot hold a NUL character
+    (and refuses a query that compares with one), so a lookup by such a value must find
+    nothing without asking the database, the same on SQLite."""
+    return "\x00" not in text
+
+
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigIntegerId = BigInteger().with_variant(Integer(), "sqlite")
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
 
 from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from joserfc import jwt
@@ -32,6 +33,12 @@ from digital_id.registry.models import Citizen
 from digital_id.sessions.models import BrowserSession
 
 HINT_LEEWAY = 10
+
+# authlib quotes these parameters in the error_description of the error it raises for them,
+# and fails outright (ValueError) when the value has characters RFC 6749 section 5.2 forbids
+# there. No supported response_type or registered redirect URI has such characters, so the
+# request is refused first, on the error page (its redirect URI cannot be verified).
+_QUOTED_IN_ERRORS = ("response_type", "redirect_uri")
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,16 @@ def authorize(
         candidate = context.session.get(Citizen, browser_session.citizen_id)
         if candidate is not None and candidate.status == "active":
             citizen = candidate
+    unquotable = [
+        name
+        for name in _QUOTED_IN_ERRORS
+        if invalid_error_characters(str(request.payload.data.get(name) or ""))
+    ]
+    if unquotable:
+        return ShowError(
+            "invalid_request",
+            f"{' and '.join(unquotable)} may hold only printable ASCII characters",
+        )
     try:
         grant: CodeGrant = provider.get_consent_grant(request, end_user=citizen)
     except OAuth2Error as error:

@@ -58,6 +58,7 @@ from digital_id.clients.models import Client
 from digital_id.clients.service import verify_secret
 from digital_id.config import Settings
 from digital_id.consent import service as consent_service
+from digital_id.db.types import storable
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.claims import (
     OFFLINE_ACCESS,
@@ -593,7 +594,7 @@ def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
             registered_scopes=client.registered_scopes,
         )
     except InvalidClaimsRequestError as exc:
-        raise InvalidRequestError(str(exc)) from None
+        raise InvalidRequestError(describable(str(exc), limit=200)) from None
     if OFFLINE_ACCESS in (grant.request.scope or "").split() and client.check_grant_type(
         "refresh_token"
     ):
@@ -944,6 +945,8 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         self.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt(context))
 
     def query_client(self, client_id: str) -> AgencyClient | None:
+        if not storable(client_id):
+            return None
         if client_id not in self._clients:
             row = self.context.session.scalars(
                 select(Client).where(Client.client_id == client_id)

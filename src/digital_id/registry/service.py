@@ -5,8 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digital_id.db.types import storable
 from digital_id.registry.models import Citizen
 
 
 def find_by_nik(session: Session, nik: str) -> Citizen | None:
+    if not storable(nik):
+        return None
     return session.scalars(select(Citizen).where(Citizen.nik == nik)).one_or_none()

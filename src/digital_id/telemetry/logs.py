@@ -153,7 +153,9 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack"] = record.stack_info
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        # ASCII only: a request can carry U+2028 and the like, which line-based log shippers
+        # would take for the end of a line.
+        return json.dumps(entry, default=str)
 
 
 class TextFormatter(logging.Formatter):

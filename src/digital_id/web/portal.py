@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,12 +18,14 @@ from digital_id.audit import trail
 from digital_id.audit.models import AuditEvent
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent, ConsentReceipt
-from digital_id.db.types import utc_now
+from digital_id.db.types import storable, utc_now
 from digital_id.oidc.assurance import LOA_LOW, LOA_SUBSTANTIAL, METHODS
 from digital_id.oidc.logout import end_browser_session, withdraw_consent
 from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
+from digital_id.web import apidoc
+from digital_id.web.apidoc import CSRF_REFUSED, PAGE_UNAVAILABLE, page, redirect, throttled_page
 from digital_id.web.rendering import Page
 from digital_id.web.routes import Form
 from digital_id.web.routes import field_value as _field
@@ -36,11 +38,25 @@ from digital_id.web.services import (
     services,
 )
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["portal"])
 Database = Annotated[Session, Depends(database)]
 App = Annotated[Services, Depends(services)]
 
 RECORD_FIELDS = ("nik", "kk_number", "full_name", "birth_place", "birth_date", "sex", "blood_type", "religion", "marital_status", "occupation", "nationality", "street", "rt", "rw", "village", "district_code")  # fmt: skip
+
+
+# Every portal page answers a browser without a session with the login page (200); every
+# form refuses a foreign CSRF token with the error page (400); every change ends in a 303.
+_LOGIN_PAGE = "The page, or the portal's login page when the browser has no session."
+_FORM: apidoc.Responses = {
+    303: redirect("Done: back to the portal."),
+    **CSRF_REFUSED,
+    **PAGE_UNAVAILABLE,
+}
+_TO_PORTAL: apidoc.Responses = {
+    303: redirect("No session (or nothing to show): to the portal."),
+    **PAGE_UNAVAILABLE,
+}
 
 
 def _citizen_session(request: Request, db: Session, app: Services) -> BrowserSession | None:
@@ -49,15 +65,27 @@ def _citizen_session(request: Request, db: Session, app: Services) -> BrowserSes
     )
 
 
-@router.get("/account")
-def account(request: Request, db: Database, app: App, page: int = 1) -> Response:
+@router.get(
+    "/account",
+    summary="The portal: the citizen's record, agencies with access, releases, sessions.",
+    response_class=HTMLResponse,
+    response_description=_LOGIN_PAGE,
+    responses=PAGE_UNAVAILABLE,
+)
+def account(
+    request: Request,
+    db: Database,
+    app: App,
+    page: Annotated[str, Query(description="The page of the release history, from 1.")] = "1",
+) -> Response:
     view = Page(request, app, request.query_params.get("ui_locales"))
     browser_session = _citizen_session(request, db, app)
     db.commit()
     if browser_session is None:
         return _login_page(view)
     citizen = db.get_one(Citizen, browser_session.citizen_id)
-    history, more = trail.releases(db, citizen.id, page=page)
+    number = _page_number(page)
+    history, more = trail.releases(db, citizen.id, page=number)
     names: dict[str, str] = dict(db.execute(select(Client.client_id, Client.client_name)).all())
     return view.render(
         "account.html",
@@ -73,7 +101,7 @@ def account(request: Request, db: Database, app: App, page: int = 1) -> Response
             }
             for event in history
         ],
-        page=page,
+        page=number,
         more=more,
         receipts=[
             {
@@ -104,7 +132,14 @@ def account(request: Request, db: Database, app: App, page: int = 1) -> Response
     )
 
 
-@router.post("/account/login")
+@router.post(
+    "/account/login",
+    summary="Log in to the portal: NIK and PIN.",
+    response_class=HTMLResponse,
+    response_description="The login page again after a failure, or the second-factor page.",
+    responses=_FORM | throttled_page(),
+    openapi_extra=apidoc.form(apidoc.PortalLoginForm),
+)
 def portal_login(request: Request, db: Database, app: App, form: Form) -> Response:
     view = Page(request, app)
     if not view.csrf_valid(_field(form, "csrf_token")):
@@ -155,7 +190,14 @@ def portal_login(request: Request, db: Database, app: App, form: Form) -> Respon
     return response
 
 
-@router.post("/account/otp")
+@router.post(
+    "/account/otp",
+    summary="The portal login's second factor.",
+    response_class=HTMLResponse,
+    response_description="The second-factor page again after a wrong code, or the login page.",
+    responses=_FORM,
+    openapi_extra=apidoc.form(apidoc.PortalOtpForm),
+)
 def portal_otp(request: Request, db: Database, app: App, form: Form) -> Response:
     view = Page(request, app)
     if not view.csrf_valid(_field(form, "csrf_token")):
@@ -191,7 +233,12 @@ def portal_otp(request: Request, db: Database, app: App, form: Form) -> Response
     return response
 
 
-@router.get("/account/data.json")
+@router.get(
+    "/account/data.json",
+    summary="Download the citizen's data as JSON.",
+    response_model=apidoc.PersonalData,
+    responses=_TO_PORTAL,
+)
 def download(request: Request, db: Database, app: App) -> Response:
     """The citizen's register record and access history (UU PDP's right to a copy)."""
     browser_session = _citizen_session(request, db, app)
@@ -226,15 +273,24 @@ def download(request: Request, db: Database, app: App) -> Response:
     )
 
 
-@router.get("/account/receipts/{receipt_id}.jwt")
+@router.get(
+    "/account/receipts/{receipt_id}.jwt",
+    summary="Download one of the citizen's consent receipts (a signed JWT).",
+    response_class=apidoc.JwtResponse,
+    responses={404: {"description": "No such receipt of this citizen's."}, **_TO_PORTAL},
+)
 def receipt(receipt_id: str, request: Request, db: Database, app: App) -> Response:
     browser_session = _citizen_session(request, db, app)
     if browser_session is None:
         return RedirectResponse("/account", status_code=303)
-    token = db.scalar(
-        select(ConsentReceipt.token).where(
-            ConsentReceipt.receipt_id == receipt_id,
-            ConsentReceipt.citizen_id == browser_session.citizen_id,
+    token = (
+        None
+        if not storable(receipt_id)
+        else db.scalar(
+            select(ConsentReceipt.token).where(
+                ConsentReceipt.receipt_id == receipt_id,
+                ConsentReceipt.citizen_id == browser_session.citizen_id,
+            )
         )
     )
     if token is None:
@@ -249,18 +305,31 @@ def receipt(receipt_id: str, request: Request, db: Database, app: App) -> Respon
     )
 
 
-@router.get("/account/agencies/{client_id}/revoke")
+@router.get(
+    "/account/agencies/{client_id}/revoke",
+    summary="Ask the citizen to confirm withdrawing an agency's access.",
+    response_class=HTMLResponse,
+    response_description=_LOGIN_PAGE,
+    responses=_TO_PORTAL,
+)
 def revoke_confirmation(client_id: str, request: Request, db: Database, app: App) -> Response:
     view = Page(request, app)
     if _citizen_session(request, db, app) is None:
         return _login_page(view)
-    client = db.scalars(select(Client).where(Client.client_id == client_id)).one_or_none()
+    client = _agency(db, client_id)
     if client is None:
         return RedirectResponse("/account#agencies", status_code=303)
     return view.render("revoke.html", agency=client.client_name, client_id=client.client_id)
 
 
-@router.post("/account/agencies/{client_id}/revoke")
+@router.post(
+    "/account/agencies/{client_id}/revoke",
+    summary="Withdraw an agency's access: its consent, tokens and sessions.",
+    response_class=HTMLResponse,
+    response_description="The login page (no session).",
+    responses=_FORM,
+    openapi_extra=apidoc.form(apidoc.CsrfForm),
+)
 def revoke(client_id: str, request: Request, db: Database, app: App, form: Form) -> Response:
     view = Page(request, app)
     if not view.csrf_valid(_field(form, "csrf_token")):
@@ -268,7 +337,7 @@ def revoke(client_id: str, request: Request, db: Database, app: App, form: Form)
     browser_session = _citizen_session(request, db, app)
     if browser_session is None:
         return _login_page(view)
-    client = db.scalars(select(Client).where(Client.client_id == client_id)).one_or_none()
+    client = _agency(db, client_id)
     if client is not None and withdraw_consent(
         db,
         app.key_ring.current(),
@@ -286,7 +355,14 @@ def revoke(client_id: str, request: Request, db: Database, app: App, form: Form)
     return response
 
 
-@router.post("/account/sessions/end")
+@router.post(
+    "/account/sessions/end",
+    summary="End one of the citizen's sessions, or all of them.",
+    response_class=HTMLResponse,
+    response_description="The login page (no session).",
+    responses=_FORM,
+    openapi_extra=apidoc.form(apidoc.EndSessionsForm),
+)
 def end_sessions(request: Request, db: Database, app: App, form: Form) -> Response:
     view = Page(request, app)
     if not view.csrf_valid(_field(form, "csrf_token")):
@@ -310,6 +386,20 @@ def end_sessions(request: Request, db: Database, app: App, form: Form) -> Respon
     if ended_current:
         response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+def _agency(db: Session, client_id: str) -> Client | None:
+    if not storable(client_id):
+        return None
+    return db.scalars(select(Client).where(Client.client_id == client_id)).one_or_none()
+
+
+def _page_number(given: str) -> int:
+    """The history page asked for; a link someone edited into nonsense (or a number past what
+    any database offset holds) shows the first page rather than an error."""
+    if given.isascii() and given.isdigit() and 0 < len(given) <= 6:
+        return max(int(given), 1)
+    return 1
 
 
 def _login_page(view: Page, *, failed: bool = False) -> HTMLResponse:
@@ -364,7 +454,13 @@ def _agencies(db: Session, citizen_id: int) -> list[dict[str, Any]]:
     return agencies
 
 
-@router.get("/account/pin")
+@router.get(
+    "/account/pin",
+    summary="The change-PIN page.",
+    response_class=HTMLResponse,
+    response_description=_LOGIN_PAGE,
+    responses=PAGE_UNAVAILABLE,
+)
 def pin_form(request: Request, db: Database, app: App) -> Response:
     view = Page(request, app)
     if _citizen_session(request, db, app) is None:
@@ -372,7 +468,15 @@ def pin_form(request: Request, db: Database, app: App) -> Response:
     return view.render("pin.html", back_to="/account/pin", error_key=None)
 
 
-@router.post("/account/pin")
+@router.post(
+    "/account/pin",
+    summary="Change the PIN, with the old one.",
+    response_class=HTMLResponse,
+    response_description="The login page (no session).",
+    responses=_FORM
+    | {400: page("The change-PIN page with the reason (wrong old PIN, PIN rules), or CSRF.")},
+    openapi_extra=apidoc.form(apidoc.PinChangeForm),
+)
 def change_pin(request: Request, db: Database, app: App, form: Form) -> Response:
     view = Page(request, app)
     if not view.csrf_valid(_field(form, "csrf_token")):
@@ -406,7 +510,13 @@ def change_pin(request: Request, db: Database, app: App, form: Form) -> Response
     return response
 
 
-@router.get("/account/otp/enrol")
+@router.get(
+    "/account/otp/enrol",
+    summary="Start enrolling an authenticator: its QR code.",
+    response_class=HTMLResponse,
+    response_description=_LOGIN_PAGE,
+    responses={303: redirect("Already enrolled: to the portal."), **PAGE_UNAVAILABLE},
+)
 def enrol_form(request: Request, db: Database, app: App) -> Response:
     view = Page(request, app)
     browser_session = _citizen_session(request, db, app)
@@ -429,7 +539,14 @@ def enrol_form(request: Request, db: Database, app: App) -> Response:
     )
 
 
-@router.post("/account/otp/enrol")
+@router.post(
+    "/account/otp/enrol",
+    summary="Finish enrolling an authenticator with its first code.",
+    response_class=HTMLResponse,
+    response_description="The login page (no session).",
+    responses=_FORM | {400: page("The enrolment page again after a wrong code, or CSRF.")},
+    openapi_extra=apidoc.form(apidoc.PortalOtpForm),
+)
 def enrol(request: Request, db: Database, app: App, form: Form) -> Response:
     view = Page(request, app)
     if not view.csrf_valid(_field(form, "csrf_token")):
@@ -470,7 +587,14 @@ def enrol(request: Request, db: Database, app: App, form: Form) -> Response:
     return response
 
 
-@router.post("/account/otp/remove")
+@router.post(
+    "/account/otp/remove",
+    summary="Remove the authenticator (only from a session that passed it).",
+    response_class=HTMLResponse,
+    response_description="The login page (no session).",
+    responses=_FORM,
+    openapi_extra=apidoc.form(apidoc.CsrfForm),
+)
 def remove_second_factor(request: Request, db: Database, app: App, form: Form) -> Response:
     """Only from a session that passed the second factor itself."""
     view = Page(request, app)

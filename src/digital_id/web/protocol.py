@@ -13,6 +13,8 @@ from digital_id.oidc.discovery import provider_metadata
 from digital_id.oidc.provider import OAuthResponse
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.userinfo import InvalidAccessTokenError, userinfo
+from digital_id.web import apidoc
+from digital_id.web.apidoc import OAUTH_UNAVAILABLE, OAuthError, oauth_error, throttled_oauth
 from digital_id.web.routes import Database, Form
 from digital_id.web.services import Services, events, services
 
@@ -20,11 +22,26 @@ router = APIRouter(tags=["openid-connect"])
 App = Annotated[Services, Depends(services)]
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# What every client-authenticated endpoint may answer besides success.
+_CLIENT_ERRORS: apidoc.Responses = {
+    400: oauth_error("The request is malformed or the grant is invalid."),
+    401: {
+        **oauth_error("`invalid_client`: the client could not be authenticated."),
+        "headers": {
+            "WWW-Authenticate": {
+                "description": "Sent when the client tried HTTP Basic authentication.",
+                "schema": {"type": "string"},
+            }
+        },
+    },
+    **OAUTH_UNAVAILABLE,
+}
 
 
 @router.get(
     "/.well-known/openid-configuration",
     summary="OpenID Provider metadata (OpenID Connect Discovery 1.0).",
+    response_model=apidoc.ProviderMetadata,
 )
 def discovery(app: App) -> JSONResponse:
     return JSONResponse(
@@ -36,20 +53,9 @@ def discovery(app: App) -> JSONResponse:
 @router.post(
     "/token",
     summary="Token endpoint (RFC 6749 section 3.2): redeem an authorization code.",
-    responses={
-        400: {"description": "OAuth error"},
-        401: {"description": "invalid_client"},
-        429: {
-            "description": "slow_down: the client's token budget, or this address's budget "
-            "for failed client authentication, is spent for now; Retry-After gives the seconds",
-            "headers": {
-                "Retry-After": {
-                    "description": "Seconds until the limit frees",
-                    "schema": {"type": "integer", "minimum": 1},
-                }
-            },
-        },
-    },
+    response_model=apidoc.TokenResponse,
+    responses=_CLIENT_ERRORS | throttled_oauth(),
+    openapi_extra=apidoc.form(apidoc.TokenRequest),
 )
 def token(request: Request, db: Database, app: App, form: Form) -> Response:
     oauth_request = ProviderRequest(
@@ -63,7 +69,10 @@ def token(request: Request, db: Database, app: App, form: Form) -> Response:
 @router.post(
     "/revoke",
     summary="Token revocation (RFC 7009): a refresh or access token, and with it its grant.",
-    responses={400: {"description": "OAuth error"}, 401: {"description": "invalid_client"}},
+    response_model=dict[str, Any],
+    response_description="Revoked, or the token was unknown (RFC 7009 section 2.2).",
+    responses=_CLIENT_ERRORS,
+    openapi_extra=apidoc.form(apidoc.TokenLookup),
 )
 def revoke(request: Request, db: Database, app: App, form: Form) -> Response:
     oauth_request = ProviderRequest(
@@ -80,7 +89,9 @@ def revoke(request: Request, db: Database, app: App, form: Form) -> Response:
 @router.post(
     "/introspect",
     summary="Token introspection (RFC 7662): whether a token is live, for its client or a resource server.",
-    responses={400: {"description": "OAuth error"}, 401: {"description": "invalid_client"}},
+    response_model=apidoc.Introspection,
+    responses=_CLIENT_ERRORS,
+    openapi_extra=apidoc.form(apidoc.TokenLookup),
 )
 def introspect(request: Request, db: Database, app: App, form: Form) -> Response:
     oauth_request = ProviderRequest(
@@ -108,18 +119,31 @@ def _oauth_json(db: Session, response: OAuthResponse) -> JSONResponse:
     )
 
 
-_USERINFO = {
+_USERINFO: dict[str, Any] = {
     "summary": "UserInfo (OpenID Connect Core 5.3): the consented claims, for a Bearer access token.",
-    "responses": {401: {"description": "invalid_token"}},
+    "description": "The access token goes in the `Authorization: Bearer` header (RFC 6750 section 2.1).",
+    "response_model": apidoc.UserInfo,
+    "responses": {
+        200: {
+            "description": "The claims, or a signed JWT of them when the client registered `userinfo_signed_response_alg`.",
+            "content": {apidoc.JWT: {"schema": {"type": "string"}}},
+        },
+        401: {
+            "description": "No bearer token (`invalid_request`), or not a live one (`invalid_token`).",
+            "model": OAuthError,
+            "headers": apidoc.CHALLENGE,
+        },
+        **OAUTH_UNAVAILABLE,
+    },
 }
 
 
-@router.get("/userinfo", **_USERINFO)  # type: ignore[arg-type]
+@router.get("/userinfo", **_USERINFO)
 def userinfo_get(request: Request, db: Database, app: App) -> Response:
     return _userinfo(request, db, app)
 
 
-@router.post("/userinfo", **_USERINFO)  # type: ignore[arg-type]
+@router.post("/userinfo", **_USERINFO)
 def userinfo_post(request: Request, db: Database, app: App) -> Response:
     return _userinfo(request, db, app)
 

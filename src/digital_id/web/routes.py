@@ -34,6 +34,8 @@ from digital_id.oidc.requests import ProviderRequest
 from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
+from digital_id.web import apidoc
+from digital_id.web.apidoc import CSRF_REFUSED, PAGE_UNAVAILABLE, page, redirect, throttled_page
 from digital_id.web.i18n import LANGUAGES
 from digital_id.web.rendering import Page
 from digital_id.web.services import (
@@ -46,7 +48,7 @@ from digital_id.web.services import (
     services,
 )
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["pages"])
 
 Database = Annotated[Session, Depends(database)]
 App = Annotated[Services, Depends(services)]
@@ -70,17 +72,61 @@ def field_value(pairs: FormPairs, name: str) -> str:
 _field = field_value
 
 
-@router.get("/authorize")
+# What an authorization step answers: the next page, or the way back to the agency.
+_NEXT_PAGE = (
+    "The login, second-factor or consent page, or (`response_mode=form_post`) the form that "
+    "carries the answer to the agency."
+)
+_AUTHORIZATION: apidoc.Responses = {
+    303: redirect(
+        "Back to the agency's registered redirect URI with a code or an OAuth error "
+        "(RFC 6749 section 4.1.2)."
+    ),
+    400: page(
+        "The error page: the request cannot be answered at a verified redirect URI "
+        "(unknown client or redirect URI, malformed request)."
+    ),
+    **PAGE_UNAVAILABLE,
+}
+# The forms inside the flow also refuse a foreign CSRF token (400, the same error page).
+_AUTHORIZATION_FORM: apidoc.Responses = {
+    **_AUTHORIZATION,
+    400: page("The error page: a missing or foreign CSRF token, or an unanswerable request."),
+}
+
+
+@router.get(
+    "/authorize",
+    summary="Authorization endpoint (OpenID Connect Core 3.1.2): start or continue a login.",
+    response_class=HTMLResponse,
+    response_description=_NEXT_PAGE,
+    responses=_AUTHORIZATION,
+    openapi_extra=apidoc.query(apidoc.AuthorizationRequest),
+)
 def authorize_get(request: Request, db: Database, app: App) -> Response:
     return _authorization_step(request, db, app, list(request.query_params.multi_items()))
 
 
-@router.post("/authorize")
+@router.post(
+    "/authorize",
+    summary="Authorization endpoint by form POST (OpenID Connect Core 3.1.2.1).",
+    response_class=HTMLResponse,
+    response_description=_NEXT_PAGE,
+    responses=_AUTHORIZATION,
+    openapi_extra=apidoc.form(apidoc.AuthorizationRequest),
+)
 def authorize_post(request: Request, db: Database, app: App, form: Form) -> Response:
     return _authorization_step(request, db, app, form)
 
 
-@router.post("/authorize/login")
+@router.post(
+    "/authorize/login",
+    summary="The login form: NIK and PIN.",
+    response_class=HTMLResponse,
+    response_description="The login page again after a failure, or the next page of the flow.",
+    responses=_AUTHORIZATION_FORM | throttled_page(),
+    openapi_extra=apidoc.form(apidoc.LoginForm),
+)
 def login(request: Request, db: Database, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
     if not page.csrf_valid(_field(form, "csrf_token")):
@@ -136,7 +182,14 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
     return response
 
 
-@router.post("/authorize/consent")
+@router.post(
+    "/authorize/consent",
+    summary="The consent form: approve or deny the agency's request.",
+    response_class=HTMLResponse,
+    response_description=_NEXT_PAGE,
+    responses=_AUTHORIZATION_FORM,
+    openapi_extra=apidoc.form(apidoc.ConsentForm),
+)
 def consent(request: Request, db: Database, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
     if not page.csrf_valid(_field(form, "csrf_token")):
@@ -277,7 +330,14 @@ def _second_factor_page(
     )
 
 
-@router.post("/authorize/otp")
+@router.post(
+    "/authorize/otp",
+    summary="The second-factor form: the authenticator's code (enrolling it the first time).",
+    response_class=HTMLResponse,
+    response_description="The second-factor page again after a wrong code, or the next page.",
+    responses=_AUTHORIZATION_FORM,
+    openapi_extra=apidoc.form(apidoc.SecondFactorForm),
+)
 def second_factor(request: Request, db: Database, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
     if not page.csrf_valid(_field(form, "csrf_token")):
@@ -344,13 +404,29 @@ def _keeping_language(page: Page, path: str) -> str:
 # --- activation ------------------------------------------------------------------------
 
 
-@router.get("/activate")
+@router.get(
+    "/activate",
+    summary="The activation page: set a PIN with the code from the letter.",
+    response_class=HTMLResponse,
+    openapi_extra=apidoc.query(apidoc.UiLocales),
+)
 def activation_form(request: Request, app: App) -> HTMLResponse:
     page = Page(request, app, request.query_params.get("ui_locales"))
     return _activation_page(page)
 
 
-@router.post("/activate")
+@router.post(
+    "/activate",
+    summary="Activate an account: NIK, activation code and a new PIN.",
+    response_class=HTMLResponse,
+    response_description="The account is active.",
+    responses={
+        400: page("The activation page with the reason: wrong code, PIN rules, CSRF token."),
+        **throttled_page(),
+        **PAGE_UNAVAILABLE,
+    },
+    openapi_extra=apidoc.query(apidoc.UiLocales) | apidoc.form(apidoc.ActivationForm),
+)
 def activate(request: Request, db: Database, app: App, form: Form) -> HTMLResponse:
     page = Page(request, app, request.query_params.get("ui_locales"))
     if not page.csrf_valid(_field(form, "csrf_token")):
@@ -401,12 +477,32 @@ def _activation_page(
 # --- logout and language ---------------------------------------------------------------
 
 
-@router.get("/logout")
+_LOGOUT: apidoc.Responses = {
+    303: redirect("Back to the agency's registered post_logout_redirect_uri."),
+    **PAGE_UNAVAILABLE,
+}
+
+
+@router.get(
+    "/logout",
+    summary="RP-Initiated Logout 1.0: end the session, or ask the citizen to confirm.",
+    response_class=HTMLResponse,
+    response_description="The confirmation page, or the logged-out page.",
+    responses=_LOGOUT,
+    openapi_extra=apidoc.query(apidoc.LogoutRequest),
+)
 def end_session_get(request: Request, db: Database, app: App) -> Response:
     return _end_session(request, db, app, list(request.query_params.multi_items()))
 
 
-@router.post("/logout")
+@router.post(
+    "/logout",
+    summary="RP-Initiated Logout 1.0 by form POST, and the citizen's confirmation.",
+    response_class=HTMLResponse,
+    response_description="The confirmation page, or the logged-out page.",
+    responses=_LOGOUT | CSRF_REFUSED,
+    openapi_extra=apidoc.form(apidoc.LogoutForm),
+)
 def end_session_post(request: Request, db: Database, app: App, form: Form) -> Response:
     if any(name == "csrf_token" for name, _ in form):
         return _confirmed_logout(request, db, app, form)
@@ -481,7 +577,13 @@ def _log_out(request: Request, db: Session, app: Services, now: datetime) -> Non
         app.logged_out()
 
 
-@router.get("/language")
+@router.get(
+    "/language",
+    summary="Switch the page language (cookie) and go back to a path on this server.",
+    response_class=RedirectResponse,
+    status_code=303,
+    responses={303: redirect("Back to `next` (a path here), or to `/`.")},
+)
 def switch_language(to: str, next: str = "/") -> RedirectResponse:
     # Only a path on this server: the switch must not become an open redirect.
     target = urlsplit(next)

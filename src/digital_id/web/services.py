@@ -114,7 +114,11 @@ class Services:
     def csrf_valid(self, browser_id: str | None, token: str | None) -> bool:
         if not browser_id or not token:
             return False
-        return hmac.compare_digest(self.csrf_token(browser_id), token)
+        # As bytes: compare_digest refuses str with non-ASCII characters, which a forged
+        # form may carry; such a token is simply wrong.
+        return hmac.compare_digest(
+            self.csrf_token(browser_id).encode(), token.encode("utf-8", "replace")
+        )
 
 
 def services(request: Request) -> Services:
