@@ -34,11 +34,11 @@ from digital_id.sessions.models import BrowserSession
 
 HINT_LEEWAY = 10
 
-# authlib quotes these parameters in the error_description of the error it raises for them,
-# and fails outright (ValueError) when the value has characters RFC 6749 section 5.2 forbids
-# there. No supported response_type or registered redirect URI has such characters, so the
-# request is refused first, on the error page (its redirect URI cannot be verified).
-_QUOTED_IN_ERRORS = ("response_type", "redirect_uri")
+# authlib quotes the redirect URI in the error_description of the error it raises for an
+# unregistered one, and fails outright (ValueError) when it has characters RFC 6749 section 5.2
+# forbids there. No registered redirect URI has such characters, so the request is refused
+# first, on the error page (the redirect URI cannot be verified). response_type and the other
+# ASCII-only parameters are refused earlier, by the parameter rules in oidc.requests.
 
 
 @dataclass(frozen=True)
@@ -111,16 +111,8 @@ def authorize(
         candidate = context.session.get(Citizen, browser_session.citizen_id)
         if candidate is not None and candidate.status == "active":
             citizen = candidate
-    unquotable = [
-        name
-        for name in _QUOTED_IN_ERRORS
-        if invalid_error_characters(str(request.payload.data.get(name) or ""))
-    ]
-    if unquotable:
-        return ShowError(
-            "invalid_request",
-            f"{' and '.join(unquotable)} may hold only printable ASCII characters",
-        )
+    if invalid_error_characters(str(request.payload.data.get("redirect_uri") or "")):
+        return ShowError("invalid_request", "redirect_uri may hold only printable ASCII characters")
     try:
         grant: CodeGrant = provider.get_consent_grant(request, end_user=citizen)
     except OAuth2Error as error:
