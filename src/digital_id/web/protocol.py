@@ -120,6 +120,7 @@ def _userinfo(request: Request, db: Session, app: Services) -> Response:
             regions=app.regions,
             now=utc_now(),
             events=events(request, "client"),
+            recorded=app.recorded_releases,
         )
     except InvalidAccessTokenError:
         return _unauthorized(
@@ -127,6 +128,8 @@ def _userinfo(request: Request, db: Session, app: Services) -> Response:
             'error_description="The access token is invalid, expired or revoked"'
         )
     db.commit()  # the release of claims is recorded in the audit trail
+    if info.release is not None:
+        app.recorded_releases.add(info.release, info.expires)
     alg = info.signing_algorithm
     if alg is None:
         return JSONResponse(info.claims, headers=_NO_STORE)

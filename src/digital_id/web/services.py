@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from fastapi import Request
@@ -23,6 +23,7 @@ from digital_id.db.types import utc_now
 from digital_id.keys.ring import KeyRing
 from digital_id.oidc.logout import EndSession
 from digital_id.oidc.provider import Provider, ProviderContext
+from digital_id.oidc.userinfo import RecordedReleases
 from digital_id.registry.regions import RegionTable
 from digital_id.sessions.service import SessionPolicy
 from digital_id.web.courier import CourierThread
@@ -44,6 +45,7 @@ class Services:
     client_keys: ClientKeyResolver
     totp_cipher: TotpCipher
     courier: CourierThread | None = None
+    recorded_releases: RecordedReleases = field(default_factory=RecordedReleases)
 
     @property
     def session_policy(self) -> SessionPolicy:
