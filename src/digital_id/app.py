@@ -41,7 +41,11 @@ REQUIRED_ALGORITHM = "RS256"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    engine = create_engine_for(settings.database_url)
+    engine = create_engine_for(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
     key_store = KeyStore(settings.keys_dir, settings.keys_passphrase.get_secret_value())
     key_ring = KeyRing(key_store, check_interval=settings.keys_reload_seconds)
 

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production"] = "development"
     database_url: str = DEFAULT_DATABASE_URL
+    # Connections each server process keeps open, and may open beyond that under a burst.
+    # Together they match the requests a worker runs at once (its 40 threads), so a busy
+    # worker neither waits for a connection nor opens and closes one per request.
+    database_pool_size: int = Field(default=20, ge=1, le=200)
+    database_max_overflow: int = Field(default=20, ge=0, le=200)
     issuer: str = DEFAULT_ISSUER
     keys_dir: Path = Path("keys")
     keys_passphrase: SecretStr = SecretStr(DEVELOPMENT_KEYS_PASSPHRASE)
