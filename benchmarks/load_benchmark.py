@@ -76,6 +76,7 @@ from benchmarks.login_benchmark import (
     FlowError,
     Seeded,
     Server,
+    database_sessions,
     database_version,
     production_hasher,
     register_agency,
@@ -237,6 +238,7 @@ class Run:
     cpu: CpuTimes = field(default_factory=lambda: CpuTimes(0.0, 0.0, 0.0, 0.0))
     offered: float = 0.0  # the open loop's schedule, requests/s
     late: int = 0  # open loop: requests that could not go at their slot
+    connections: int = 0  # PostgreSQL connections the server opened during the run
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -434,11 +436,13 @@ def basic_credentials(agency: Agency) -> str:
 @contextmanager
 def measured(run: Run, server: Server) -> Iterator[None]:
     """The run's wall time and CPU: the server's, PostgreSQL's, this process's and wrk's."""
+    sessions = database_sessions(server.database)
     cpu = CpuSnapshot.take(server)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     yield
     run.seconds = run.seconds or time.perf_counter() - started
+    run.connections = database_sessions(server.database) - sessions
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     used = cpu.until(CpuSnapshot.take(server))
     wrk = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
@@ -495,6 +499,7 @@ def run_logins(run: Run, server: Server, seeded: Seeded, tokens: Tokens, *, seco
             run.database, "full login", server, seeded, LOGIN_CONCURRENCY, seconds, OFFLINE_SCOPE
         )
         run.requests, run.seconds, run.cpu = phase.flows, phase.seconds, phase.cpu
+        run.connections = phase.connections
         flows = phase.samples["flow"]
         run.errors = len(phase.errors)
         run.notes += sorted(set(phase.errors))[:5]
@@ -756,6 +761,7 @@ def describe_run(run: Run) -> str:
     return (
         f"{run.database} {run.scenario} {run.mode}{offered}: {run.requests} in {run.seconds:.1f} s, "
         f"{run.rate:.0f}/s, p50/p95/p99 {ms(p50)}/{ms(p95)}/{ms(p99)} ms, {run.errors} errors"
+        + (f", {run.connections} new PostgreSQL connections" if run.connections else "")
     )
 
 
