@@ -18,17 +18,27 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine_for(url: str, **kwargs: Any) -> Engine:
+def create_engine_for(
+    url: str, *, pool_size: int | None = None, max_overflow: int | None = None, **kwargs: Any
+) -> Engine:
+    """``pool_size`` and ``max_overflow`` size the connection pool where there is one (an
+    in-memory SQLite database has a single connection per thread instead)."""
     url = normalise_url(url)
     parsed = make_url(url)
+    pooling = {
+        name: value
+        for name, value in (("pool_size", pool_size), ("max_overflow", max_overflow))
+        if value is not None
+    }
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs |= pooling
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    return create_engine(url, pool_pre_ping=True, **pooling, **kwargs)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
