@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -156,10 +155,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["openid-connect"],
         summary="The published signing keys (RFC 7517 JWK Set): next, active and retired.",
     )
-    def jwks() -> JSONResponse:
-        body: dict[str, Any] = key_ring.current().public_jwks()
-        return JSONResponse(
-            body,
+    def jwks() -> Response:
+        # Not async: a key change makes the next request decrypt the key store (scrypt),
+        # which must not stall the event loop.
+        return Response(
+            key_ring.current().public_jwks_json,
             media_type="application/jwk-set+json",
             headers={"Cache-Control": f"public, max-age={settings.jwks_cache_seconds}"},
         )

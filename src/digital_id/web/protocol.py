@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from digital_id.db.types import utc_now
-from digital_id.oidc.discovery import provider_metadata
+from digital_id.oidc.discovery import provider_metadata_json
 from digital_id.oidc.provider import OAuthResponse
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.userinfo import InvalidAccessTokenError, userinfo
@@ -26,9 +26,11 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     "/.well-known/openid-configuration",
     summary="OpenID Provider metadata (OpenID Connect Discovery 1.0).",
 )
-def discovery(app: App) -> JSONResponse:
-    return JSONResponse(
-        provider_metadata(app.settings.issuer),
+async def discovery(app: App) -> Response:
+    # async: nothing here blocks (the document is built once), so no hop to a thread.
+    return Response(
+        provider_metadata_json(app.settings.issuer),
+        media_type="application/json",
         headers={"Cache-Control": f"public, max-age={app.settings.jwks_cache_seconds}"},
     )
 
