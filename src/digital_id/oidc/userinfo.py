@@ -99,13 +99,18 @@ def userinfo(
     grant = grant_of(session, claims)
     if grant is None:
         raise InvalidAccessTokenError("no citizen's grant behind the token")
+    # Read before the live-grant check and held, so that its look-ups of the same rows are
+    # answered from the session (which holds rows only while something refers to them).
+    client = session.get(Client, grant.client_id)
+    citizen = session.get(Citizen, grant.citizen_id)
     problem = grant_problem(session, grant)
     if problem is not None:
         raise InvalidAccessTokenError(problem)
-    client = session.get_one(Client, grant.client_id)
+    # grant_problem checked both
+    assert client is not None
+    assert citizen is not None
     if client.client_id != claims["client_id"]:
         raise InvalidAccessTokenError("the token's client is not the grant's")
-    citizen = session.get_one(Citizen, grant.citizen_id)
     consent = consent_service.current(session, citizen_id=citizen.id, client_pk=client.id)
     assert consent is not None  # grant_problem checked it
     released = [claim for claim in grant.userinfo_claims if claim in consent.claims]
