@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -126,6 +127,7 @@ class PhaseResult:
     connections: int = 0  # PostgreSQL connections the server opened during the phase
     samples: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STEPS})
     errors: list[str] = field(default_factory=list)
+    tokens: list[dict[str, Any]] = field(default_factory=list)  # the agency's token responses
 
     @property
     def flows(self) -> int:
@@ -181,21 +183,27 @@ def seed(url: str, keys_dir: Path, workdir: Path) -> Seeded:
     with Session(engine) as session, session.begin():
         for nik in niks:
             accounts.set_pin(session, hasher, nik=nik, pin=PIN)
-        registered = clients.register(
-            session,
-            {
-                "client_name#id": "Kantor Pajak Daerah",
-                "client_name#en": "Regional Tax Office",
-                "redirect_uris": [REDIRECT_URI],
-                "scope": "openid profile nik address",
-                "token_endpoint_auth_method": "client_secret_basic",
-            },
-            production=False,
-            active_algorithms={"RS256"},
-        )
-        agency = Agency(registered.client.client_id, registered.client_secret or "")
+        agency = register_agency(session)
     engine.dispose()
     return Seeded(niks, agency, time.perf_counter() - started)
+
+
+def register_agency(session: Session, **metadata: Any) -> Agency:
+    """An agency logging citizens in with ``client_secret_basic``; ``metadata`` overrides."""
+    registered = clients.register(
+        session,
+        {
+            "client_name#id": "Kantor Pajak Daerah",
+            "client_name#en": "Regional Tax Office",
+            "redirect_uris": [REDIRECT_URI],
+            "scope": "openid profile nik address",
+            "token_endpoint_auth_method": "client_secret_basic",
+            **metadata,
+        },
+        production=False,
+        active_algorithms={"RS256"},
+    )
+    return Agency(registered.client.client_id, registered.client_secret or "")
 
 
 def pin_hash_seconds(samples: int = HASH_SAMPLES) -> list[float]:
@@ -305,6 +313,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+RATE_LIMITS = ("LOGIN_PER_IP", "LOGIN_PER_NIK", "ACTIVATION_PER_IP", "ACTIVATION_PER_NIK",
+               "TOKEN_PER_CLIENT", "CLIENT_AUTH_FAILURES_PER_IP")  # fmt: skip
+
+
 @contextmanager
 def serving(database_url: str, keys_dir: Path, workers: int, log: Path) -> Iterator[Server]:
     """``digital-id serve`` in its own process group, until the block ends."""
@@ -317,6 +329,10 @@ def serving(database_url: str, keys_dir: Path, workers: int, log: Path) -> Itera
         "DIGITAL_ID_KEYS_PASSPHRASE": PASSPHRASE,
         "DIGITAL_ID_ISSUER": url,
     }
+    # The load comes from one address and a few citizens and clients, far above any real
+    # abuse ceiling; limits this high are never reached, yet every hit is still counted, so
+    # the limiter's cost stays in the figures.
+    env |= {f"DIGITAL_ID_RATE_LIMIT_{name}": "1000000000" for name in RATE_LIMITS}
     command = [str(Path(sys.executable).with_name("digital-id")), "serve"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     with log.open("wb") as output:
@@ -395,10 +411,12 @@ def expect(response: httpx.Response, status: int, marker: str | None = None) -> 
 class Citizen:
     """One virtual citizen: a browser (cookie jar) and the agency's back end it logs in to."""
 
-    def __init__(self, url: str, agency: Agency) -> None:
+    def __init__(self, url: str, agency: Agency, scope: str = SCOPE) -> None:
         self.url = url
         self.agency = agency
+        self.scope = scope
         self.backend = self.client()  # the agency's server: keeps its connection open
+        self.tokens: list[dict[str, Any]] = []  # every token response, for later phases
 
     def client(self) -> httpx.Client:
         return httpx.Client(
@@ -444,7 +462,7 @@ class Citizen:
             "response_type": "code",
             "client_id": self.agency.client_id,
             "redirect_uri": REDIRECT_URI,
-            "scope": SCOPE,
+            "scope": self.scope,
             "state": secrets.token_urlsafe(12),
             "nonce": secrets.token_urlsafe(12),
             "code_challenge": challenge,
@@ -470,7 +488,8 @@ class Citizen:
         token = self._timed(
             timings, "token", lambda: self.backend.post("/token", data=form, auth=auth)
         )
-        access_token = expect(token, 200).json()["access_token"]
+        self.tokens.append(expect(token, 200).json())
+        access_token = self.tokens[-1]["access_token"]
         bearer = {"Authorization": f"Bearer {access_token}"}
         info = self._timed(
             timings, "userinfo", lambda: self.backend.get("/userinfo", headers=bearer)
@@ -498,12 +517,13 @@ def run_phase(
     seeded: Seeded,
     concurrency: int,
     seconds: float,
+    scope: str = SCOPE,
 ) -> PhaseResult:
     """``concurrency`` threads run flows back to back until ``seconds`` have passed."""
     niks = itertools.cycle(seeded.niks)  # consecutive citizens, so no two threads share one
     niks_lock = threading.Lock()
     lock = threading.Lock()
-    citizens = [Citizen(server.url, seeded.agency) for _ in range(concurrency)]
+    citizens = [Citizen(server.url, seeded.agency, scope) for _ in range(concurrency)]
     browsers: list[httpx.Client] = []
     result = PhaseResult(database, phase, 0.0)
     if server.process.poll() is not None:
@@ -556,6 +576,7 @@ def run_phase(
         result.errors.append(f"the server exited during the phase, status {status}")
     for client in [*browsers, *(c.backend for c in citizens)]:
         client.close()
+    result.tokens = [token for citizen in citizens for token in citizen.tokens]
     return result
 
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.middleware import Middleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digital_id import __version__
 from digital_id.accounts.pins import PinHasher
@@ -45,6 +46,35 @@ class JwkSetResponse(JSONResponse):
     """RFC 7517 section 8.5.1's media type, so the OpenAPI document names it too."""
 
     media_type = "application/jwk-set+json"
+
+
+class RequestIdAndSecurityHeaders:
+    """One id per request, in every audit event it causes and in the response, so an
+    operator can match a citizen's report, the logs and the trail; and the security headers
+    on every response. Plain ASGI rather than ``@app.middleware("http")``: Starlette's
+    BaseHTTPMiddleware runs each request through an extra task and memory streams, which
+    the load benchmark's profiles showed on every request."""
+
+    def __init__(self, app: ASGIApp, *, https: bool) -> None:
+        self.app = app
+        self.https = https
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = Headers(scope=scope).get("x-request-id", "")
+        request_id = offered if _REQUEST_ID.fullmatch(offered) else secrets.token_hex(16)
+        scope.setdefault("state", {})["request_id"] = request_id  # request.state.request_id
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                add_security_headers(headers, https=self.https)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -104,20 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.key_ring = key_ring
 
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # One id per request, in every audit event it causes and in the response, so an
-        # operator can match a citizen's report, the logs and the trail.
-        offered = request.headers.get("x-request-id", "")
-        request.state.request_id = (
-            offered if _REQUEST_ID.fullmatch(offered) else secrets.token_hex(16)
-        )
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        add_security_headers(response, https=settings.secure_cookies)
-        return response
+    app.add_middleware(RequestIdAndSecurityHeaders, https=settings.secure_cookies)
 
     static = Path(str(resources.files("digital_id.web").joinpath("static")))
     app.mount("/static", StaticFiles(directory=static), name="static")
@@ -174,10 +191,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_class=JwkSetResponse,
         response_model=apidoc.JsonWebKeySet,
     )
-    def jwks() -> JSONResponse:
-        body: dict[str, Any] = key_ring.current().public_jwks()
-        return JwkSetResponse(
-            body, headers={"Cache-Control": f"public, max-age={settings.jwks_cache_seconds}"}
+    def jwks() -> Response:
+        # Not async: a key change makes the next request decrypt the key store (scrypt),
+        # which must not stall the event loop.
+        return Response(
+            key_ring.current().public_jwks_json,
+            media_type="application/jwk-set+json",
+            headers={"Cache-Control": f"public, max-age={settings.jwks_cache_seconds}"},
         )
 
     return app

@@ -42,8 +42,10 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     database_url: str = DEFAULT_DATABASE_URL
     # Per server worker process; see docs/deployment.md for sizing against max_connections.
-    database_pool_size: int = Field(default=10, ge=1, le=200)
-    database_max_overflow: int = Field(default=5, ge=0, le=200)
+    # Together they match the requests a worker runs at once (its 40 threads), so a busy
+    # worker neither waits for a connection nor opens and closes one per request.
+    database_pool_size: int = Field(default=20, ge=1, le=200)
+    database_max_overflow: int = Field(default=20, ge=0, le=200)
     database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     database_connect_timeout_seconds: int = Field(default=3, ge=2, le=60)
     database_statement_timeout_seconds: float = Field(default=15.0, ge=0, le=3600)

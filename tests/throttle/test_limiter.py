@@ -98,7 +98,7 @@ def test_counts_are_shared_by_workers_on_the_same_database(database_url, engine,
 def test_parallel_hits_are_all_counted(database_url, engine, clock):
     threads, hits_each = 8, 25
     limit = Limit("token:client", 10_000, 60)
-    worker = create_engine_for(database_url, pool_size=threads)
+    worker = create_engine_for(database_url, pool_size=threads, max_overflow=0)
     limiter = RateLimiter(SECRET)
     failures: list[BaseException] = []
 

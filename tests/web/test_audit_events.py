@@ -95,3 +95,20 @@ def test_claims_released_in_the_id_token_are_in_the_history(provider):
     )
     released = [e for e in events(provider) if e.tag == "claims:released"]
     assert [(e.details["endpoint"], e.details["claims"]) for e in released] == [("token", ["name"])]
+
+
+def test_userinfo_records_a_tokens_release_once_and_a_new_tokens_again(provider):
+    citizen = provider.citizen()
+    agency = provider.agency()
+    first = provider.tokens_for(agency, citizen["nik"])["access_token"]
+    for _ in range(3):
+        assert provider.userinfo(first).status_code == 200
+    second = provider.tokens_for(agency, citizen["nik"])["access_token"]
+    assert provider.userinfo(second).status_code == 200
+    released = [
+        e
+        for e in events(provider)
+        if e.tag == "claims:released" and e.details["endpoint"] == "userinfo"
+    ]
+    assert len(released) == 2
+    assert [e.details["claims"] for e in released] == [["birthdate", "gender", "name"]] * 2

@@ -54,9 +54,9 @@ def record(
     now: datetime | None = None,
 ) -> AuditEvent:
     context = context or EventContext()
-    head = _locked_head(session)
+    sequence, previous_hash = _advance_head(session)
     event = AuditEvent(
-        sequence=head.sequence + 1,
+        sequence=sequence,
         occurred_at=now or utc_now(),
         tag=tag,
         actor=actor or context.actor,
@@ -65,12 +65,14 @@ def record(
         request_id=context.request_id,
         ip=context.ip,
         details=details or {},
-        previous_hash=head.hash,
+        previous_hash=previous_hash,
     )
     event.hash = event_hash(event)
     session.add(event)
-    head.sequence = event.sequence
-    head.hash = event.hash
+    session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(hash=event.hash),
+        execution_options={"synchronize_session": False},
+    )
     session.flush()
     metrics.count_when_committed(session, tag, event.details)
     return event
@@ -121,7 +123,7 @@ def verify(session: Session, *, batch: int = 5000) -> Verification:
         previous = event.hash
         expected_sequence += 1
         count += 1
-    head = session.get(AuditHead, 1)
+    head = session.get(AuditHead, 1, populate_existing=True)
     if head is None and count:
         return Verification(count, previous, count + 1, "the chain's head record is missing")
     if head is not None and (head.sequence != count or head.hash != previous):
@@ -149,10 +151,19 @@ def export(session: Session, *, since: datetime | None = None) -> Iterator[dict[
         }
 
 
-def _locked_head(session: Session) -> AuditHead:
-    # A no-op UPDATE takes the lock before anything is read.
-    lock = update(AuditHead).where(AuditHead.id == 1).values(sequence=AuditHead.sequence)
-    if session.execute(lock.returning(AuditHead.id)).first() is None:
+def _advance_head(session: Session) -> tuple[int, str]:
+    """Lock the head row and take the next sequence number: one statement, so the lock is
+    held for as short a time as the chain allows (every audited transaction in every worker
+    waits for it). Returns the new event's sequence and the previous event's hash."""
+    advance = (
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(sequence=AuditHead.sequence + 1)
+        .returning(AuditHead.sequence, AuditHead.hash)
+        .execution_options(synchronize_session=False)
+    )
+    row = session.execute(advance).first()
+    if row is None:
         # No head yet (the migration creates it; an emptied table may lack it). Whoever
         # inserts first wins; the others wait for that insert and then lock the row.
         insert = (
@@ -165,10 +176,8 @@ def _locked_head(session: Session) -> AuditHead:
                 index_elements=["id"]
             )
         )
-        session.execute(lock)
-    return session.scalars(
-        select(AuditHead).where(AuditHead.id == 1).execution_options(populate_existing=True)
-    ).one()
+        row = session.execute(advance).one()
+    return int(row[0]), str(row[1])
 
 
 def _in_order(session: Session, batch: int) -> Iterator[AuditEvent]:

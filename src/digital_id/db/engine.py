@@ -65,15 +65,17 @@ class ServerPool:
 
 
 def create_engine_for(url: str, *, pool: ServerPool | None = None, **kwargs: Any) -> Engine:
-    """An engine for ``url``; on PostgreSQL with ``pool``, sized and bounded for a server
-    process (the CLI's one-off commands use the defaults; SQLite serves one host, with
-    SQLAlchemy's pool for it)."""
+    """An engine for ``url``; with ``pool``, sized (and on PostgreSQL bounded) for a server
+    process whose threads each hold a connection per request; the CLI's one-off commands use
+    the defaults, and an in-memory SQLite database has no pool to size."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+            if pool is not None:  # a file has SQLAlchemy's QueuePool; sized like PostgreSQL's
+                kwargs |= {"pool_size": pool.size, "max_overflow": pool.overflow}
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _configure_sqlite)
         return engine

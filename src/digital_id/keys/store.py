@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
 
@@ -127,7 +128,16 @@ class KeySnapshot:
         """Every published key (next, active, retired), public parameters only."""
         return {"keys": [self.keys[r.kid].as_dict(private=False) for r in self.records]}
 
+    @cached_property
+    def public_jwks_json(self) -> bytes:
+        """``public_jwks`` as the JWKS endpoint sends it, built once per snapshot."""
+        return json.dumps(self.public_jwks(), separators=(",", ":")).encode()
+
     def verification_keys(self) -> KeySet:
+        return self._verification_keys
+
+    @cached_property
+    def _verification_keys(self) -> KeySet:
         return KeySet([self.keys[r.kid] for r in self.records])
 
 

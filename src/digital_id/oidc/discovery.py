@@ -6,6 +6,8 @@ classes, so discovery cannot advertise what the server does not do.
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any
 
 from authlib.oauth2.rfc9207 import AuthorizationServerMetadata as IssuerParameterMetadata
@@ -69,3 +71,10 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
     )  # fmt: skip
     metadata.validate(metadata_classes=[IssuerParameterMetadata, LogoutMetadata])
     return dict(metadata)
+
+
+@lru_cache(maxsize=8)
+def provider_metadata_json(issuer: str) -> bytes:
+    """The discovery document as sent: it depends on the issuer alone, so each process
+    builds and validates it once."""
+    return json.dumps(provider_metadata(issuer), separators=(",", ":")).encode()

@@ -8,6 +8,9 @@ once.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,13 +32,48 @@ from digital_id.oidc.tokens import (
 from digital_id.registry.models import Citizen
 from digital_id.registry.regions import RegionTable
 
-__all__ = ["InvalidAccessTokenError", "UserInfo", "userinfo"]
+__all__ = ["InvalidAccessTokenError", "RecordedReleases", "UserInfo", "userinfo"]
+
+# The claims one access token released: its jti and the claim names (not their values).
+Release = tuple[str, tuple[str, ...]]
+
+
+class RecordedReleases:
+    """The releases this process has recorded, so an agency calling UserInfo again with the
+    same token (releasing the same claims under the same grant) writes nothing: the first
+    call's event already tells the citizen who received what, when and at which level.
+
+    A pure optimisation, never the reason a release goes unrecorded: an entry is added only
+    after the event is committed, lasts until its token expires, and the oldest are
+    forgotten past ``max_entries`` (then a repeat call is recorded again). Each worker keeps
+    its own, so a token served by two workers is recorded by each: at least once, at most
+    once per worker."""
+
+    def __init__(self, *, max_entries: int = 20_000) -> None:
+        self._max_entries = max_entries
+        self._expiry: OrderedDict[Release, float] = OrderedDict()  # wall-clock seconds
+        self._lock = threading.Lock()
+
+    def __contains__(self, release: Release) -> bool:
+        with self._lock:
+            expires = self._expiry.get(release)
+            return expires is not None and expires > time.time()
+
+    def add(self, release: Release, expires: float) -> None:
+        with self._lock:
+            self._expiry[release] = expires
+            self._expiry.move_to_end(release)
+            while len(self._expiry) > self._max_entries:
+                self._expiry.popitem(last=False)
 
 
 @dataclass(frozen=True)
 class UserInfo:
     claims: dict[str, Any]
     client: Client
+    # What this call released, until when; None when an earlier call recorded the same.
+    release: Release | None = None
+    expires: float = 0.0
 
     @property
     def signing_algorithm(self) -> str | None:
@@ -52,22 +90,34 @@ def userinfo(
     regions: RegionTable,
     now: datetime,
     events: EventContext | None = None,
+    recorded: RecordedReleases | None = None,
 ) -> UserInfo:
+    """The consented claims for ``token``. The release is recorded in the audit trail unless
+    ``recorded`` holds it already; the caller adds ``UserInfo.release`` to ``recorded`` once
+    the transaction has committed."""
     claims = decode_access_token(token, keys=keys, issuer=issuer, now=now)
     grant = grant_of(session, claims)
     if grant is None:
         raise InvalidAccessTokenError("no citizen's grant behind the token")
+    # Read before the live-grant check and held, so that its look-ups of the same rows are
+    # answered from the session (which holds rows only while something refers to them).
+    client = session.get(Client, grant.client_id)
+    citizen = session.get(Citizen, grant.citizen_id)
     problem = grant_problem(session, grant)
     if problem is not None:
         raise InvalidAccessTokenError(problem)
-    client = session.get_one(Client, grant.client_id)
+    # grant_problem checked both
+    assert client is not None
+    assert citizen is not None
     if client.client_id != claims["client_id"]:
         raise InvalidAccessTokenError("the token's client is not the grant's")
-    citizen = session.get_one(Citizen, grant.citizen_id)
     consent = consent_service.current(session, citizen_id=citizen.id, client_pk=client.id)
     assert consent is not None  # grant_problem checked it
     released = [claim for claim in grant.userinfo_claims if claim in consent.claims]
     values = claim_values(citizen, released, regions=regions, today=now.date())
+    release = (str(claims["jti"]), tuple(sorted(values)))
+    if recorded is not None and release in recorded:
+        return UserInfo({"sub": claims["sub"], **values}, client)
     trail.record(
         session,
         "claims:released",
@@ -78,4 +128,4 @@ def userinfo(
         details={"claims": sorted(values), "acr": grant.acr, "endpoint": "userinfo"},
         now=now,
     )
-    return UserInfo({"sub": claims["sub"], **values}, client)
+    return UserInfo({"sub": claims["sub"], **values}, client, release, float(claims["exp"]))

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from digital_id.db.types import utc_now
-from digital_id.oidc.discovery import provider_metadata
+from digital_id.oidc.discovery import provider_metadata_json
 from digital_id.oidc.provider import OAuthResponse
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.userinfo import InvalidAccessTokenError, userinfo
@@ -43,9 +43,11 @@ _CLIENT_ERRORS: apidoc.Responses = {
     summary="OpenID Provider metadata (OpenID Connect Discovery 1.0).",
     response_model=apidoc.ProviderMetadata,
 )
-def discovery(app: App) -> JSONResponse:
-    return JSONResponse(
-        provider_metadata(app.settings.issuer),
+async def discovery(app: App) -> Response:
+    # async: nothing here blocks (the document is built once), so no hop to a thread.
+    return Response(
+        provider_metadata_json(app.settings.issuer),
+        media_type="application/json",
         headers={"Cache-Control": f"public, max-age={app.settings.jwks_cache_seconds}"},
     )
 
@@ -162,6 +164,7 @@ def _userinfo(request: Request, db: Session, app: Services) -> Response:
             regions=app.regions,
             now=utc_now(),
             events=events(request, "client"),
+            recorded=app.recorded_releases,
         )
     except InvalidAccessTokenError:
         return _unauthorized(
@@ -169,6 +172,8 @@ def _userinfo(request: Request, db: Session, app: Services) -> Response:
             'error_description="The access token is invalid, expired or revoked"'
         )
     db.commit()  # the release of claims is recorded in the audit trail
+    if info.release is not None:
+        app.recorded_releases.add(info.release, info.expires)
     alg = info.signing_algorithm
     if alg is None:
         return JSONResponse(info.claims, headers=_NO_STORE)

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.datastructures import MutableHeaders
 
 from digital_id.throttle.limiter import RateLimitedError
 from digital_id.web.i18n import LANGUAGES, Translator, negotiate
@@ -42,13 +43,13 @@ SECURITY_HEADERS = {
 }
 
 
-def add_security_headers(response: Any, *, https: bool) -> None:
+def add_security_headers(headers: MutableHeaders, *, https: bool) -> None:
     """The headers every response carries (a route may have set stricter ones already);
     HSTS only when served over https, where browsers must never fall back to http."""
     for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+        headers.setdefault(name, value)
     if https:
-        response.headers.setdefault("Strict-Transport-Security", HSTS)
+        headers.setdefault("Strict-Transport-Security", HSTS)
 
 
 class Page:

@@ -23,6 +23,7 @@ from digital_id.db.types import utc_now
 from digital_id.keys.ring import KeyRing
 from digital_id.oidc.logout import EndSession
 from digital_id.oidc.provider import Provider, ProviderContext
+from digital_id.oidc.userinfo import RecordedReleases
 from digital_id.registry.regions import RegionTable
 from digital_id.sessions.service import SessionPolicy
 from digital_id.throttle.limiter import Charge, Limits, RateLimitedError, RateLimiter
@@ -51,6 +52,8 @@ class Services:
     def __post_init__(self) -> None:
         self.rate_limiter = RateLimiter(self.csrf_secret)
         self.limits = Limits.from_settings(self.settings)
+
+    recorded_releases: RecordedReleases = field(default_factory=RecordedReleases)
 
     @property
     def session_policy(self) -> SessionPolicy:
