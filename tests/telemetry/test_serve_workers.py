@@ -21,7 +21,7 @@ from tests.conftest import TEST_PASSPHRASE
 from tests.web.conftest import free_port
 
 STARTUP_SECONDS = 90  # two fresh interpreters importing the app on a busy machine
-POOL_SIZE = 5  # SQLAlchemy's default QueuePool size, per worker
+POOL_SIZE = 3  # per worker, set below so the gauge's sum is known
 
 
 class Server:
@@ -106,6 +106,7 @@ def two_workers(server_directory, run_log) -> Iterator[Server]:
         "DIGITAL_ID_KEYS_PASSPHRASE": TEST_PASSPHRASE,  # no console warning among the JSON
         "DIGITAL_ID_ENV": "development",
         "DIGITAL_ID_LOG_FORMAT": "json",
+        "DIGITAL_ID_DATABASE_POOL_SIZE": str(POOL_SIZE),
         "TMPDIR": str(tmp_path / "tmp"),  # where serve makes the workers' metrics directory
     }
     (tmp_path / "tmp").mkdir()
@@ -121,7 +122,7 @@ def two_workers(server_directory, run_log) -> Iterator[Server]:
     server = Server(process, f"http://127.0.0.1:{port}")
     try:
         wait_for(lambda: answers(server), STARTUP_SECONDS, "the server answers")
-        # Each worker sets its pool size when it builds the app: both have once it is 2 x 5.
+        # Each worker sets its pool size when it builds the app: both have once it is 2 x POOL_SIZE.
         wait_for(
             lambda: server.metric("digital_id_db_pool_size") == 2 * POOL_SIZE,
             STARTUP_SECONDS,
