@@ -107,6 +107,13 @@ class Limits:
             ),
         )
 
+    def login(self, ip: str | None, nik: str) -> tuple[Charge, Charge]:
+        """A login attempt (either login page) counts for its address and for the NIK."""
+        return (self.login_per_ip, ip or ""), (self.login_per_nik, nik)
+
+    def activation(self, ip: str | None, nik: str) -> tuple[Charge, Charge]:
+        return (self.activation_per_ip, ip or ""), (self.activation_per_nik, nik)
+
 
 Charge = tuple[Limit, str]
 """One limit and the subject it is charged to (an IP address, a NIK, a client id)."""

@@ -142,16 +142,10 @@ def account(
 )
 def portal_login(request: Request, db: Database, app: App, form: Form) -> Response:
     view = Page(request, app)
-    if not view.csrf_valid(_field(form, "csrf_token")):
-        return view.csrf_refusal()
     nik = _field(form, "nik").strip()
-    refused = app.admit(
-        db,
-        (app.limits.login_per_ip, client_ip(request) or ""),
-        (app.limits.login_per_nik, nik),
-    )
-    if refused is not None:
-        return view.rate_limited(refused)
+    charges = app.limits.login(client_ip(request), nik)
+    if (refusal := view.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
+        return refusal
     now = utc_now()
     outcome = accounts.authenticate(
         db,

@@ -9,9 +9,10 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy.orm import Session
 from starlette.datastructures import MutableHeaders
 
-from digital_id.throttle.limiter import RateLimitedError
+from digital_id.throttle.limiter import Charge, RateLimitedError
 from digital_id.web.i18n import LANGUAGES, Translator, negotiate
 from digital_id.web.services import (
     BROWSER_COOKIE,
@@ -77,6 +78,14 @@ class Page:
 
     def csrf_refusal(self) -> HTMLResponse:
         return self.render("error.html", status=400, message_key="error.csrf", detail=None)
+
+    def refusal(self, db: Session, csrf_token: str | None, *charges: Charge) -> HTMLResponse | None:
+        """The answer to a form post refused before any work, or None: a foreign CSRF token
+        first (so a forged post spends nobody's budget), then a spent rate limit."""
+        if not self.csrf_valid(csrf_token):
+            return self.csrf_refusal()
+        refused = self.services.admit(db, *charges)
+        return None if refused is None else self.rate_limited(refused)
 
     def rate_limited(self, refused: RateLimitedError) -> HTMLResponse:
         """429 (RFC 6585 section 4) with ``Retry-After``, the same whoever the NIK belongs to."""

@@ -129,16 +129,10 @@ def authorize_post(request: Request, db: Database, app: App, form: Form) -> Resp
 )
 def login(request: Request, db: Database, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
-    if not page.csrf_valid(_field(form, "csrf_token")):
-        return page.csrf_refusal()
     nik = _field(form, "nik").strip()
-    refused = app.admit(
-        db,
-        (app.limits.login_per_ip, client_ip(request) or ""),
-        (app.limits.login_per_nik, nik),
-    )
-    if refused is not None:
-        return page.rate_limited(refused)
+    charges = app.limits.login(client_ip(request), nik)
+    if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
+        return refusal
     provider = app.provider(db, events(request))
     now = provider.context.now
     outcome = accounts.authenticate(
@@ -429,17 +423,11 @@ def activation_form(request: Request, app: App) -> HTMLResponse:
 )
 def activate(request: Request, db: Database, app: App, form: Form) -> HTMLResponse:
     page = Page(request, app, request.query_params.get("ui_locales"))
-    if not page.csrf_valid(_field(form, "csrf_token")):
-        return page.csrf_refusal()
     nik = _field(form, "nik").strip()
     code = _field(form, "code").strip()
-    refused = app.admit(
-        db,
-        (app.limits.activation_per_ip, client_ip(request) or ""),
-        (app.limits.activation_per_nik, nik),
-    )
-    if refused is not None:
-        return page.rate_limited(refused)
+    charges = app.limits.activation(client_ip(request), nik)
+    if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
+        return refusal
     try:
         accounts.activate(
             db,
