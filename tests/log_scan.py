@@ -37,8 +37,9 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "a JWT": re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),
     "a test PIN": re.compile(rf"(?<![0-9])({'|'.join(TEST_PINS)})(?![0-9])"),
     "a client secret": re.compile(r"\bdgid_cs_[A-Za-z0-9_-]{8,}"),
+    # Not after a colon: an audit tag such as ``auth:otp:removed`` names an event, not a value.
     "a secret-named value": re.compile(
-        rf"(?i)\b({_SECRET_NAMES})\\?['\"]?\s*[=:]\s*\\?['\"]?[A-Za-z0-9_\-.~+/]{{4,}}"
+        rf"(?i)(?<!:)\b({_SECRET_NAMES})\\?['\"]?\s*[=:]\s*\\?['\"]?[A-Za-z0-9_\-.~+/]{{4,}}"
     ),
     "Authorization credentials": re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
 }

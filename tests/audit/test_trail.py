@@ -1,11 +1,12 @@
 """The audit trail on SQLite and PostgreSQL: one unbroken chain that shows any edit, deletion
-or insertion, appended in the recording transaction, by any number of writers at once."""
+or insertion, appended in the recording transaction (as it commits), by any number of writers
+at once."""
 
 from __future__ import annotations
 
 import threading
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -93,13 +94,53 @@ def test_an_event_is_only_kept_with_the_change_it_records(engine):
     assert result.count == 1
 
 
+def test_an_event_is_written_as_its_transaction_commits(engine):
+    with Session(engine) as session:
+        trail.record(session, "consent:granted", subject="citizen:1")
+        session.flush()
+        assert session.scalar(select(func.count()).select_from(AuditEvent)) == 0
+        session.commit()
+        assert session.scalar(select(func.count()).select_from(AuditEvent)) == 1
+    assert verify(engine).count == 1
+
+
+def test_a_savepoint_rolled_back_takes_its_events_and_leaves_the_others(engine):
+    with Session(engine) as session, session.begin():
+        trail.record(session, "test:before")
+        savepoint = session.begin_nested()
+        trail.record(session, "test:in-savepoint")
+        savepoint.rollback()
+        with session.begin_nested():
+            trail.record(session, "test:in-kept-savepoint")
+        trail.record(session, "test:after")
+    with Session(engine) as session:
+        tags = session.scalars(select(AuditEvent.tag).order_by(AuditEvent.sequence)).all()
+    assert tags == ["test:in-kept-savepoint", "test:before", "test:after"]
+    assert verify(engine).intact
+
+
+def test_the_database_links_events_exactly_as_verification_recomputes_them(engine):
+    # On PostgreSQL the hash is computed by the database; verify recomputes it in Python.
+    awkward = {
+        "name": 'Siti Nurhaliza \u00e9\u4e2d\U0001f600 "quoted" \\ back',
+        "sequence": 0,  # a field named like the top-level one, inside details
+        "nested": {"list": [1, 2.5, None, True, "x"], "empty": {}},
+    }
+    with Session(engine) as session, session.begin():
+        trail.record(session, "test:awkward", actor="client", client_id="dgid_é", details=awkward)
+        trail.record(session, "test:plain")
+    result = verify(engine)
+    assert result.intact
+    assert result.count == 2
+
+
 def test_four_concurrent_writers_keep_one_unbroken_chain(engine):
     errors = []
 
     def writer():
         try:
-            for _ in range(10):
-                append(engine, 1)
+            for count in (1, 3, 1, 2, 1, 1, 1):  # transactions of one and of several events
+                append(engine, count)
         except Exception as exc:  # surfaced below
             errors.append(exc)
 

@@ -52,6 +52,7 @@ def test_the_scan_knows_the_pin_the_tests_give_citizens():
         '{"message": "Running upgrade  -> 5e6fa5af5716, citizen accounts: PIN, lockout"}',
         '{"message": "grant_type=authorization_code&token_type_hint=refresh_token"}',
         '{"message": "NIK …0001, timestamp 1795838272.123456"}',
+        '{"message": "GET /account/receipts/auth:otp:removed.jwt 404 6.8 ms"}',
     ],
 )
 def test_the_scan_passes_ordinary_lines(line):

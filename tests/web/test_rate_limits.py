@@ -244,6 +244,17 @@ def test_a_refused_code_redemption_leaves_the_code_unredeemed(provider):
     assert audit_events(provider) == issued
 
 
+def test_an_authenticated_clients_refused_grants_spend_its_budget_too(provider):
+    # Counted once the client has authenticated, whatever the grant's outcome: otherwise
+    # a client could try codes or scopes without end.
+    busy = machine_client(provider)
+    refused = client_credentials(provider, busy, scope="not.registered")
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_scope"
+    assert client_credentials(provider, busy).status_code == 200
+    assert_slow_down(client_credentials(provider, busy))
+
+
 def test_requests_with_a_wrong_secret_do_not_spend_the_clients_budget(provider):
     busy = machine_client(provider)
     impostor = browser_at(provider, "203.0.113.66")

@@ -1,9 +1,16 @@
 """Recording, verifying and exporting the audit trail.
 
-``record`` adds an event inside the caller's transaction: it commits with the change it
-records or not at all. Each event's hash is SHA-256 over the previous hash and a canonical
-JSON of its fields; the head row is locked before the previous hash is read, so appends are
-serialised across workers and the chain stays one line.
+``record`` adds an event to the caller's transaction: it commits with the change it records
+or not at all. Each event's hash is SHA-256 over the previous hash and a canonical JSON of its
+fields; the head row is locked before the previous hash is read, so appends are serialised
+across workers and the chain stays one line.
+
+Because every audited transaction of every worker takes that one row in turn, the events are
+chained and written at the very end, as the transaction commits (``before_commit``): the row
+is then locked for one statement, the inserts and the commit, not for the rest of the
+request's work, and it is always the last lock a transaction takes, so it cannot be part of a
+deadlock. Inside a savepoint an event is written at once, so that rolling the savepoint back
+takes it away too.
 
 Events never carry a NIK, a PIN, a code or a token: citizens appear as a pairwise subject or
 an internal reference (``citizen:<id>``).
@@ -11,22 +18,27 @@ an internal reference (``citizen:<id>``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import BindParameter, Connection, TextClause, bindparam, select, text
+from sqlalchemy import event as orm_events
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from digital_id.audit.models import AuditEvent, AuditHead
 from digital_id.db.types import utc_now
 from digital_id.telemetry import metrics
 
 GENESIS = "0" * 64
+_UNWRITTEN = "digital_id.audit.unwritten"  # the session.info key of events awaiting commit
+_LISTENING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -54,9 +66,7 @@ def record(
     now: datetime | None = None,
 ) -> AuditEvent:
     context = context or EventContext()
-    sequence, previous_hash = _advance_head(session)
     event = AuditEvent(
-        sequence=sequence,
         occurred_at=now or utc_now(),
         tag=tag,
         actor=actor or context.actor,
@@ -65,33 +75,153 @@ def record(
         request_id=context.request_id,
         ip=context.ip,
         details=details or {},
-        previous_hash=previous_hash,
     )
-    event.hash = event_hash(event)
-    session.add(event)
-    session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(hash=event.hash),
-        execution_options={"synchronize_session": False},
-    )
-    session.flush()
+    if session.in_nested_transaction():
+        _append(session, [event])
+    else:
+        _listen_to_sessions()
+        session.info.setdefault(_UNWRITTEN, []).append(event)
     metrics.count_when_committed(session, tag, event.details)
     return event
 
 
+def _append(session: Session, events: list[AuditEvent]) -> None:
+    """Chain ``events`` after the head and write them; the head row stays locked until the
+    transaction ends, so the fewer round trips it is held for, the more transactions a
+    second can append (the holder's worker, busy with other requests, may be slow to send
+    the next statement). On PostgreSQL each event is one statement that locks the head,
+    hashes and inserts; on SQLite, whose write lock is held for the whole transaction
+    anyway, the hash is computed here between statements. Either way the rows are written
+    as SQL text, not through the ORM's unit of work, which cost 1.5 ms of CPU more per event
+    (timed on this project's development machine)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        for event in events:
+            _append_on_postgresql(connection, event)
+        return
+    last_sequence, previous_hash = _advance_head(connection, len(events))
+    rows = []
+    for sequence, event in enumerate(events, start=last_sequence - len(events) + 1):
+        event.sequence = sequence
+        event.previous_hash = previous_hash
+        event.hash = previous_hash = event_hash(event)
+        rows.append({column: getattr(event, column) for column in _EVENT_COLUMNS})
+    connection.execute(_insert_events(), rows)
+    connection.execute(_SET_HEAD_HASH, {"hash": previous_hash})
+
+
+def _append_on_postgresql(connection: Connection, event: AuditEvent) -> None:
+    before, after = canonical_around_sequence(event)
+    parameters = {column: getattr(event, column) for column in _EVENT_FIELDS}
+    parameters |= {"before_sequence": before, "after_sequence": after}
+    row = connection.execute(_append_statement(), parameters).first()
+    if row is None:  # no head row yet: make one (see _advance_head), then append
+        _create_head(connection)
+        row = connection.execute(_append_statement(), parameters).one()
+    event.sequence, event.previous_hash, event.hash = int(row[0]), str(row[1]), str(row[2])
+
+
+_EVENT_FIELDS = (
+    "occurred_at", "tag", "actor", "client_id", "subject", "request_id", "ip", "details",
+)  # fmt: skip
+_EVENT_COLUMNS = ("sequence", *_EVENT_FIELDS, "previous_hash", "hash")
+_ADVANCE_HEAD = text(
+    "UPDATE audit_head SET sequence = sequence + :count WHERE id = 1 RETURNING sequence, hash"
+)
+_SET_HEAD_HASH = text("UPDATE audit_head SET hash = :hash WHERE id = 1")
+
+
+@functools.cache
+def _insert_events() -> TextClause:
+    return text(
+        f"INSERT INTO {AuditEvent.__tablename__} ({', '.join(_EVENT_COLUMNS)}) "  # noqa: S608
+        f"VALUES ({', '.join(':' + column for column in _EVENT_COLUMNS)})"
+    ).bindparams(*_typed_fields())
+
+
+@functools.cache
+def _append_statement() -> TextClause:
+    """Lock the head, link the event to it and insert it, in one PostgreSQL statement. The
+    hash is ``event_hash``'s: SHA-256 (PostgreSQL 11+) over the previous hash and the
+    canonical JSON, whose only part not known before the lock is the sequence number."""
+    fields = ", ".join(_EVENT_FIELDS)
+    values = ", ".join(f":{field}" for field in _EVENT_FIELDS)
+    return text(
+        "WITH head AS (SELECT sequence, hash FROM audit_head WHERE id = 1 FOR UPDATE), "  # noqa: S608
+        "linked AS (SELECT sequence + 1 AS sequence, hash AS previous_hash, "
+        "encode(sha256(convert_to(hash || CAST(:before_sequence AS text) "
+        "|| CAST(sequence + 1 AS text) || CAST(:after_sequence AS text), 'UTF8')), 'hex') "
+        "AS hash FROM head), "
+        "advanced AS (UPDATE audit_head SET sequence = linked.sequence, hash = linked.hash "
+        "FROM linked WHERE audit_head.id = 1) "
+        f"INSERT INTO {AuditEvent.__tablename__} (sequence, {fields}, previous_hash, hash) "
+        f"SELECT linked.sequence, {values}, linked.previous_hash, linked.hash FROM linked "
+        "RETURNING sequence, previous_hash, hash"
+    ).bindparams(*_typed_fields())
+
+
+def _typed_fields() -> tuple[BindParameter[Any], ...]:
+    columns = AuditEvent.__table__.columns
+    return tuple(
+        bindparam(field, type_=columns[field].type) for field in ("occurred_at", "details")
+    )
+
+
+def _listen_to_sessions() -> None:
+    # Once per process, on the Session class (cheaper than a listener per session).
+    with _LISTENING:
+        if not orm_events.contains(Session, "before_commit", _write_unwritten):
+            orm_events.listen(Session, "before_commit", _write_unwritten)
+            orm_events.listen(Session, "after_transaction_end", _drop_unwritten)
+
+
+def _write_unwritten(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint commits; the events recorded outside it wait for the outer one
+    events: list[AuditEvent] | None = session.info.get(_UNWRITTEN)
+    if not events:
+        return
+    # The request's own writes first: their locks and constraint errors come before the head.
+    session.flush()
+    _append(session, list(events))
+    events.clear()
+
+
+def _drop_unwritten(session: Session, transaction: SessionTransaction) -> None:
+    # After a commit the list is empty; after a rollback or a close its events never happened.
+    events: list[AuditEvent] | None = session.info.get(_UNWRITTEN)
+    if events and transaction.parent is None:
+        events.clear()
+
+
 def event_hash(event: AuditEvent) -> str:
-    body = {
-        "sequence": event.sequence,
-        "occurred_at": event.occurred_at.isoformat(),
-        "tag": event.tag,
-        "actor": event.actor,
-        "client_id": event.client_id,
-        "subject": event.subject,
-        "request_id": event.request_id,
-        "ip": event.ip,
-        "details": event.details,
-    }
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256((event.previous_hash + canonical).encode("ascii")).hexdigest()
+    """SHA-256 over the previous event's hash and the canonical JSON of this event's fields
+    (keys sorted, no spaces, ASCII)."""
+    before, after = canonical_around_sequence(event)
+    linked = event.previous_hash + before + str(event.sequence) + after
+    return hashlib.sha256(linked.encode("ascii")).hexdigest()
+
+
+def canonical_around_sequence(event: AuditEvent) -> tuple[str, str]:
+    """The canonical JSON of an event's fields, as the text before and after its sequence
+    number (the one field PostgreSQL fills in while appending). Keys sort as actor,
+    client_id, details, ip, occurred_at, request_id, sequence, subject, tag."""
+    before = _canonical(
+        {
+            "actor": event.actor,
+            "client_id": event.client_id,
+            "details": event.details,
+            "ip": event.ip,
+            "occurred_at": event.occurred_at.isoformat(),
+            "request_id": event.request_id,
+        }
+    )
+    after = _canonical({"subject": event.subject, "tag": event.tag})
+    return before[:-1] + ',"sequence":', "," + after[1:]
+
+
+def _canonical(fields: dict[str, Any]) -> str:
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 @dataclass(frozen=True)
@@ -151,33 +281,27 @@ def export(session: Session, *, since: datetime | None = None) -> Iterator[dict[
         }
 
 
-def _advance_head(session: Session) -> tuple[int, str]:
-    """Lock the head row and take the next sequence number: one statement, so the lock is
-    held for as short a time as the chain allows (every audited transaction in every worker
-    waits for it). Returns the new event's sequence and the previous event's hash."""
-    advance = (
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(sequence=AuditHead.sequence + 1)
-        .returning(AuditHead.sequence, AuditHead.hash)
-        .execution_options(synchronize_session=False)
-    )
-    row = session.execute(advance).first()
+def _advance_head(connection: Connection, count: int) -> tuple[int, str]:
+    """Lock the head row and take ``count`` sequence numbers in one statement. Returns the
+    last of them and the hash of the event before the first."""
+    row = connection.execute(_ADVANCE_HEAD, {"count": count}).first()
     if row is None:
-        # No head yet (the migration creates it; an emptied table may lack it). Whoever
-        # inserts first wins; the others wait for that insert and then lock the row.
-        insert = (
-            postgresql.insert(AuditHead)
-            if session.get_bind().dialect.name == "postgresql"
-            else sqlite.insert(AuditHead)
-        )
-        session.execute(
-            insert.values(id=1, sequence=0, hash=GENESIS).on_conflict_do_nothing(
-                index_elements=["id"]
-            )
-        )
-        row = session.execute(advance).one()
+        _create_head(connection)
+        row = connection.execute(_ADVANCE_HEAD, {"count": count}).one()
     return int(row[0]), str(row[1])
+
+
+def _create_head(connection: Connection) -> None:
+    # No head yet (the migration creates it; an emptied table may lack it). Whoever inserts
+    # first wins; the others wait for that insert and then lock the row.
+    insert = (
+        postgresql.insert(AuditHead)
+        if connection.dialect.name == "postgresql"
+        else sqlite.insert(AuditHead)
+    )
+    connection.execute(
+        insert.values(id=1, sequence=0, hash=GENESIS).on_conflict_do_nothing(index_elements=["id"])
+    )
 
 
 def _in_order(session: Session, batch: int) -> Iterator[AuditEvent]:

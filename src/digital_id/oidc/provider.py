@@ -964,12 +964,15 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
     ) -> AgencyClient:
         """authlib's client authentication, with the token endpoint's rate limits around it.
 
-        A client's token budget is charged only once it has authenticated (in ``save_token``):
-        charged to the client id a request merely claims, anyone could spend an agency's
-        budget and lock it out. Failed authentications are counted per IP address instead
-        (a client that does authenticate is never refused for its address's failures). A
-        client the database already refused in this window is turned away here, before any
-        work."""
+        A client's token budget is charged only once it has authenticated: charged to the
+        client id a request merely claims, anyone could spend an agency's budget and lock it
+        out. Failed authentications are counted per IP address instead (a client that does
+        authenticate is never refused for its address's failures).
+
+        The hit is committed at once, in a transaction of its own (authentication is the
+        grant's first step, so nothing else is in it but a ``private_key_jwt``'s seen
+        ``jti``): every request of one client counts on one row, and a row lock held until
+        the grant's end would let that client's requests through one at a time."""
         context = self.context
         limiter, limits = context.rate_limiter, context.limits
         if limiter is None or limits is None or endpoint != "token":
@@ -982,11 +985,12 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
                 failures = (limits.client_auth_failures_per_ip, context.events.ip or "")
                 limiter.charge(context.session, [failures], now=context.now)
                 raise
-            limiter.refuse_remembered(
-                [(limits.token_per_client, client.client_id)], now=context.now
+            limiter.charge(
+                context.session, [(limits.token_per_client, client.client_id)], now=context.now
             )
         except RateLimitedError as refused:
             raise SlowDownError(refused.retry_after) from None
+        context.session.commit()
         return client
 
     def save_token(self, token: dict[str, Any], request: ProviderRequest) -> None:
@@ -994,18 +998,6 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         their grant was stored with the code."""
         subject: Subject | None = request.user
         client: AgencyClient = request.client
-        context = self.context
-        if context.rate_limiter is not None and context.limits is not None:
-            # Charged last, just before the audit record, so the client's counter row is
-            # locked only as long as the audit trail's head already is.
-            try:
-                context.rate_limiter.charge(
-                    context.session,
-                    [(context.limits.token_per_client, client.client_id)],
-                    now=context.now,
-                )
-            except RateLimitedError as refused:
-                raise SlowDownError(refused.retry_after) from None
         if "refresh_token" in token:
             assert subject is not None
             store_refresh_token(
