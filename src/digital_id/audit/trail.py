@@ -76,6 +76,10 @@ def record(
         ip=context.ip,
         details=details or {},
     )
+    if not session.in_transaction():
+        # The event belongs to a transaction even if nothing else was done yet, so that a
+        # rollback (which ends only a begun transaction) takes it away.
+        session.begin()
     if session.in_nested_transaction():
         _append(session, [event])
     else:
