@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +37,6 @@ from digital_id.telemetry import metrics
 
 GENESIS = "0" * 64
 _UNWRITTEN = "digital_id.audit.unwritten"  # the session.info key of events awaiting commit
-_LISTENING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,6 @@ def record(
     if session.in_nested_transaction():
         _append(session, [event])
     else:
-        _listen_to_sessions()
         session.info.setdefault(_UNWRITTEN, []).append(event)
     metrics.count_when_committed(session, tag, event.details)
     return event
@@ -115,7 +112,7 @@ def _append(session: Session, events: list[AuditEvent]) -> None:
 
 
 def _append_on_postgresql(connection: Connection, event: AuditEvent) -> None:
-    before, after = canonical_around_sequence(event)
+    before, after = _canonical_around_sequence(event)
     parameters = {column: getattr(event, column) for column in _EVENT_FIELDS}
     parameters |= {"before_sequence": before, "after_sequence": after}
     row = connection.execute(_append_statement(), parameters).first()
@@ -171,14 +168,6 @@ def _typed_fields() -> tuple[BindParameter[Any], ...]:
     )
 
 
-def _listen_to_sessions() -> None:
-    # Once per process, on the Session class (cheaper than a listener per session).
-    with _LISTENING:
-        if not orm_events.contains(Session, "before_commit", _write_unwritten):
-            orm_events.listen(Session, "before_commit", _write_unwritten)
-            orm_events.listen(Session, "after_transaction_end", _drop_unwritten)
-
-
 def _write_unwritten(session: Session) -> None:
     if session.get_nested_transaction() is not None:
         return  # a savepoint commits; the events recorded outside it wait for the outer one
@@ -198,15 +187,21 @@ def _drop_unwritten(session: Session, transaction: SessionTransaction) -> None:
         events.clear()
 
 
+# On the Session class, once, when this module is imported: any session may record an event,
+# and a commit without one costs a dictionary lookup.
+orm_events.listen(Session, "before_commit", _write_unwritten)
+orm_events.listen(Session, "after_transaction_end", _drop_unwritten)
+
+
 def event_hash(event: AuditEvent) -> str:
     """SHA-256 over the previous event's hash and the canonical JSON of this event's fields
     (keys sorted, no spaces, ASCII)."""
-    before, after = canonical_around_sequence(event)
+    before, after = _canonical_around_sequence(event)
     linked = event.previous_hash + before + str(event.sequence) + after
     return hashlib.sha256(linked.encode("ascii")).hexdigest()
 
 
-def canonical_around_sequence(event: AuditEvent) -> tuple[str, str]:
+def _canonical_around_sequence(event: AuditEvent) -> tuple[str, str]:
     """The canonical JSON of an event's fields, as the text before and after its sequence
     number (the one field PostgreSQL fills in while appending). Keys sort as actor,
     client_id, details, ip, occurred_at, request_id, sequence, subject, tag."""
