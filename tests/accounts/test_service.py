@@ -123,7 +123,7 @@ def test_every_kind_of_failure_looks_the_same(engine, hasher, citizens):
     outcomes = [
         login(engine, hasher, "3273052010909999"),  # unknown NIK
         login(engine, hasher, citizens["active"], pin="135792"),  # wrong PIN
-        login(engine, hasher, citizens["deceased"]),  # never activated (and deceased)
+        login(engine, hasher, citizens["deceased"]),  # deceased (and never activated)
         login(engine, hasher, citizens["blocked"]),  # blocked after activation
         login(engine, hasher, "not-a-nik"),
     ]
@@ -132,8 +132,8 @@ def test_every_kind_of_failure_looks_the_same(engine, hasher, citizens):
     assert [o.reason for o in outcomes] == [
         "unknown",
         "wrong_pin",
-        "not_activated",
-        "inactive",
+        "deceased",
+        "register_blocked",
         "unknown",
     ]
 

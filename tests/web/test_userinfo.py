@@ -135,12 +135,16 @@ def test_two_agencies_on_one_host_share_a_sector_and_so_a_subject(provider):
     assert len(subs) == 1
 
 
-def test_blocking_a_citizen_from_the_cli_kills_live_tokens_and_logins(provider, cli_env):
+def test_blocking_a_citizen_from_the_cli_kills_live_tokens_and_logins(
+    provider, cli_env, monkeypatch
+):
     from typer.testing import CliRunner
 
     from digital_id.cli import app
+    from tests.conftest import TEST_PASSPHRASE
     from tests.web.test_authorization_endpoint import pkce
 
+    monkeypatch.setenv("DIGITAL_ID_KEYS_PASSPHRASE", TEST_PASSPHRASE)
     citizen = provider.citizen()
     agency = provider.agency()
     tokens = provider.tokens_for(agency, citizen["nik"])

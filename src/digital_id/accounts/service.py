@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from digital_id.accounts import totp
+from digital_id.accounts import standing, totp
 from digital_id.accounts.models import CitizenAccount
 from digital_id.accounts.pins import InvalidPinError, PinHasher, check_pin_rules
 from digital_id.accounts.totp import TotpCipher
@@ -26,7 +26,6 @@ from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.db.types import utc_now
 from digital_id.registry.models import Citizen
 from digital_id.registry.service import find_by_nik
-from digital_id.sessions.models import BrowserSession
 
 # Crockford's base32 without I, L, O, U: nothing to misread when a code is read out.
 _CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -47,7 +46,8 @@ class LockoutPolicy:
 @dataclass(frozen=True)
 class LoginOutcome:
     citizen: Citizen | None
-    reason: str  # for the audit trail only, never shown: ok, unknown, not_activated, inactive, locked, wrong_pin
+    # For the audit trail only, never shown: ok, wrong_pin, or the one rule's refusal.
+    reason: str
     locked_now: bool = False  # this failure locked the account
     citizen_id: int | None = None  # who failed, when known (for the audit trail only)
 
@@ -199,20 +199,14 @@ def _authenticate(
     now: datetime,
 ) -> LoginOutcome:
     citizen = find_by_nik(session, nik) if len(nik) == 16 and nik.isdigit() else None
+    if citizen is None:
+        hasher.verify(None, pin)
+        return LoginOutcome(None, standing.Refusal.UNKNOWN)
+    refused = standing.refusal(session, citizen.id, now=now)
     account = _existing_account(session, citizen)
-    if citizen is None or account is None or account.pin_hash is None:
+    if refused is not None or account is None or account.pin_hash is None:
         hasher.verify(None, pin)
-        return LoginOutcome(
-            None,
-            "unknown" if citizen is None else "not_activated",
-            citizen_id=citizen.id if citizen is not None else None,
-        )
-    if citizen.status != "active" or account.blocked_at is not None:
-        hasher.verify(None, pin)
-        return LoginOutcome(None, "inactive", citizen_id=citizen.id)
-    if account.locked_until is not None and now < account.locked_until:
-        hasher.verify(None, pin)
-        return LoginOutcome(None, "locked", citizen_id=citizen.id)
+        return LoginOutcome(None, refused or standing.Refusal.NOT_ACTIVATED, citizen_id=citizen.id)
     if hasher.verify(account.pin_hash, pin):
         account.failed_attempts = 0
         account.lock_count = 0
@@ -333,7 +327,7 @@ def verify_totp(
     enrolment). A failure counts towards the same lockout as a wrong PIN; a code for a time
     step already used is refused, also when two arrive at once (one conditional UPDATE)."""
     account = _existing_account(session, citizen)
-    if account is None or (account.locked_until is not None and now < account.locked_until):
+    if account is None or standing.refusal(session, citizen.id, now=now) is not None:
         return False
     enrolling = account.totp_secret is None
     sealed = account.totp_pending_secret if enrolling else account.totp_secret
@@ -431,18 +425,14 @@ def unlock(session: Session, nik: str, *, now: datetime | None = None) -> Citize
 def set_blocked(
     session: Session, nik: str, blocked: bool, *, now: datetime | None = None
 ) -> Citizen:
-    """Block or unblock logins. Blocking also ends the citizen's browser sessions; their
-    tokens stop working at UserInfo and introspection at once (the live-grant check)."""
+    """Block or unblock logins. From the moment the block commits, the one rule
+    (``accounts.standing``) refuses the citizen everywhere; the caller ends their sessions
+    and revokes their grants in the same transaction (``oidc.logout.end_citizen_sessions``),
+    which tells the agencies."""
     now = now or utc_now()
     citizen, account = _operated(session, nik, now)
     account.blocked_at = now if blocked else None
     account.updated_at = now
-    if blocked:
-        session.execute(
-            update(BrowserSession)
-            .where(BrowserSession.citizen_id == citizen.id, BrowserSession.ended_at.is_(None))
-            .values(ended_at=now)
-        )
     session.flush()
     trail.record(
         session,

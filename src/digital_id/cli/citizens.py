@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from digital_id.accounts import service
 from digital_id.accounts.pins import InvalidPinError
+from digital_id.cli import common
 from digital_id.cli.common import (
     EXIT_USAGE,
     console,
@@ -21,6 +22,8 @@ from digital_id.cli.common import (
     settings_of,
 )
 from digital_id.consent import service as consent_service
+from digital_id.db.types import utc_now
+from digital_id.oidc.logout import end_citizen_sessions
 from digital_id.registry.nik import mask_nik
 
 app = typer.Typer(help="Citizen accounts: activation, lockouts, blocking.", no_args_is_help=True)
@@ -105,8 +108,22 @@ def unlock(ctx: typer.Context, nik: NikArgument) -> None:
 
 @app.command()
 def block(ctx: typer.Context, nik: NikArgument) -> None:
-    """Refuse all logins; the citizen's sessions end and their tokens stop working at once."""
-    _operate(ctx, nik, lambda session: service.set_blocked(session, nik, True), "blocked")
+    """Refuse all logins and tokens at once; the citizen's sessions end (each agency gets a
+    back-channel logout) and their grants are revoked."""
+    pairwise_secret = common.pairwise_secret(ctx)
+
+    def block_and_log_out(session: Session) -> None:
+        citizen = service.set_blocked(session, nik, True)
+        end_citizen_sessions(
+            session,
+            citizen.id,
+            pairwise_secret=pairwise_secret,
+            now=utc_now(),
+            reason="citizen_blocked",
+            actor="operator",
+        )
+
+    _operate(ctx, nik, block_and_log_out, "blocked")
 
 
 @app.command()

@@ -65,6 +65,15 @@ def pin_hasher(ctx: typer.Context) -> PinHasher:
     )
 
 
+def pairwise_secret(ctx: typer.Context) -> bytes:
+    """The secret agencies' subject identifiers are derived from: a back-channel logout from
+    the command line names the citizen as each agency knows them."""
+    try:
+        return key_store(ctx).secret("pairwise_subject")
+    except KeyStoreError as exc:
+        fail(str(exc))
+
+
 def migrated_engine(ctx: typer.Context) -> Engine:
     """An engine on a database whose schema matches this code, or a one-line refusal."""
     engine = create_engine_for(settings_of(ctx).database_url)

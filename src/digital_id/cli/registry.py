@@ -15,7 +15,16 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from digital_id.cli.common import EXIT_USAGE, console, fail, migrated_engine, settings_of
+from digital_id.cli.common import (
+    EXIT_USAGE,
+    console,
+    fail,
+    migrated_engine,
+    pairwise_secret,
+    settings_of,
+)
+from digital_id.db.types import utc_now
+from digital_id.oidc.logout import end_citizen_sessions
 from digital_id.registry import service, synthetic
 from digital_id.registry.importer import (
     CitizenImporter,
@@ -67,7 +76,11 @@ def import_(
     with source:
         engine = migrated_engine(ctx)
         report = RejectReport(errors or file.with_name(file.name + ".rejected.csv"))
-        importer = CitizenImporter(engine, batch_size=batch_size or settings.import_batch_size)
+        importer = CitizenImporter(
+            engine,
+            batch_size=batch_size or settings.import_batch_size,
+            on_withdrawn=_logging_out(ctx),
+        )
         validator = RecordValidator(load_regions(), allow_unknown_region=allow_unknown_region)
         started = time.perf_counter()
         try:
@@ -89,6 +102,29 @@ def import_(
             "[yellow]Interrupted:[/] committed batches are kept; run the same import again to finish."
         )
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _logging_out(ctx: typer.Context) -> Callable[[Session, list[int]], None]:
+    """What an import does for citizens it marks deceased or blocked: their sessions end
+    through the logout path (agencies get back-channel logouts) and their grants are revoked,
+    in the batch's own transaction. The key store is opened only if that ever happens."""
+    secret: list[bytes] = []
+
+    def log_out(session: Session, citizen_ids: list[int]) -> None:
+        if not secret:
+            secret.append(pairwise_secret(ctx))
+        now = utc_now()
+        for citizen_id in citizen_ids:
+            end_citizen_sessions(
+                session,
+                citizen_id,
+                pairwise_secret=secret[0],
+                now=now,
+                reason="register_status_changed",
+                actor="operator",
+            )
+
+    return log_out
 
 
 @app.command()

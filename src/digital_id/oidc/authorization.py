@@ -21,6 +21,7 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from digital_id.accounts import standing
 from digital_id.consent import receipts
 from digital_id.consent import service as consent_service
 from digital_id.keys.store import ALGORITHMS as ID_TOKEN_ALGORITHMS
@@ -107,10 +108,13 @@ def authorize(
     if problem is not None:
         return _refuse_parameters(provider, request, problem)
     citizen = None
-    if browser_session is not None:
-        candidate = context.session.get(Citizen, browser_session.citizen_id)
-        if candidate is not None and candidate.status == "active":
-            citizen = candidate
+    if (
+        browser_session is not None
+        and standing.refusal(context.session, browser_session.citizen_id, now=context.now) is None
+    ):
+        # Single sign-on and prompt=none ask the one rule too: a session that outlived its
+        # citizen's block, death or lock is no session at all.
+        citizen = context.session.get_one(Citizen, browser_session.citizen_id)
     if invalid_error_characters(str(request.payload.data.get("redirect_uri") or "")):
         return ShowError("invalid_request", "redirect_uri may hold only printable ASCII characters")
     try:

@@ -32,7 +32,7 @@ from digital_id.keys.store import ALGORITHMS as ID_TOKEN_ALGORITHMS
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.jwt_policy import UnacceptableJwtError, check_jwt
 from digital_id.oidc.models import AuthorizationGrant, LogoutDelivery
-from digital_id.oidc.provider import AgencyClient, ProviderContext
+from digital_id.oidc.provider import AgencyClient, ProviderContext, revoke_grant
 from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
 
@@ -50,6 +50,7 @@ def end_browser_session(
     pairwise_secret: bytes,
     now: datetime,
     events: EventContext | None = None,
+    actor: str = "citizen",
 ) -> int:
     """End the session and queue a back-channel logout for each agency it logged in to."""
     sessions.end(session, browser_session, now=now)
@@ -57,7 +58,7 @@ def end_browser_session(
         session,
         "session:ended",
         context=events,
-        actor="citizen",
+        actor=actor,
         subject=citizen_ref(browser_session.citizen_id),
         details={"sid": browser_session.sid},
         now=now,
@@ -84,6 +85,54 @@ def end_browser_session(
         )
         queued += 1
     session.flush()
+    return queued
+
+
+def end_citizen_sessions(
+    session: Session,
+    citizen_id: int,
+    *,
+    pairwise_secret: bytes,
+    now: datetime,
+    reason: str,
+    actor: str,
+    keep: BrowserSession | None = None,
+    events: EventContext | None = None,
+) -> int:
+    """End every session of the citizen but ``keep`` through the logout path (so each agency
+    they logged in to gets its back-channel logout) and revoke every grant not bound to
+    ``keep``, refresh token families included.
+
+    Called when the citizen may no longer be who they were: an operator's block, the
+    register marking them deceased or blocked, a new PIN, a reset second factor. Revoking
+    rather than merely refusing means lifting a block later does not bring old tokens back.
+    Returns the number of back-channel logouts queued."""
+    queued = 0
+    for browser_session in session.scalars(
+        select(BrowserSession).where(
+            BrowserSession.citizen_id == citizen_id,
+            BrowserSession.ended_at.is_(None),
+        )
+    ).all():
+        if keep is not None and browser_session.id == keep.id:
+            continue
+        queued += end_browser_session(
+            session,
+            browser_session,
+            pairwise_secret=pairwise_secret,
+            now=now,
+            events=events,
+            actor=actor,
+        )
+    grants = select(AuthorizationGrant.id).where(
+        AuthorizationGrant.citizen_id == citizen_id, AuthorizationGrant.revoked_at.is_(None)
+    )
+    if keep is not None:
+        grants = grants.where(
+            AuthorizationGrant.session_id.is_(None) | (AuthorizationGrant.session_id != keep.id)
+        )
+    for grant_id in session.scalars(grants).all():
+        revoke_grant(session, grant_id, now, reason=reason, events=events, actor=actor)
     return queued
 
 

@@ -87,6 +87,7 @@ from digital_id.oidc.tokens import (
     CLIENT_TOKEN_PREFIX,
     PresentedToken,
     find_token,
+    grant_problem,
     token_digest,
 )
 from digital_id.registry.models import Citizen
@@ -300,6 +301,7 @@ def revoke_grant(
     *,
     reason: str,
     events: EventContext | None = None,
+    actor: str | None = None,
 ) -> None:
     revoked = session.execute(
         update(AuthorizationGrant)
@@ -313,6 +315,7 @@ def revoke_grant(
             session,
             "token:revoked",
             context=events,
+            actor=actor,
             client_id=client_id,
             subject=citizen_ref(revoked[0]),
             details={"reason": reason},
@@ -433,12 +436,21 @@ class CodeGrant(_OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
         second presentation be recognised and its tokens revoked."""
 
     def authenticate_user(self, authorization_code: IssuedCode) -> Subject | None:
-        grant = authorization_code.grant
-        citizen = self.context.session.get(Citizen, grant.citizen_id)
-        if citizen is None or citizen.status != "active" or grant.revoked_at is not None:
-            return None
-        client: AgencyClient = self.request.client
-        return Subject(client.subject_for(citizen.id, self.context.pairwise_secret), grant, citizen)
+        """The citizen behind the code, if the one rule still lets them receive this agency's
+        tokens: a code issued just before a block, a logout or a withdrawal is worth nothing
+        (its ID token would name a ``sid`` whose back-channel logout was already sent)."""
+        return subject_of(self.context, self.request.client, authorization_code.grant)
+
+
+def subject_of(
+    context: ProviderContext, client: AgencyClient, grant: AuthorizationGrant
+) -> Subject | None:
+    """The citizen behind ``grant`` as ``client`` knows them, or None when the grant no longer
+    stands (``tokens.grant_problem``: revoked, or refused by the one rule)."""
+    if grant_problem(context.session, grant, context.now) is not None:
+        return None
+    citizen = context.session.get_one(Citizen, grant.citizen_id)
+    return Subject(client.subject_for(citizen.id, context.pairwise_secret), grant, citizen)
 
 
 class PresentedRefreshToken:
@@ -527,7 +539,7 @@ class RefreshGrant(_OnServer, RefreshTokenGrant):  # type: ignore[misc]
             return None
         consent = consent_service.current(session, citizen_id=grant.citizen_id, client_pk=client.pk)
         if consent is None or OFFLINE_ACCESS not in consent.claims:
-            return None  # withdrawn since
+            return None  # withdrawn since (the one rule, in subject_of, asks the rest)
         if row.generation != grant.refresh_generation and (
             row.rotated_at is None or now - row.rotated_at > REFRESH_GRACE
         ):
@@ -538,12 +550,7 @@ class RefreshGrant(_OnServer, RefreshTokenGrant):  # type: ignore[misc]
         return PresentedRefreshToken(row, grant)
 
     def authenticate_user(self, refresh_token: PresentedRefreshToken) -> Subject | None:
-        grant = refresh_token.grant
-        citizen = self.context.session.get(Citizen, grant.citizen_id)
-        if citizen is None or citizen.status != "active":
-            return None
-        client: AgencyClient = self.request.client
-        return Subject(client.subject_for(citizen.id, self.context.pairwise_secret), grant, citizen)
+        return subject_of(self.context, self.request.client, refresh_token.grant)
 
     def revoke_old_credential(self, refresh_token: PresentedRefreshToken) -> None:
         if refresh_token.row.rotated_at is None:

@@ -19,14 +19,11 @@ from joserfc.errors import JoseError
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from digital_id.accounts.models import CitizenAccount
+from digital_id.accounts import standing
 from digital_id.clients.models import Client
-from digital_id.consent import service as consent_service
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.jwt_policy import check_jwt
 from digital_id.oidc.models import AuthorizationGrant, RefreshToken, RevokedAccessToken
-from digital_id.registry.models import Citizen
-from digital_id.sessions.models import BrowserSession
 
 ACCESS_TOKEN_ALGORITHM = "RS256"  # noqa: S105 (an algorithm name)
 # The jti prefix of an access token that no citizen stands behind (client credentials).
@@ -95,33 +92,23 @@ class PresentedToken:
         return not self.live
 
 
-def grant_problem(session: Session, grant: AuthorizationGrant) -> str | None:
-    """Why a grant no longer stands (for logs), or None while it does."""
+def grant_problem(session: Session, grant: AuthorizationGrant, now: datetime) -> str | None:
+    """Why a grant no longer stands (for logs), or None while it does: not revoked, and the
+    one rule (``accounts.standing``) lets its citizen receive its agency's tokens. Online
+    access lives with the browser session it came from; offline access outlives it."""
     if grant.revoked_at is not None:
         return "the grant is revoked"
     client = session.get(Client, grant.client_id)
-    if client is None or not client.enabled:
-        return "the client is unknown or disabled"
-    if not _citizen_can_log_in(session, grant.citizen_id):
-        return "the citizen can no longer log in (deceased, blocked or gone)"
-    if grant.session_id is not None and grant.offline_until is None:
-        # Online access lives with the browser session; offline access outlives it.
-        browser_session = session.get(BrowserSession, grant.session_id)
-        if browser_session is None or browser_session.ended_at is not None:
-            return "the session has ended"
-    if consent_service.current(session, citizen_id=grant.citizen_id, client_pk=client.id) is None:
-        return "the consent was withdrawn"
-    return None
-
-
-def _citizen_can_log_in(session: Session, citizen_id: int) -> bool:
-    citizen = session.get(Citizen, citizen_id)
-    if citizen is None or citizen.status != "active":
-        return False
-    blocked = session.scalar(
-        select(CitizenAccount.blocked_at).where(CitizenAccount.citizen_id == citizen_id)
+    if client is None:
+        return "the client is unknown"
+    refused = standing.refusal(
+        session,
+        grant.citizen_id,
+        now=now,
+        agency=client,
+        bound_session_id=grant.session_id if grant.offline_until is None else None,
     )
-    return blocked is None
+    return None if refused is None else f"refused: {refused}"
 
 
 def grant_of(session: Session, claims: dict[str, Any]) -> AuthorizationGrant | None:
@@ -167,7 +154,7 @@ def _access_token(
     grant = grant_of(session, claims)
     if grant is None or grant.client_id != client.id:
         return None
-    live = grant_problem(session, grant) is None
+    live = grant_problem(session, grant, now) is None
     return PresentedToken("access_token", client, grant, claims, expires_at, live, now)
 
 
@@ -180,6 +167,6 @@ def _refresh_token(session: Session, token: str, now: datetime) -> PresentedToke
     grant = session.get_one(AuthorizationGrant, row.grant_id)
     client = session.get_one(Client, grant.client_id)
     ends = min(row.idle_until, grant.offline_until) if grant.offline_until else row.idle_until
-    live = grant_problem(session, grant) is None and row.generation == grant.refresh_generation
+    live = grant_problem(session, grant, now) is None and row.generation == grant.refresh_generation
     claims = {"scope": grant.scope, "client_id": client.client_id, "sub": None}
     return PresentedToken("refresh_token", client, grant, claims, ends, live, now)

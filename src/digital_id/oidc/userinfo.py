@@ -103,7 +103,7 @@ def userinfo(
     # answered from the session (which holds rows only while something refers to them).
     client = session.get(Client, grant.client_id)
     citizen = session.get(Citizen, grant.citizen_id)
-    problem = grant_problem(session, grant)
+    problem = grant_problem(session, grant, now)
     if problem is not None:
         raise InvalidAccessTokenError(problem)
     # grant_problem checked both

@@ -36,6 +36,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
 from digital_id.db.types import UtcDateTime, utc_now
@@ -234,11 +235,22 @@ class RejectReport:
 class CitizenImporter:
     """Upserts validated records by NIK, one transaction per batch."""
 
-    def __init__(self, engine: Engine, *, batch_size: int = 20_000) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        batch_size: int = 20_000,
+        on_withdrawn: Callable[[Session, list[int]], None] | None = None,
+    ) -> None:
+        """``on_withdrawn`` is called inside each batch's transaction with the ids of citizens
+        the batch changed to a status other than active (deceased, blocked): whatever must
+        happen to them then (their sessions ended, agencies told) commits with the change
+        or not at all."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.engine = engine
         self.batch_size = batch_size
+        self.on_withdrawn = on_withdrawn
         citizens = CITIZENS
         self._staging = Table(
             "citizen_import",
@@ -248,7 +260,7 @@ class CitizenImporter:
         )
         self._upsert = self._build_upsert()
 
-    def _build_upsert(self) -> ReturningInsert[tuple[int]]:
+    def _build_upsert(self) -> ReturningInsert[int, int, str]:
         citizens = CITIZENS
         dialect_insert = (
             postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
@@ -278,7 +290,7 @@ class CitizenImporter:
         )
         # The rows written come back: version 1 was inserted, a higher one updated; rows
         # left out were unchanged. (Driver rowcounts for INSERT ... SELECT are unreliable.)
-        return upsert.returning(citizens.c.record_version)
+        return upsert.returning(citizens.c.id, citizens.c.record_version, citizens.c.status)
 
     def run(
         self,
@@ -371,7 +383,13 @@ class CitizenImporter:
         now: datetime = utc_now()
         with connection.begin():
             self._fill_staging(connection, batch)
-            versions = connection.execute(self._upsert, {"now": now}).scalars().all()
+            written = connection.execute(self._upsert, {"now": now}).all()
+            withdrawn = [row[0] for row in written if row[1] > 1 and row[2] != "active"]
+            if withdrawn and self.on_withdrawn is not None:
+                with Session(bind=connection) as session:
+                    self.on_withdrawn(session, withdrawn)
+                    session.commit()  # within the batch's transaction, which commits it
+        versions = [row[1] for row in written]
         inserted = versions.count(1)
         summary.inserted += inserted
         summary.updated += len(versions) - inserted

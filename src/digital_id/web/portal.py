@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import service as accounts
+from digital_id.accounts import standing
 from digital_id.accounts.pins import InvalidPinError
 from digital_id.audit import trail
 from digital_id.audit.models import AuditEvent
@@ -60,9 +61,14 @@ _TO_PORTAL: apidoc.Responses = {
 
 
 def _citizen_session(request: Request, db: Session, app: Services) -> BrowserSession | None:
-    return sessions.resume(
-        db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=utc_now()
+    """The browser's live session, if the one rule still lets its citizen in."""
+    now = utc_now()
+    browser_session = sessions.resume(
+        db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
     )
+    if browser_session is None or standing.refusal(db, browser_session.citizen_id, now=now):
+        return None
+    return browser_session
 
 
 @router.get(

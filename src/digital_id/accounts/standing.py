@@ -1,0 +1,104 @@
+"""May this citizen authenticate, or receive tokens, now? The one rule every path asks.
+
+PIN login, reuse of a single sign-on session, the step-up to a second factor, ``prompt=none``,
+the portal, code redemption, refresh, introspection and UserInfo all call ``refusal``, so a
+citizen who is blocked, deceased, locked or not activated, an agency that was disabled or a
+consent that was withdrawn stops every one of them at once. A second copy of this rule, with
+one check fewer, is how a blocked citizen kept receiving tokens (issue 13).
+
+The answer is a reason for the audit trail and the logs, never for the citizen or the agency:
+pages show one generic failure, and the token endpoints one ``invalid_grant`` or
+``invalid_token``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digital_id.accounts.models import CitizenAccount
+from digital_id.clients.models import Client
+from digital_id.consent import service as consent_service
+from digital_id.registry.models import Citizen
+from digital_id.sessions.models import BrowserSession
+
+
+class Refusal(StrEnum):
+    """Why a citizen may not authenticate or receive tokens now."""
+
+    UNKNOWN = "unknown"  # no such citizen in the register
+    DECEASED = "deceased"  # the register says so
+    REGISTER_BLOCKED = "register_blocked"  # the register's own status
+    OPERATOR_BLOCKED = "operator_blocked"  # `digital-id citizens block`
+    NOT_ACTIVATED = "not_activated"  # no PIN set yet
+    LOCKED = "locked"  # too many failed PINs or one-time codes, for now
+    AGENCY_DISABLED = "agency_disabled"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    SESSION_ENDED = "session_ended"  # the browser session online access was bound to
+
+
+_REGISTER_REFUSALS = {"deceased": Refusal.DECEASED, "blocked": Refusal.REGISTER_BLOCKED}
+
+
+def refusal(
+    session: Session,
+    citizen_id: int,
+    *,
+    now: datetime,
+    agency: Client | None = None,
+    bound_session_id: int | None = None,
+) -> Refusal | None:
+    """None when the citizen may authenticate (and, given ``agency``, receive its tokens) now;
+    otherwise why not.
+
+    ``agency``: tokens are for this agency, so it must be enabled and the citizen's consent
+    to it must stand. ``bound_session_id``: the browser session that online access lives
+    with (offline access passes None), which must not have ended."""
+    return (
+        _citizen_refusal(session, citizen_id, now=now)
+        or (_agency_refusal(session, citizen_id, agency) if agency is not None else None)
+        or (_session_refusal(session, bound_session_id) if bound_session_id is not None else None)
+    )
+
+
+def _citizen_refusal(session: Session, citizen_id: int, *, now: datetime) -> Refusal | None:
+    row = session.execute(
+        select(
+            Citizen.status,
+            CitizenAccount.pin_hash.is_not(None),
+            CitizenAccount.blocked_at,
+            CitizenAccount.locked_until,
+        )
+        .outerjoin(CitizenAccount, CitizenAccount.citizen_id == Citizen.id)
+        .where(Citizen.id == citizen_id)
+    ).one_or_none()
+    if row is None:
+        return Refusal.UNKNOWN
+    status, activated, blocked_at, locked_until = row
+    if status != "active":
+        return _REGISTER_REFUSALS.get(status, Refusal.REGISTER_BLOCKED)
+    if blocked_at is not None:
+        return Refusal.OPERATOR_BLOCKED
+    if not activated:
+        return Refusal.NOT_ACTIVATED
+    if locked_until is not None and now < locked_until:
+        return Refusal.LOCKED
+    return None
+
+
+def _agency_refusal(session: Session, citizen_id: int, agency: Client) -> Refusal | None:
+    if not agency.enabled:
+        return Refusal.AGENCY_DISABLED
+    if consent_service.current(session, citizen_id=citizen_id, client_pk=agency.id) is None:
+        return Refusal.CONSENT_WITHDRAWN
+    return None
+
+
+def _session_refusal(session: Session, browser_session_id: int) -> Refusal | None:
+    ended = session.scalar(
+        select(BrowserSession.ended_at.is_not(None)).where(BrowserSession.id == browser_session_id)
+    )
+    return Refusal.SESSION_ENDED if ended is None or ended else None
