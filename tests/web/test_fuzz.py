@@ -41,6 +41,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy.orm import Session
 
+from digital_id.accounts import service as accounts
 from digital_id.db.types import utc_now
 from digital_id.oidc.assurance import LOA_LOW, METHODS
 from digital_id.registry import service as registry
@@ -59,6 +60,10 @@ EXAMPLES = {
 SEED = 20261128
 # A request to these with the real session and CSRF token ends the session; a new one follows.
 SESSION_ENDING = ("/logout", "/account/sessions/end")
+# These check the session citizen's PIN or code: generated ones fail, and enough failures lock
+# the citizen, whose session then counts for nothing (accounts.standing). The operator's unlock
+# follows each, so the rest of the run still has a logged-in browser.
+CREDENTIAL_CHECKING = ("/account/pin", "/account/otp", "/account/otp/enrol", "/account/otp/remove")
 # Only checks of the response against the document. Not `negative_data_rejection` or
 # `positive_data_acceptance`: whether a form is acceptable depends on server state the
 # document cannot express (a registered client, this browser's CSRF token, the citizen's
@@ -156,6 +161,10 @@ class Credentials:
     def __init__(self, provider: Any) -> None:
         self.provider = provider
         self.citizen = provider.citizen()
+        # The forms carry another real citizen's NIK: the generated PINs lock that one, and a
+        # locked citizen's session is no session (accounts.standing), which would leave the
+        # rest of the run without a logged-in browser.
+        self.other_citizen = provider.citizen()
         self.agency = provider.agency()
         tokens = provider.tokens_for(self.agency, self.citizen["nik"])
         self.access_token = tokens["access_token"]
@@ -179,7 +188,7 @@ class Credentials:
         self.known = {
             **request,
             "csrf_token": self.csrf,
-            "nik": self.citizen["nik"],
+            "nik": self.other_citizen["nik"],
             "authorization_request": urlencode(request),
         }
 
@@ -218,10 +227,13 @@ class Credentials:
                     setattr(case, location, container)
             if path in SESSION_ENDING:
                 self._renew_session()
+            if path in CREDENTIAL_CHECKING:
+                with Session(self.provider.engine) as session, session.begin():
+                    accounts.unlock(session, self.citizen["nik"])
 
     def _renew_session(self) -> None:
-        """A fresh session for the same browser (its CSRF token stays valid), made directly:
-        the fuzzing may well have locked the PIN by now."""
+        """A fresh session for the same browser (its CSRF token stays valid), made directly,
+        as a login would leave it."""
         with Session(self.provider.engine) as session, session.begin():
             citizen = registry.find_by_nik(session, self.citizen["nik"])
             assert citizen is not None
