@@ -13,13 +13,21 @@ import typer
 from sqlalchemy.orm import Session
 
 from digital_id.audit import trail
-from digital_id.cli.common import EXIT_FAILED, EXIT_USAGE, console, fail, migrated_engine
+from digital_id.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    JsonOption,
+    console,
+    fail,
+    migrated_engine,
+    print_json,
+)
 
 app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 
 
 @app.command()
-def verify(ctx: typer.Context) -> None:
+def verify(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Walk the hash chain: the count and head hash, or the first broken link (exit 1)."""
     engine = migrated_engine(ctx)
     try:
@@ -27,6 +35,19 @@ def verify(ctx: typer.Context) -> None:
             result = trail.verify(session)
     finally:
         engine.dispose()
+    if as_json:
+        print_json(
+            {
+                "intact": result.intact,
+                "count": result.count,
+                "head": result.head,
+                "broken_at": result.broken_at,
+                "problem": result.problem,
+            }
+        )
+        if not result.intact:
+            raise typer.Exit(EXIT_FAILED)
+        return
     if not result.intact:
         fail(
             f"the audit chain is broken at event {result.broken_at}: {result.problem} "

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import service
@@ -15,10 +14,14 @@ from digital_id.accounts.pins import InvalidPinError
 from digital_id.cli import common
 from digital_id.cli.common import (
     EXIT_USAGE,
+    JsonOption,
     console,
     fail,
+    iso,
     migrated_engine,
     pin_hasher,
+    print_json,
+    print_record,
     settings_of,
 )
 from digital_id.consent import service as consent_service
@@ -71,7 +74,7 @@ NikArgument = Annotated[str, typer.Argument(help="The citizen's NIK.")]
 
 
 @app.command()
-def show(ctx: typer.Context, nik: NikArgument) -> None:
+def show(ctx: typer.Context, nik: NikArgument, as_json: JsonOption = False) -> None:
     """Status, activation, lockout, second factor and the agencies with access."""
     engine = migrated_engine(ctx)
     try:
@@ -82,22 +85,45 @@ def show(ctx: typer.Context, nik: NikArgument) -> None:
         fail(f"NIK {mask_nik(nik)}: {exc}")
     finally:
         engine.dispose()
-    table = Table(title=f"Citizen {mask_nik(nik)}", show_header=False)
-    table.add_row("register status", account.citizen.status)
-    table.add_row("activated", _when(account.activated_at))
-    table.add_row("activation code pending", "yes" if account.activation_pending else "no")
-    table.add_row("failed attempts", str(account.failed_attempts))
-    table.add_row("locked until", _when(account.locked_until))
-    table.add_row("second factor (TOTP)", _when(account.totp_enrolled_at))
-    table.add_row("blocked", _when(account.blocked_at))
-    table.add_row(
-        "agencies with access",
-        "\n".join(
-            f"{name} ({client_id}): {', '.join(claims)}" for client_id, name, claims in agencies
+    if as_json:
+        # The NIK stays masked as on screen; no PIN hash, code hash or TOTP secret is shown.
+        print_json(
+            {
+                "nik": mask_nik(nik),
+                "register_status": account.citizen.status,
+                "activated_at": iso(account.activated_at),
+                "activation_pending": account.activation_pending,
+                "failed_attempts": account.failed_attempts,
+                "locked_until": iso(account.locked_until),
+                "totp_enrolled_at": iso(account.totp_enrolled_at),
+                "blocked_at": iso(account.blocked_at),
+                "agencies_with_access": [
+                    {"client_id": client_id, "client_name": name, "claims": list(claims)}
+                    for client_id, name, claims in agencies
+                ],
+            }
         )
-        or "none",
+        return
+    print_record(
+        [
+            ("register status", account.citizen.status),
+            ("activated", _when(account.activated_at)),
+            ("activation code pending", "yes" if account.activation_pending else "no"),
+            ("failed attempts", str(account.failed_attempts)),
+            ("locked until", _when(account.locked_until)),
+            ("second factor (TOTP)", _when(account.totp_enrolled_at)),
+            ("blocked", _when(account.blocked_at)),
+            (
+                "agencies with access",
+                "\n".join(
+                    f"{name} ({client_id}): {', '.join(claims)}"
+                    for client_id, name, claims in agencies
+                )
+                or "none",
+            ),
+        ],
+        title=f"Citizen {mask_nik(nik)}",
     )
-    console.print(table)
 
 
 @app.command()

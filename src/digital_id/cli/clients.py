@@ -9,10 +9,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Column, Table
 from sqlalchemy.orm import Session
 
-from digital_id.cli.common import EXIT_USAGE, console, fail, key_store, migrated_engine, settings_of
+from digital_id.cli.common import (
+    EXIT_USAGE,
+    JsonOption,
+    console,
+    fail,
+    iso,
+    key_store,
+    migrated_engine,
+    print_json,
+    print_table,
+    settings_of,
+)
 from digital_id.clients import service
 from digital_id.clients.metadata import InvalidClientMetadataError
 from digital_id.keys import KeyState, KeyStoreError
@@ -46,39 +56,52 @@ def add(ctx: typer.Context, file: RegistrationFile) -> None:
 
 
 @app.command("list")
-def list_(ctx: typer.Context) -> None:
-    """Show every registered client."""
+def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show every registered client (client_ids in full)."""
     with _session(ctx) as session:
         clients = service.all_clients(session)
-        table = Table(
-            Column("client_id", no_wrap=True),
-            "name",
-            "auth method",
-            "grant types",
-            "enabled",
-            "created",
-        )
-        for client in clients:
-            table.add_row(
-                client.client_id,
-                client.client_name,
-                client.registration["token_endpoint_auth_method"],
-                " ".join(client.registration["grant_types"]),
-                "yes" if client.enabled else "no",
-                client.created_at.strftime("%Y-%m-%d %H:%M"),
+        summaries = [
+            {
+                "client_id": client.client_id,
+                "client_name": client.client_name,
+                "token_endpoint_auth_method": client.registration["token_endpoint_auth_method"],
+                "grant_types": list(client.registration["grant_types"]),
+                "enabled": client.enabled,
+                "created_at": iso(client.created_at),
+            }
+            for client in clients
+        ]
+        created = [client.created_at.strftime("%Y-%m-%d %H:%M") for client in clients]
+    if as_json:
+        print_json(summaries)
+        return
+    print_table(
+        ("client_id", "name", "auth method", "grant types", "enabled", "created"),
+        [
+            (
+                summary["client_id"],
+                summary["client_name"],
+                summary["token_endpoint_auth_method"],
+                " ".join(summary["grant_types"]),
+                "yes" if summary["enabled"] else "no",
+                when,
             )
-    console.print(
-        table
-        if clients
-        else "No clients registered; add one with `digital-id clients add --file REG.json`."
+            for summary, when in zip(summaries, created, strict=True)
+        ],
+        identifiers={"client_id"},
+        empty="No clients registered; add one with `digital-id clients add --file REG.json`.",
     )
 
 
 @app.command()
-def show(ctx: typer.Context, client_id: ClientIdArgument) -> None:
-    """Print one client's registration as JSON (never its secret)."""
+def show(ctx: typer.Context, client_id: ClientIdArgument, as_json: JsonOption = False) -> None:
+    """Print one client's registration as JSON (never its secret); --json leaves out colour."""
     with _session(ctx) as session:
-        _print_document(service.registration_document(service.get(session, client_id)))
+        document = service.registration_document(service.get(session, client_id))
+    if as_json:
+        print_json(document)
+    else:
+        _print_document(document)
 
 
 @app.command()

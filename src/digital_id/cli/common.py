@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+import json
+import sys
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Column, Table
+from rich.text import Text
 from sqlalchemy import Engine
 
 from digital_id.accounts.pins import PinHasher
@@ -26,6 +33,72 @@ EXIT_USAGE = 2
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print JSON for scripts (the same keys every release) instead."),
+]
+
+
+def print_json(document: Any) -> None:
+    """Output for scripts: plain JSON on stdout, never wrapped, cut or coloured, whatever the
+    terminal. Callers pass only what an operator may see; secrets and PIN hashes never."""
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A moment as JSON output writes it: ISO 8601 in UTC, or null."""
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def print_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    identifiers: Collection[str] = (),
+    empty: str,
+) -> None:
+    """Rows for a person at a terminal. Columns named in ``identifiers`` (kids, client_ids)
+    are never cut or wrapped, because an operator copies them into the next command: the rows
+    are a table when it fits the terminal that way, otherwise one block of lines per row."""
+    if not rows:
+        console.print(empty, highlight=False)
+        return
+    columns = [
+        Column(header, no_wrap=True, min_width=max(len(row[index]) for row in rows))
+        if header in identifiers
+        else Column(header)
+        for index, header in enumerate(headers)
+    ]
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    # The narrowest the table can be with every word whole: rich would squeeze it further,
+    # to one character per column, rather than let it pass the terminal's width.
+    unbounded = console.options.update_width(10**6)
+    if Measurement.get(console, unbounded, table).minimum <= console.width:
+        console.print(table)
+        return
+    for number, row in enumerate(rows):
+        if number:
+            console.print()
+        print_record(list(zip(headers, row, strict=True)))
+
+
+def print_record(fields: Sequence[tuple[str, str]], *, title: str | None = None) -> None:
+    """One thing's fields as ``label  value`` lines. Nothing is cut: a value longer than the
+    terminal is left for the terminal to wrap (the console writes soft-wrapped lines), so
+    copying it gives it whole."""
+    if title is not None:
+        console.print(Text(title, style="bold"))
+    width = max(len(label) for label, _ in fields)
+    for label, value in fields:
+        lines = value.split("\n")
+        console.print(Text(f"{label:<{width}}  ", style="bold") + Text(lines[0]))
+        for line in lines[1:]:
+            console.print(Text(" " * (width + 2) + line))
 
 
 def load_cli_settings() -> Settings:

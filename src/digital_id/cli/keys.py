@@ -6,13 +6,23 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from digital_id.app import REQUIRED_ALGORITHM
 from digital_id.audit import trail
-from digital_id.cli.common import EXIT_USAGE, console, errors, fail, key_store, settings_of
+from digital_id.cli.common import (
+    EXIT_USAGE,
+    JsonOption,
+    console,
+    errors,
+    fail,
+    iso,
+    key_store,
+    print_json,
+    print_table,
+    settings_of,
+)
 from digital_id.db.engine import create_engine_for
 from digital_id.db.migrate import SchemaNotCurrentError, ensure_current
 from digital_id.keys import ALGORITHMS, KeyStoreError
@@ -22,30 +32,57 @@ app = typer.Typer(
     help="Signing keys: generate, rotate, retire, prune, revoke.", no_args_is_help=True
 )
 
+# A kid is base64url, so it may begin with "-": such a kid goes after "--", which ends options.
+KidArgument = Annotated[
+    str,
+    typer.Argument(
+        help="The key's kid, in full (`keys list`). One that begins with '-' goes after '--': "
+        "`digital-id keys revoke --yes -- -AbC...`."
+    ),
+]
 AlgorithmOption = Annotated[str, typer.Option("--alg", help=f"One of {', '.join(ALGORITHMS)}.")]
 
 
 @app.command("list")
-def list_(ctx: typer.Context) -> None:
-    """Show every key in the store with its state and timestamps."""
+def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show every key in the store with its state and timestamps (kids in full)."""
     settings = settings_of(ctx)
     try:
-        records = key_store(ctx).records()
+        records = sorted(key_store(ctx).records(), key=lambda r: (r.alg, r.created_at))
     except KeyStoreError as exc:
         fail(str(exc))
-    table = Table("kid", "alg", "state", "created", "activated", "retired", "removable after")
-    for record in sorted(records, key=lambda r: (r.alg, r.created_at)):
-        table.add_row(
-            record.kid,
-            record.alg,
-            record.state.value,
-            _when(record.created_at),
-            _when(record.activated_at),
-            _when(record.retired_at),
-            _when(record.removable_after(settings.key_grace_period)),
+    if as_json:
+        print_json(
+            [
+                {
+                    "kid": record.kid,
+                    "alg": record.alg,
+                    "state": record.state.value,
+                    "created_at": iso(record.created_at),
+                    "activated_at": iso(record.activated_at),
+                    "retired_at": iso(record.retired_at),
+                    "removable_after": iso(record.removable_after(settings.key_grace_period)),
+                }
+                for record in records
+            ]
         )
-    console.print(
-        table if records else "The key store is empty; run `digital-id keys generate --alg RS256`."
+        return
+    print_table(
+        ("kid", "alg", "state", "created", "activated", "retired", "removable after"),
+        [
+            (
+                record.kid,
+                record.alg,
+                record.state.value,
+                _when(record.created_at),
+                _when(record.activated_at),
+                _when(record.retired_at),
+                _when(record.removable_after(settings.key_grace_period)),
+            )
+            for record in records
+        ],
+        identifiers={"kid"},
+        empty="The key store is empty; run `digital-id keys generate --alg RS256`.",
     )
 
 
@@ -139,7 +176,7 @@ def rotate(
 
 
 @app.command()
-def retire(ctx: typer.Context, kid: Annotated[str, typer.Argument(help="The key's kid.")]) -> None:
+def retire(ctx: typer.Context, kid: KidArgument) -> None:
     """Retire a next key (an active key retires by `rotate`)."""
     try:
         record = key_store(ctx).retire(kid)
@@ -170,7 +207,7 @@ def prune(ctx: typer.Context) -> None:
 @app.command()
 def revoke(
     ctx: typer.Context,
-    kid: Annotated[str, typer.Argument(help="The key's kid.")],
+    kid: KidArgument,
     yes: Annotated[
         bool, typer.Option("--yes", help="Confirm: tokens it signed stop verifying now.")
     ] = False,

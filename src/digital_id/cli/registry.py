@@ -17,10 +17,14 @@ from sqlalchemy.orm import Session
 
 from digital_id.cli.common import (
     EXIT_USAGE,
+    JsonOption,
     console,
     fail,
+    iso,
     migrated_engine,
     pairwise_secret,
+    print_json,
+    print_record,
     settings_of,
 )
 from digital_id.db.types import utc_now
@@ -147,7 +151,11 @@ def generate(
 
 
 @app.command()
-def show(ctx: typer.Context, nik: Annotated[str, typer.Argument(help="The 16-digit NIK.")]) -> None:
+def show(
+    ctx: typer.Context,
+    nik: Annotated[str, typer.Argument(help="The 16-digit NIK.")],
+    as_json: JsonOption = False,
+) -> None:
     """Print one citizen's record."""
     try:
         parse_nik(nik, allow_unknown_region=True)
@@ -162,38 +170,62 @@ def show(ctx: typer.Context, nik: Annotated[str, typer.Argument(help="The 16-dig
     if citizen is None:
         fail(f"no citizen with NIK {mask_nik(nik)} in the register")
     address = load_regions().resolve(citizen.district_code)
-    table = Table(show_header=False, box=None)
-    table.add_column(style="bold")
-    table.add_column()
-    rows = [
-        ("NIK", citizen.nik),
-        ("KK number", citizen.kk_number),
-        ("Name", citizen.full_name),
-        ("Born", f"{citizen.birth_place}, {citizen.birth_date:%d-%m-%Y}"),
-        ("Sex", citizen.sex),
-        ("Blood type", citizen.blood_type),
-        ("Religion", citizen.religion),
-        ("Marital status", citizen.marital_status),
-        ("Occupation", citizen.occupation),
-        ("Nationality", citizen.nationality),
-        ("Street", citizen.street),
-        ("RT/RW", f"{citizen.rt}/{citizen.rw}"),
-        ("Village", citizen.village),
-        (
-            "District",
-            f"{citizen.district_code} {address.district.name}"
-            if address
-            else f"{citizen.district_code} (not in the region table)",
-        ),
-        ("Regency", address.regency.name if address else "-"),
-        ("Province", address.province.name if address else "-"),
-        ("Status", citizen.status),
-        ("Record version", str(citizen.record_version)),
-        ("Updated", citizen.updated_at.isoformat(timespec="seconds")),
-    ]
-    for label, value in rows:
-        table.add_row(label, value)
-    console.print(table)
+    if as_json:
+        print_json(
+            {
+                "nik": citizen.nik,
+                "kk_number": citizen.kk_number,
+                "full_name": citizen.full_name,
+                "birth_place": citizen.birth_place,
+                "birth_date": citizen.birth_date.isoformat(),
+                "sex": citizen.sex,
+                "blood_type": citizen.blood_type,
+                "religion": citizen.religion,
+                "marital_status": citizen.marital_status,
+                "occupation": citizen.occupation,
+                "nationality": citizen.nationality,
+                "street": citizen.street,
+                "rt": citizen.rt,
+                "rw": citizen.rw,
+                "village": citizen.village,
+                "district_code": citizen.district_code,
+                "district": address.district.name if address else None,
+                "regency": address.regency.name if address else None,
+                "province": address.province.name if address else None,
+                "status": citizen.status,
+                "record_version": citizen.record_version,
+                "updated_at": iso(citizen.updated_at),
+            }
+        )
+        return
+    print_record(
+        [
+            ("NIK", citizen.nik),
+            ("KK number", citizen.kk_number),
+            ("Name", citizen.full_name),
+            ("Born", f"{citizen.birth_place}, {citizen.birth_date:%d-%m-%Y}"),
+            ("Sex", citizen.sex),
+            ("Blood type", citizen.blood_type),
+            ("Religion", citizen.religion),
+            ("Marital status", citizen.marital_status),
+            ("Occupation", citizen.occupation),
+            ("Nationality", citizen.nationality),
+            ("Street", citizen.street),
+            ("RT/RW", f"{citizen.rt}/{citizen.rw}"),
+            ("Village", citizen.village),
+            (
+                "District",
+                f"{citizen.district_code} {address.district.name}"
+                if address
+                else f"{citizen.district_code} (not in the region table)",
+            ),
+            ("Regency", address.regency.name if address else "-"),
+            ("Province", address.province.name if address else "-"),
+            ("Status", citizen.status),
+            ("Record version", str(citizen.record_version)),
+            ("Updated", citizen.updated_at.isoformat(timespec="seconds")),
+        ]
+    )
 
 
 def _print_summary(summary: ImportSummary, elapsed: float, report: RejectReport) -> None:

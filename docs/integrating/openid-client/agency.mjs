@@ -1,0 +1,111 @@
+// Log in with Digital ID from Node.js: openid-client 6 (npm install openid-client@6), the
+// authorization code flow with PKCE S256, state and nonce, client_secret_basic, then UserInfo.
+//
+// A whole agency app in one file, on node:http so nothing else is needed. Configuration from
+// the environment:
+//   DIGITAL_ID_ISSUER     the issuer, e.g. https://id.example.go.id
+//   AGENCY_CLIENT_ID      the client_id `digital-id clients add` printed
+//   AGENCY_CLIENT_SECRET  its client_secret (registered with client_secret_basic, the default)
+//   AGENCY_REDIRECT_URI   exactly as registered, e.g. https://pajak.example.go.id/callback
+//   PORT                  where this app listens (default 3000)
+// Run: node agency.mjs, then open http://localhost:3000/ (or your host) in a browser.
+import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:http'
+import * as client from 'openid-client'
+
+const issuer = new URL(process.env.DIGITAL_ID_ISSUER)
+const redirectUri = new URL(process.env.AGENCY_REDIRECT_URI)
+const scope = 'openid profile'
+
+// openid-client refuses plain http, as it should. Allow it only for a provider on this
+// machine (a local development server); a real issuer is always https.
+const local = ['localhost', '127.0.0.1', '[::1]'].includes(issuer.hostname)
+const options = issuer.protocol === 'http:' && local ? { execute: [client.allowInsecureRequests] } : {}
+
+// Discovery reads {issuer}/.well-known/openid-configuration and checks its issuer is ours.
+const config = await client.discovery(
+  issuer,
+  process.env.AGENCY_CLIENT_ID,
+  undefined,
+  client.ClientSecretBasic(process.env.AGENCY_CLIENT_SECRET),
+  options,
+)
+
+// Logins under way, by a random id kept in the browser's cookie. One process only: an app
+// with several would keep these in its session store.
+const pending = new Map()
+
+async function start(response) {
+  const login = {
+    verifier: client.randomPKCECodeVerifier(),
+    state: client.randomState(),
+    nonce: client.randomNonce(),
+  }
+  const id = randomBytes(24).toString('base64url')
+  pending.set(id, login)
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri.href,
+    scope,
+    code_challenge: await client.calculatePKCECodeChallenge(login.verifier),
+    code_challenge_method: 'S256', // Digital ID refuses a request without it
+    state: login.state,
+    nonce: login.nonce,
+  })
+  const secure = redirectUri.protocol === 'https:' ? '; Secure' : ''
+  response.writeHead(302, {
+    Location: url.href,
+    'Set-Cookie': `agency_login=${id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600${secure}`,
+  })
+  response.end()
+}
+
+async function finish(request, response) {
+  const id = /(?:^|;\s*)agency_login=([^;]+)/.exec(request.headers.cookie ?? '')?.[1]
+  const login = id && pending.get(id)
+  pending.delete(id)
+  if (!login) return send(response, 400, { error: 'no login under way in this browser' })
+  const current = new URL(request.url, redirectUri)
+  try {
+    // Checks state, iss (RFC 9207), the code exchange with the PKCE verifier, and the ID
+    // token: signature against the provider's JWKS, iss, aud, exp, nonce.
+    const tokens = await client.authorizationCodeGrant(config, current, {
+      pkceCodeVerifier: login.verifier,
+      expectedState: login.state,
+      expectedNonce: login.nonce,
+      idTokenExpected: true,
+    })
+    const idToken = tokens.claims()
+    const userinfo = await client.fetchUserInfo(config, tokens.access_token, idToken.sub)
+    // Here your app starts its own session for idToken.sub (pairwise; never the NIK).
+    send(response, 200, { sub: idToken.sub, acr: idToken.acr, userinfo })
+  } catch (error) {
+    // The citizen pressed Deny (access_denied), or the answer failed a check. Say so plainly;
+    // the details go to your log, not to the citizen.
+    console.error(error)
+    const denied = error instanceof client.AuthorizationResponseError
+    send(response, denied ? 403 : 502, {
+      error: denied ? error.error : 'login_failed',
+      message: 'Sign-in with Digital ID was not completed.',
+    })
+  }
+}
+
+function send(response, status, body) {
+  response.writeHead(status, { 'Content-Type': 'application/json' })
+  response.end(JSON.stringify(body))
+}
+
+const server = createServer((request, response) => {
+  const path = new URL(request.url, redirectUri).pathname
+  const handled =
+    path === '/' ? start(response)
+    : path === redirectUri.pathname ? finish(request, response)
+    : Promise.resolve(send(response, 404, { error: 'not_found' }))
+  handled.catch((error) => {
+    console.error(error)
+    send(response, 500, { error: 'server_error' })
+  })
+})
+server.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
+  console.log(`agency listening on ${server.address().port}`)
+})

@@ -1,0 +1,111 @@
+"""docs/integrating/openid-client/agency.mjs: the recipe, run by node with openid-client 6 from
+npm (tests/interop/node, installed by ``npm ci``), against the provider on a real port; a
+citizen's browser logs in through it, and presses Deny."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.interop.conftest import RECIPES, Browser, require, which
+from tests.web.conftest import Provider, free_port
+
+NODE_PROJECT = Path(__file__).resolve().parent / "node"
+RECIPE = RECIPES / "openid-client" / "agency.mjs"
+
+
+@pytest.fixture
+def node() -> str:
+    binary = which("node")
+    require(binary is not None, "node is not installed (apt-get install -y nodejs)")
+    require(
+        (NODE_PROJECT / "node_modules" / "openid-client").is_dir(),
+        f"openid-client is not installed (cd {NODE_PROJECT} && npm ci)",
+    )
+    assert binary is not None
+    return binary
+
+
+@contextmanager
+def agency_app(
+    node: str, provider: Provider, issuer: str, tmp_path: Path
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """The recipe, unchanged, beside the installed openid-client, serving on a port."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    agency = provider.agency(
+        "client_secret_basic", redirect_uris=[f"{url}/callback"], scope="openid profile"
+    )
+    app = tmp_path / "agency"
+    app.mkdir()
+    (app / "agency.mjs").write_text(RECIPE.read_text())
+    (app / "node_modules").symlink_to(NODE_PROJECT / "node_modules")
+    environment = {
+        **os.environ,
+        "DIGITAL_ID_ISSUER": issuer,
+        "AGENCY_CLIENT_ID": agency.client_id,
+        "AGENCY_CLIENT_SECRET": agency.secret or "",
+        "AGENCY_REDIRECT_URI": f"{url}/callback",
+        "PORT": str(port),
+    }
+    log = tmp_path / "agency.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [node, str(app / "agency.mjs")],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "agency listening" not in log.read_text():
+            assert process.poll() is None, f"node stopped:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"node did not start:\n{log.read_text()}"
+            time.sleep(0.1)
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_a_citizen_logs_in_through_openid_client(
+    node, provider, issuer, browser: Browser, tmp_path
+):
+    citizen = provider.citizen()
+    with agency_app(node, provider, issuer, tmp_path) as (url, _):
+        login = browser.http.get(f"{url}/")
+        assert str(login.url).startswith(f"{issuer}/authorize?")
+        assert "code_challenge_method=S256" in str(login.url)
+        consent = browser.log_in(login, citizen["nik"])
+        answer = browser.decide(consent, "approve")
+
+        assert answer.status_code == 200, (tmp_path / "agency.log").read_text()
+        assert str(answer.url).startswith(f"{url}/callback?code=")
+        result = json.loads(answer.text)
+        assert result["userinfo"]["name"] == citizen["full_name"]
+        assert result["userinfo"]["sub"] == result["sub"]
+        assert result["sub"] != citizen["nik"]
+
+
+def test_deny_reaches_the_agency_as_access_denied(
+    node, provider, issuer, browser: Browser, tmp_path
+):
+    citizen = provider.citizen()
+    with agency_app(node, provider, issuer, tmp_path) as (url, _):
+        consent = browser.log_in(browser.http.get(f"{url}/"), citizen["nik"])
+        answer = browser.decide(consent, "deny")
+
+        assert answer.status_code == 403, (tmp_path / "agency.log").read_text()
+        assert json.loads(answer.text)["error"] == "access_denied"
