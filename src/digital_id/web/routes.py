@@ -526,8 +526,7 @@ def _end_session(request: Request, db: Session, app: Services, parameters: FormP
         policy=app.session_policy,
         now=provider.context.now,
     )
-    hinted_sid = validated.id_token_claims.get("sid")
-    if current is not None and hinted_sid is not None and hinted_sid != current.sid:
+    if current is not None and validated.id_token_claims.get("sid") != current.sid:
         # The hint is from another session than this browser's: suspect (RP-Initiated
         # Logout 1.0 section 2), so ask rather than end the current one.
         return page.render("logout.html", action=_keeping_language(page, "/logout"))
