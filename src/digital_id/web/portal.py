@@ -127,6 +127,7 @@ def account(
             ).all()
         ],
         second_factor=accounts.second_factor_enrolled(db, citizen.id),
+        away=trail.while_away(db, citizen.id, logged_in_at=browser_session.created_at),
         sessions=[
             {
                 "sid": item.sid,
