@@ -19,6 +19,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digital_id import __version__
+from digital_id.accounts.browsers import BrowserCookies
 from digital_id.accounts.pins import PinHasher
 from digital_id.accounts.totp import TotpCipher
 from digital_id.clients.jwks import ClientKeyResolver
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             regions=load_regions(),
             client_keys=ClientKeyResolver(),
             totp_cipher=TotpCipher(key_store.secret("totp")),
+            browser_cookies=BrowserCookies(key_store.secret("recognised_browser")),
         )
         courier = CourierThread(
             Courier(

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     pin_argon2_time_cost: int = Field(default=OWASP_ARGON2_TIME_COST, ge=1)
     lockout_threshold: int = Field(default=5, ge=1)
     lockout_seconds: int = Field(default=900, ge=1)
+    # Each further lock doubles, up to this: a stranger typing a NIK from a KTP can keep it
+    # locked, but not for days (the citizen's recognised browsers are exempt anyway).
+    lockout_max_seconds: int = Field(default=4 * 3600, ge=1)
+    # How long a browser stays recognised after its latest successful login.
+    recognised_browser_days: int = Field(default=90, ge=1, le=400)
     activation_code_hours: int = Field(default=24, ge=1)
     # Rate limits: hits per window, counted in the database (0 turns one off). Per IP address
     # they are generous because a mobile carrier's NAT puts many citizens behind one address.

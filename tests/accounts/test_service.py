@@ -186,3 +186,12 @@ def test_parallel_failures_each_count(engine, hasher, citizens):
         thread.join()
     assert errors == []
     assert login(engine, hasher, nik).reason == "locked"
+
+
+def test_each_lock_doubles_up_to_the_longest():
+    policy = service.LockoutPolicy(
+        threshold=5, first_lock=timedelta(minutes=15), longest_lock=timedelta(hours=4)
+    )
+    durations = [policy.lock_duration(count) for count in (1, 2, 3, 4, 5, 6, 50, 10**6)]
+    assert durations[:5] == [timedelta(minutes=m) for m in (15, 30, 60, 120, 240)]
+    assert durations[5:] == [timedelta(hours=4)] * 3

@@ -122,7 +122,7 @@ def test_init_prepares_a_store_a_server_only_reads(keys_env, keys_dir):
 
     # What a server does at start-up (app.py's lifespan) finds everything and writes nothing.
     server_view = KeyStore(keys_dir, TEST_PASSPHRASE)
-    for name in ("pin_pepper", "pairwise_subject", "csrf", "totp"):
+    for name in ("pin_pepper", "pairwise_subject", "csrf", "totp", "recognised_browser"):
         assert len(server_view.secret(name)) == 32
     server_view.snapshot().signing_key("RS256")
     assert invoke("init").exit_code == 0  # and again: nothing changes

@@ -34,7 +34,7 @@ def test_a_login_flow_is_recorded_without_secrets(provider):
     ):
         assert tag in tags, tags
     failed = next(e for e in recorded if e.tag == "auth:pin:failed")
-    assert failed.details == {"reason": "wrong_pin"}
+    assert failed.details == {"reason": "wrong_pin", "recognised_browser": False}
     assert failed.subject.startswith("citizen:")
     assert failed.request_id
     released = next(e for e in recorded if e.tag == "claims:released")
@@ -53,7 +53,7 @@ def test_an_unknown_nik_is_recorded_without_it(provider):
     failed = [e for e in events(provider) if e.tag == "auth:pin:failed"]
     assert len(failed) == 1
     assert failed[0].subject is None
-    assert failed[0].details == {"reason": "unknown"}
+    assert failed[0].details == {"reason": "unknown", "recognised_browser": False}
     assert "3273052010900999" not in repr(failed[0].details)
 
 

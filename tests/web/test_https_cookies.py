@@ -28,9 +28,13 @@ def test_cookies_are_secure_when_the_issuer_is_https(https_provider):
     consent = https_provider.log_in(page, citizen["nik"])
     cookies = page.headers.get_list("set-cookie") + consent.headers.get_list("set-cookie")
     names = {cookie.split("=", 1)[0] for cookie in cookies}
-    assert {"dgid_browser", "dgid_session"} <= names
+    # __Host-: only this host may set them (no sibling host can plant a browser cookie).
+    assert {"__Host-dgid_browser", "dgid_session", "__Host-dgid_device"} <= names
     for cookie in cookies:
         attributes = cookie.lower()
         assert "; secure" in attributes
         assert "; httponly" in attributes
         assert "samesite=lax" in attributes
+        if cookie.startswith("__Host-"):
+            assert "; path=/" in attributes
+            assert "domain=" not in attributes

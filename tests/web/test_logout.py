@@ -270,3 +270,52 @@ def test_a_hint_from_an_earlier_session_does_not_end_the_current_one_unasked(pro
     assert 'name="csrf_token"' in response.text  # asked to confirm
     assert "location" not in response.headers
     assert_still_logged_in(provider, agency)
+
+
+def _asked_to_confirm(response) -> bool:
+    return (
+        response.status_code == 200
+        and 'name="csrf_token"' in response.text
+        and "location" not in response.headers
+    )
+
+
+def test_a_client_credentials_access_token_is_no_id_token_hint(provider):
+    from tests.web.test_revocation_and_introspection import client_credentials, machine_client
+
+    _, agency, _ = logged_in(provider)
+    machine = machine_client(provider, post_logout_redirect_uris=[AFTER_LOGOUT])
+    access_token = client_credentials(provider, machine, scope="pajak.read").json()["access_token"]
+    response = end_session(
+        provider, id_token_hint=access_token, post_logout_redirect_uri=AFTER_LOGOUT
+    )
+    assert _asked_to_confirm(response)
+    assert_still_logged_in(provider, agency)
+
+
+def test_a_consent_receipt_is_no_id_token_hint(provider):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from digital_id.consent.models import ConsentReceipt
+
+    _, agency, _ = logged_in(provider)
+    with Session(provider.engine) as session:
+        receipt = session.scalars(select(ConsentReceipt.token)).first()
+    assert receipt is not None
+    response = end_session(provider, id_token_hint=receipt)
+    assert _asked_to_confirm(response)
+    assert_still_logged_in(provider, agency)
+
+
+def test_an_id_token_without_a_sid_or_for_no_registered_agency_is_no_hint(provider):
+    _, agency, tokens = logged_in(provider)
+    claims = provider.verify(tokens["id_token"])
+    snapshot = provider.key_store.snapshot()
+    without_sid = snapshot.sign({k: v for k, v in claims.items() if k != "sid"})
+    unknown_audience = snapshot.sign({**claims, "aud": "no-such-agency"})
+    access_token = provider.tokens_for(agency, provider.citizen()["nik"])["access_token"]
+    for hint in (without_sid, unknown_audience, access_token):
+        response = end_session(provider, id_token_hint=hint)
+        assert _asked_to_confirm(response)
+        assert_still_logged_in(provider, agency)

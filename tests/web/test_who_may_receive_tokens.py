@@ -64,6 +64,19 @@ def _account_update(column_and_value: str) -> Callable[[Cell], None]:
     return apply
 
 
+def _locked_everywhere(cell: Cell) -> None:
+    """Locked for strangers and at each browser the citizen logged in from (a lock belongs
+    to a browser: test_lockout_per_browser has the strangers' lock alone)."""
+    _account_update("locked_until = :later")(cell)
+    _sql(
+        cell,
+        "UPDATE recognised_browsers SET locked_until = :later "
+        "WHERE citizen_id = (SELECT id FROM citizens WHERE nik = :nik)",
+        nik=cell.citizen["nik"],
+        later=utc_now() + timedelta(hours=1),
+    )
+
+
 def _agency_disabled(cell: Cell) -> None:
     _sql(cell, "UPDATE clients SET enabled = false WHERE client_id = :id", id=cell.agency.client_id)
 
@@ -82,7 +95,7 @@ CITIZEN_STATES: dict[str, Callable[[Cell], None]] = {
     "deceased": _citizen_update("status = 'deceased'"),
     "blocked_in_the_register": _citizen_update("status = 'blocked'"),
     "blocked_by_an_operator": _account_update("blocked_at = :now"),
-    "locked": _account_update("locked_until = :later"),
+    "locked": _locked_everywhere,
     "not_activated": _account_update("pin_hash = NULL, activated_at = NULL"),
 }
 AGENCY_STATES: dict[str, Callable[[Cell], None]] = {

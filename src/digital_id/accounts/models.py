@@ -41,3 +41,28 @@ class CitizenAccount(Base):
     totp_enrolled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Set by an operator; kept apart from the register's status, which an import rewrites.
     blocked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class RecognisedBrowser(Base):
+    """A browser where the citizen logged in successfully, named by its signed cookie
+    (``accounts.browsers``) until ``expires_at``.
+
+    It has a failure counter and lock of its own, so the lock strangers cause on the account
+    (``CitizenAccount``) does not stop the citizen here, while wrong PINs typed here still
+    lock this browser and cannot be tried without end."""
+
+    __tablename__ = "recognised_browsers"
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    # The random name the cookie carries (signed, so it cannot be guessed or made up).
+    public_id: Mapped[str] = mapped_column(String(43), unique=True)
+    citizen_id: Mapped[int] = mapped_column(
+        BigIntegerId, ForeignKey("citizens.id", ondelete="CASCADE"), index=True
+    )
+    recognised_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_login_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lock_count: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

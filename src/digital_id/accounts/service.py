@@ -4,6 +4,11 @@ Functions take a session and flush; the caller commits, and must commit after a 
 login too, or the failure would not count. Failures all look the same from outside (unknown
 NIK, wrong PIN, not activated, deceased or blocked, locked): one generic outcome, after the
 same argon2 work, so neither the message nor the timing tells whether a NIK exists.
+
+Wrong PINs are counted per browser: those from browsers the citizen never logged in from
+(strangers: anyone who read the NIK off a KTP) on the account, those from a recognised
+browser (``accounts.browsers``) on that browser. So a stranger's lock does not keep the
+citizen out of their own browsers, and guessing at a recognised browser locks that browser.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import standing, totp
-from digital_id.accounts.models import CitizenAccount
+from digital_id.accounts.models import CitizenAccount, RecognisedBrowser
 from digital_id.accounts.pins import InvalidPinError, PinHasher, check_pin_rules
 from digital_id.accounts.totp import TotpCipher
 from digital_id.audit import trail
@@ -26,6 +31,7 @@ from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.db.types import utc_now
 from digital_id.registry.models import Citizen
 from digital_id.registry.service import find_by_nik
+from digital_id.sessions.models import BrowserSession
 
 # Crockford's base32 without I, L, O, U: nothing to misread when a code is read out.
 _CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -33,14 +39,25 @@ _CODE_GROUPS = 3
 _CODE_GROUP_LENGTH = 4
 
 
+# Past 2**20 doublings every sane setting is at its cap; stops the multiplication overflowing.
+_MOST_DOUBLINGS = 20
+
+
 @dataclass(frozen=True)
 class LockoutPolicy:
     threshold: int = 5
     first_lock: timedelta = timedelta(minutes=15)
+    longest_lock: timedelta = timedelta(hours=4)
+    # How long a browser stays recognised after its latest successful login.
+    recognition: timedelta = timedelta(days=90)
 
     def lock_duration(self, lock_count: int) -> timedelta:
-        """15 minutes, then 30, 60, ... for each lock since the last successful login."""
-        return self.first_lock * (1 << max(lock_count - 1, 0))
+        """15 minutes, then 30, 60, ... for each lock since the last successful login on the
+        same side (strangers, or this recognised browser), never longer than ``longest_lock``:
+        the stranger's count is not reset by the citizen's logins at their own browsers, so
+        without a cap a patient stranger would lock the NIK for weeks."""
+        doublings = min(max(lock_count - 1, 0), _MOST_DOUBLINGS)
+        return min(self.first_lock * (1 << doublings), self.longest_lock)
 
 
 @dataclass(frozen=True)
@@ -48,8 +65,12 @@ class LoginOutcome:
     citizen: Citizen | None
     # For the audit trail only, never shown: ok, wrong_pin, or the one rule's refusal.
     reason: str
-    locked_now: bool = False  # this failure locked the account
+    locked_now: bool = False  # this failure locked the account (or the browser)
     citizen_id: int | None = None  # who failed, when known (for the audit trail only)
+    # After a success: the browser, now recognised (new, or renewed) for its cookie.
+    browser: RecognisedBrowser | None = None
+    # Whether the attempt came from a browser recognised for this citizen (audit trail only).
+    recognised: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -161,10 +182,22 @@ def authenticate(
     policy: LockoutPolicy,
     now: datetime | None = None,
     events: EventContext | None = None,
+    browser: str | None = None,
 ) -> LoginOutcome:
-    """Check a NIK and PIN; the outcome is recorded in the audit trail (never the NIK)."""
+    """Check a NIK and PIN; the outcome is recorded in the audit trail (never the NIK).
+
+    ``browser``: the public id of the recognised browser the attempt comes from, as its
+    cookie names it for this NIK (``BrowserCookies.read``), or None for a stranger."""
     now = now or utc_now()
-    outcome = _authenticate(session, hasher, nik=nik, pin=pin, policy=policy, now=now)
+    outcome = _authenticate(
+        session,
+        hasher,
+        nik=nik,
+        pin=pin,
+        policy=policy,
+        now=now,
+        browser=recognised_browser(session, browser, now=now),
+    )
     subject = citizen_ref(outcome.citizen_id) if outcome.citizen_id is not None else None
     if outcome.succeeded:
         trail.record(
@@ -181,12 +214,32 @@ def authenticate(
             "auth:pin:failed",
             context=events,
             subject=subject,
-            details={"reason": outcome.reason},
+            details={"reason": outcome.reason, "recognised_browser": outcome.recognised},
             now=now,
         )
         if outcome.locked_now:
-            trail.record(session, "auth:locked", context=events, subject=subject, now=now)
+            trail.record(
+                session,
+                "auth:locked",
+                context=events,
+                subject=subject,
+                details={"recognised_browser": outcome.recognised},
+                now=now,
+            )
     return outcome
+
+
+def recognised_browser(
+    session: Session, public_id: str | None, *, now: datetime
+) -> RecognisedBrowser | None:
+    """The recognised browser a cookie names, while it is recognised."""
+    if public_id is None:
+        return None
+    return session.scalars(
+        select(RecognisedBrowser).where(
+            RecognisedBrowser.public_id == public_id, RecognisedBrowser.expires_at > now
+        )
+    ).one_or_none()
 
 
 def _authenticate(
@@ -197,44 +250,97 @@ def _authenticate(
     pin: str,
     policy: LockoutPolicy,
     now: datetime,
+    browser: RecognisedBrowser | None,
 ) -> LoginOutcome:
     citizen = find_by_nik(session, nik) if len(nik) == 16 and nik.isdigit() else None
     if citizen is None:
         hasher.verify(None, pin)
         return LoginOutcome(None, standing.Refusal.UNKNOWN)
-    refused = standing.refusal(session, citizen.id, now=now)
+    if browser is not None and browser.citizen_id != citizen.id:
+        browser = None  # another citizen's: a stranger to this one
+    recognised = browser is not None
+    refused = standing.refusal(
+        session, citizen.id, now=now, recognised_browser_id=browser.id if browser else None
+    )
     account = _existing_account(session, citizen)
     if refused is not None or account is None or account.pin_hash is None:
         hasher.verify(None, pin)
-        return LoginOutcome(None, refused or standing.Refusal.NOT_ACTIVATED, citizen_id=citizen.id)
+        return LoginOutcome(
+            None,
+            refused or standing.Refusal.NOT_ACTIVATED,
+            citizen_id=citizen.id,
+            recognised=recognised,
+        )
     if hasher.verify(account.pin_hash, pin):
-        account.failed_attempts = 0
-        account.lock_count = 0
-        account.locked_until = None
+        if browser is None:
+            _reset(account)  # the stranger's side: this browser is no stranger now
         if hasher.needs_rehash(account.pin_hash):
             account.pin_hash = hasher.hash(pin)
         account.updated_at = now
+        browser = _recognise(session, citizen.id, browser, policy=policy, now=now)
         session.flush()
-        return LoginOutcome(citizen, "ok", citizen_id=citizen.id)
-    locked = _count_failure(session, account.id, policy, now)
-    return LoginOutcome(None, "wrong_pin", locked_now=locked, citizen_id=citizen.id)
+        return LoginOutcome(
+            citizen, "ok", citizen_id=citizen.id, browser=browser, recognised=recognised
+        )
+    locked = _count_failure(session, browser or account, policy, now)
+    return LoginOutcome(
+        None, "wrong_pin", locked_now=locked, citizen_id=citizen.id, recognised=recognised
+    )
 
 
-def _count_failure(session: Session, account_id: int, policy: LockoutPolicy, now: datetime) -> bool:
-    """Count one failure; True when it locked the account."""
+def _recognise(
+    session: Session,
+    citizen_id: int,
+    browser: RecognisedBrowser | None,
+    *,
+    policy: LockoutPolicy,
+    now: datetime,
+) -> RecognisedBrowser:
+    """After a successful login: the browser is recognised for ``policy.recognition`` more
+    (a new one gets its row), and its own failures start again from nothing."""
+    if browser is None:
+        # Rows that lapsed go as new ones come (a few at a time, nobody waits on them).
+        lapsed = select(RecognisedBrowser.id).where(RecognisedBrowser.expires_at <= now).limit(20)
+        session.execute(delete(RecognisedBrowser).where(RecognisedBrowser.id.in_(lapsed)))
+        browser = RecognisedBrowser(
+            public_id=secrets.token_urlsafe(24),
+            citizen_id=citizen_id,
+            recognised_at=now,
+        )
+        session.add(browser)
+    _reset(browser)
+    browser.last_login_at = now
+    browser.expires_at = now + policy.recognition
+    browser.updated_at = now
+    return browser
+
+
+def _reset(counter: CitizenAccount | RecognisedBrowser) -> None:
+    counter.failed_attempts = 0
+    counter.lock_count = 0
+    counter.locked_until = None
+
+
+def _count_failure(
+    session: Session,
+    counter: CitizenAccount | RecognisedBrowser,
+    policy: LockoutPolicy,
+    now: datetime,
+) -> bool:
+    """Count one failure on the stranger's side (the account) or on a recognised browser;
+    True when it locked that side."""
+    table = type(counter)
     # One atomic UPDATE, so parallel failures in different workers each count.
     failed, lock_count = session.execute(
-        update(CitizenAccount)
-        .where(CitizenAccount.id == account_id)
-        .values(failed_attempts=CitizenAccount.failed_attempts + 1, updated_at=now)
-        .returning(CitizenAccount.failed_attempts, CitizenAccount.lock_count)
+        update(table)
+        .where(table.id == counter.id)
+        .values(failed_attempts=table.failed_attempts + 1, updated_at=now)
+        .returning(table.failed_attempts, table.lock_count)
     ).one()
     if failed >= policy.threshold:
         session.execute(
-            update(CitizenAccount)
-            .where(
-                CitizenAccount.id == account_id, CitizenAccount.failed_attempts >= policy.threshold
-            )
+            update(table)
+            .where(table.id == counter.id, table.failed_attempts >= policy.threshold)
             .values(
                 failed_attempts=0,
                 lock_count=lock_count + 1,
@@ -322,12 +428,18 @@ def verify_totp(
     *,
     policy: LockoutPolicy,
     now: datetime,
+    browser_session_id: int | None = None,
 ) -> bool:
     """Check a one-time code against the enrolled secret, or the pending one (which completes
     enrolment). A failure counts towards the same lockout as a wrong PIN; a code for a time
-    step already used is refused, also when two arrive at once (one conditional UPDATE)."""
+    step already used is refused, also when two arrive at once (one conditional UPDATE).
+    ``browser_session_id``: the session asking, whose browser's lock applies."""
     account = _existing_account(session, citizen)
-    if account is None or standing.refusal(session, citizen.id, now=now) is not None:
+    if (
+        account is None
+        or standing.refusal(session, citizen.id, now=now, browser_session_id=browser_session_id)
+        is not None
+    ):
         return False
     enrolling = account.totp_secret is None
     sealed = account.totp_pending_secret if enrolling else account.totp_secret
@@ -365,7 +477,21 @@ def verify_totp(
             session.flush()
             session.expire(account)
             return True
-    locked = _count_failure(session, account.id, policy, now)
+    # Whoever types codes has the PIN, so their browser is recognised: a failure counts on
+    # the account (every browser's second factor) and on the browser asking.
+    locked = _count_failure(session, account, policy, now)
+    browser_id = (
+        session.scalar(
+            select(BrowserSession.recognised_browser_id).where(
+                BrowserSession.id == browser_session_id
+            )
+        )
+        if browser_session_id is not None
+        else None
+    )
+    browser = session.get(RecognisedBrowser, browser_id) if browser_id is not None else None
+    if browser is not None:
+        _count_failure(session, browser, policy, now)
     trail.record(
         session, "auth:otp:failed", actor="citizen", subject=citizen_ref(citizen.id), now=now
     )
@@ -411,10 +537,13 @@ def summary(session: Session, nik: str) -> AccountSummary:
 def unlock(session: Session, nik: str, *, now: datetime | None = None) -> Citizen:
     now = now or utc_now()
     citizen, account = _operated(session, nik, now)
-    account.failed_attempts = 0
-    account.lock_count = 0
-    account.locked_until = None
+    _reset(account)
     account.updated_at = now
+    session.execute(
+        update(RecognisedBrowser)
+        .where(RecognisedBrowser.citizen_id == citizen.id)
+        .values(failed_attempts=0, lock_count=0, locked_until=None, updated_at=now)
+    )
     session.flush()
     trail.record(
         session, "citizen:unlocked", actor="operator", subject=citizen_ref(citizen.id), now=now
@@ -460,15 +589,26 @@ def change_pin(
     new_pin: str,
     new_pin_confirm: str,
     policy: LockoutPolicy,
+    browser_session: BrowserSession,
     now: datetime | None = None,
 ) -> None:
-    """A new PIN, after the old one (a wrong old PIN counts towards the lockout)."""
+    """A new PIN, after the old one, from a browser session. A wrong old PIN counts towards
+    the lock of the session's browser (recognised since its login); every other recognised
+    browser is forgotten, so a browser that knew the old PIN is a stranger again."""
     now = now or utc_now()
     account = _existing_account(session, citizen)
-    locked = account is not None and account.locked_until is not None and now < account.locked_until
+    browser = (
+        session.get(RecognisedBrowser, browser_session.recognised_browser_id)
+        if browser_session.recognised_browser_id is not None
+        else None
+    )
+    locked = (
+        standing.refusal(session, citizen.id, now=now, browser_session_id=browser_session.id)
+        == standing.Refusal.LOCKED
+    )
     if account is None or locked or not hasher.verify(account.pin_hash, old_pin):
         if account is not None and not locked:
-            _count_failure(session, account.id, policy, now)
+            _count_failure(session, browser or account, policy, now)
         trail.record(
             session,
             "auth:pin:failed",
@@ -483,6 +623,10 @@ def change_pin(
     check_pin_rules(new_pin, birth_date=citizen.birth_date)
     account.pin_hash = hasher.hash(new_pin)
     account.updated_at = now
+    forgotten = delete(RecognisedBrowser).where(RecognisedBrowser.citizen_id == citizen.id)
+    if browser is not None:
+        forgotten = forgotten.where(RecognisedBrowser.id != browser.id)
+    session.execute(forgotten)
     session.flush()
     trail.record(
         session, "auth:pin:changed", actor="citizen", subject=citizen_ref(citizen.id), now=now

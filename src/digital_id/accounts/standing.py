@@ -6,6 +6,12 @@ citizen who is blocked, deceased, locked or not activated, an agency that was di
 consent that was withdrawn stops every one of them at once. A second copy of this rule, with
 one check fewer, is how a blocked citizen kept receiving tokens (issue 13).
 
+A lock belongs to a browser (``accounts.service``): the account's lock stops browsers the
+citizen never logged in from, a recognised browser's lock stops that browser. So the rule
+is asked with the browser in question: the one logging in, the session acting, or the
+session a grant came from; a session (and what it gave) is held to the lock of the browser
+it logged in on, and without a browser the strangers' lock applies.
+
 The answer is a reason for the audit trail and the logs, never for the citizen or the agency:
 pages show one generic failure, and the token endpoints one ``invalid_grant`` or
 ``invalid_token``.
@@ -16,10 +22,10 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, select
 from sqlalchemy.orm import Session
 
-from digital_id.accounts.models import CitizenAccount
+from digital_id.accounts.models import CitizenAccount, RecognisedBrowser
 from digital_id.clients.models import Client
 from digital_id.consent import service as consent_service
 from digital_id.registry.models import Citizen
@@ -34,7 +40,7 @@ class Refusal(StrEnum):
     REGISTER_BLOCKED = "register_blocked"  # the register's own status
     OPERATOR_BLOCKED = "operator_blocked"  # `digital-id citizens block`
     NOT_ACTIVATED = "not_activated"  # no PIN set yet
-    LOCKED = "locked"  # too many failed PINs or one-time codes, for now
+    LOCKED = "locked"  # too many failed PINs or one-time codes here, for now
     AGENCY_DISABLED = "agency_disabled"
     CONSENT_WITHDRAWN = "consent_withdrawn"
     SESSION_ENDED = "session_ended"  # the browser session online access was bound to
@@ -50,34 +56,67 @@ def refusal(
     now: datetime,
     agency: Client | None = None,
     bound_session_id: int | None = None,
+    browser_session_id: int | None = None,
+    recognised_browser_id: int | None = None,
 ) -> Refusal | None:
     """None when the citizen may authenticate (and, given ``agency``, receive its tokens) now;
     otherwise why not.
 
     ``agency``: tokens are for this agency, so it must be enabled and the citizen's consent
     to it must stand. ``bound_session_id``: the browser session that online access lives
-    with (offline access passes None), which must not have ended."""
+    with (offline access passes None), which must not have ended. ``browser_session_id``:
+    the session acting, or the one the tokens came from, whose browser's lock applies.
+    ``recognised_browser_id``: at a login, the recognised browser it comes from (None for a
+    stranger)."""
     return (
-        _citizen_refusal(session, citizen_id, now=now)
+        _citizen_refusal(
+            session,
+            citizen_id,
+            now=now,
+            browser_session_id=browser_session_id,
+            recognised_browser_id=recognised_browser_id,
+        )
         or (_agency_refusal(session, citizen_id, agency) if agency is not None else None)
         or (_session_refusal(session, bound_session_id) if bound_session_id is not None else None)
     )
 
 
-def _citizen_refusal(session: Session, citizen_id: int, *, now: datetime) -> Refusal | None:
+def _citizen_refusal(
+    session: Session,
+    citizen_id: int,
+    *,
+    now: datetime,
+    browser_session_id: int | None,
+    recognised_browser_id: int | None,
+) -> Refusal | None:
+    # One statement on every path (token endpoints included): the browser's row is joined in.
+    browser: ColumnElement[bool] = false()
+    if recognised_browser_id is not None:
+        browser = RecognisedBrowser.id == recognised_browser_id
+    elif browser_session_id is not None:
+        browser = (
+            RecognisedBrowser.id
+            == select(BrowserSession.recognised_browser_id)
+            .where(BrowserSession.id == browser_session_id)
+            .scalar_subquery()
+        )
     row = session.execute(
         select(
             Citizen.status,
             CitizenAccount.pin_hash.is_not(None),
             CitizenAccount.blocked_at,
             CitizenAccount.locked_until,
+            RecognisedBrowser.id,
+            RecognisedBrowser.locked_until,
         )
         .outerjoin(CitizenAccount, CitizenAccount.citizen_id == Citizen.id)
+        .outerjoin(RecognisedBrowser, (RecognisedBrowser.citizen_id == Citizen.id) & browser)
         .where(Citizen.id == citizen_id)
     ).one_or_none()
     if row is None:
         return Refusal.UNKNOWN
-    status, activated, blocked_at, locked_until = row
+    status, activated, blocked_at, strangers_lock, recognised, browsers_lock = row
+    locked_until = strangers_lock if recognised is None else browsers_lock
     if status != "active":
         return _REGISTER_REFUSALS.get(status, Refusal.REGISTER_BLOCKED)
     if blocked_at is not None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, TextClause, bindparam, select, text
+from sqlalchemy import BindParameter, Connection, TextClause, bindparam, func, select, text
 from sqlalchemy import event as orm_events
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
@@ -331,3 +331,42 @@ def releases(
         .limit(per_page + 1)
     ).all()
     return list(rows[:per_page]), len(rows) > per_page
+
+
+# What a citizen is told happened to their account while they were away.
+_FAILED_LOGIN_TAGS = ("auth:pin:failed", "auth:otp:failed")
+_LOCK_TAG = "auth:locked"
+
+
+@dataclass(frozen=True)
+class WhileAway:
+    """Failed logins and locks of a citizen's account since their previous login."""
+
+    previous_login: datetime | None
+    failed: int
+    locks: int
+
+
+def while_away(session: Session, citizen_id: int, *, logged_in_at: datetime) -> WhileAway:
+    """Since the login before the one at ``logged_in_at``: how many logins failed and how
+    many times a lock began (any browser's), for the portal to tell the citizen."""
+    subject = citizen_ref(citizen_id)
+    previous = session.scalar(
+        select(func.max(AuditEvent.occurred_at)).where(
+            AuditEvent.subject == subject,
+            AuditEvent.tag == "auth:login",
+            AuditEvent.occurred_at < logged_in_at,
+        )
+    )
+    counted = select(AuditEvent.tag, func.count()).where(
+        AuditEvent.subject == subject, AuditEvent.tag.in_((*_FAILED_LOGIN_TAGS, _LOCK_TAG))
+    )
+    if previous is not None:
+        counted = counted.where(AuditEvent.occurred_at > previous)
+    rows = session.execute(counted.group_by(AuditEvent.tag)).all()
+    counts: dict[str, int] = {row[0]: row[1] for row in rows}
+    return WhileAway(
+        previous_login=previous,
+        failed=sum(counts.get(tag, 0) for tag in _FAILED_LOGIN_TAGS),
+        locks=counts.get(_LOCK_TAG, 0),
+    )

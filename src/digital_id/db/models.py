@@ -1,6 +1,6 @@
 """Every mapped model, imported once so ``Base.metadata`` is complete for Alembic and tests."""
 
-from digital_id.accounts.models import CitizenAccount
+from digital_id.accounts.models import CitizenAccount, RecognisedBrowser
 from digital_id.audit.models import AuditEvent, AuditHead
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent, ConsentReceipt
@@ -32,6 +32,7 @@ __all__ = [
     "ConsentReceipt",
     "LogoutDelivery",
     "RateLimitWindow",
+    "RecognisedBrowser",
     "RefreshToken",
     "RevokedAccessToken",
     "SeenClientAssertion",

@@ -42,7 +42,7 @@ from digital_id.keys.files import ensure_private_directory, exclusive_lock, writ
 ALGORITHMS: Final = ("RS256", "PS256", "ES256")
 RSA_SIZES: Final = (2048, 3072)
 DEFAULT_RSA_SIZE: Final = 3072
-SECRET_NAMES: Final = ("pin_pepper", "pairwise_subject", "csrf", "totp")
+SECRET_NAMES: Final = ("pin_pepper", "pairwise_subject", "csrf", "totp", "recognised_browser")
 MANIFEST = "manifest.json"
 _CHECK_LABEL = "manifest-check"
 _CHECK_TEXT = b"digital-id key store"

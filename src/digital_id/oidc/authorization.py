@@ -110,7 +110,13 @@ def authorize(
     citizen = None
     if (
         browser_session is not None
-        and standing.refusal(context.session, browser_session.citizen_id, now=context.now) is None
+        and standing.refusal(
+            context.session,
+            browser_session.citizen_id,
+            now=context.now,
+            browser_session_id=browser_session.id,
+        )
+        is None
     ):
         # Single sign-on and prompt=none ask the one rule too: a session that outlived its
         # citizen's block, death or lock is no session at all.

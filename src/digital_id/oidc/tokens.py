@@ -107,6 +107,7 @@ def grant_problem(session: Session, grant: AuthorizationGrant, now: datetime) ->
         now=now,
         agency=client,
         bound_session_id=grant.session_id if grant.offline_until is None else None,
+        browser_session_id=grant.session_id,
     )
     return None if refused is None else f"refused: {refused}"
 

@@ -27,6 +27,11 @@ class BrowserSession(Base):
     acr: Mapped[str] = mapped_column(String(100))
     amr: Mapped[list[str]] = mapped_column(JSON)
     device_hint: Mapped[str | None] = mapped_column(String(200))
+    # The recognised browser (``accounts.models.RecognisedBrowser``) the login was on: a lock
+    # applies to the session, and to the tokens it gave, as it applies to that browser.
+    recognised_browser_id: Mapped[int | None] = mapped_column(
+        BigIntegerId, ForeignKey("recognised_browsers.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

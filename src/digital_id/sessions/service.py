@@ -35,6 +35,7 @@ def start(
     amr: list[str],
     now: datetime,
     device_hint: str | None = None,
+    recognised_browser_id: int | None = None,
 ) -> tuple[BrowserSession, str]:
     """A new session for a citizen who has just logged in; returns it and the cookie token."""
     token = secrets.token_urlsafe(32)
@@ -46,6 +47,7 @@ def start(
         acr=acr,
         amr=amr,
         device_hint=(device_hint or "")[:200] or None,
+        recognised_browser_id=recognised_browser_id,
         created_at=now,
         last_seen_at=now,
     )

@@ -107,8 +107,12 @@ class Limits:
             ),
         )
 
-    def login(self, ip: str | None, nik: str) -> tuple[Charge, Charge]:
-        """A login attempt (either login page) counts for its address and for the NIK."""
+    def login(self, ip: str | None, nik: str, *, recognised: bool = False) -> tuple[Charge, ...]:
+        """A login attempt (either login page) counts for its address and for the NIK; one
+        from a browser recognised for that NIK only for its address, so strangers trying the
+        NIK cannot spend the citizen's budget (that browser's own lock still bounds it)."""
+        if recognised:
+            return ((self.login_per_ip, ip or ""),)
         return (self.login_per_ip, ip or ""), (self.login_per_nik, nik)
 
     def activation(self, ip: str | None, nik: str) -> tuple[Charge, Charge]:

@@ -20,13 +20,14 @@ from digital_id.audit.models import AuditEvent
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent, ConsentReceipt
 from digital_id.db.types import storable, utc_now
-from digital_id.oidc.assurance import LOA_LOW, LOA_SUBSTANTIAL, METHODS
-from digital_id.oidc.logout import end_browser_session, withdraw_consent
+from digital_id.oidc.assurance import LOA_SUBSTANTIAL, METHODS
+from digital_id.oidc.logout import end_browser_session, end_citizen_sessions, withdraw_consent
 from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
 from digital_id.web import apidoc
 from digital_id.web.apidoc import CSRF_REFUSED, PAGE_UNAVAILABLE, page, redirect, throttled_page
+from digital_id.web.login import begin_session, recognised_browser
 from digital_id.web.rendering import Page
 from digital_id.web.routes import Form
 from digital_id.web.routes import field_value as _field
@@ -66,7 +67,9 @@ def _citizen_session(request: Request, db: Session, app: Services) -> BrowserSes
     browser_session = sessions.resume(
         db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
     )
-    if browser_session is None or standing.refusal(db, browser_session.citizen_id, now=now):
+    if browser_session is None or standing.refusal(
+        db, browser_session.citizen_id, now=now, browser_session_id=browser_session.id
+    ):
         return None
     return browser_session
 
@@ -124,6 +127,7 @@ def account(
             ).all()
         ],
         second_factor=accounts.second_factor_enrolled(db, citizen.id),
+        away=trail.while_away(db, citizen.id, logged_in_at=browser_session.created_at),
         sessions=[
             {
                 "sid": item.sid,
@@ -149,10 +153,11 @@ def account(
 def portal_login(request: Request, db: Database, app: App, form: Form) -> Response:
     view = Page(request, app)
     nik = _field(form, "nik").strip()
-    charges = app.limits.login(client_ip(request), nik)
+    now = utc_now()
+    browser = recognised_browser(view, nik, now)
+    charges = app.limits.login(client_ip(request), nik, recognised=browser is not None)
     if (refusal := view.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
         return refusal
-    now = utc_now()
     outcome = accounts.authenticate(
         db,
         app.pin_hasher,
@@ -161,19 +166,17 @@ def portal_login(request: Request, db: Database, app: App, form: Form) -> Respon
         policy=app.lockout_policy,
         now=now,
         events=events(request),
+        browser=browser,
     )
     if outcome.citizen is None:
         db.commit()
         return _login_page(view, failed=True)
-    _browser_session, token = sessions.start(
-        db,
-        citizen_id=outcome.citizen.id,
-        acr=LOA_LOW,
-        amr=METHODS[LOA_LOW],
-        now=now,
-        device_hint=request.headers.get("user-agent"),
+    _browser_session, queued = begin_session(
+        view, db, outcome, nik=nik, now=now, events=events(request)
     )
     db.commit()
+    if queued:
+        app.logged_out()
     if accounts.second_factor_enrolled(db, outcome.citizen.id):
         response: Response = view.render(
             "otp.html",
@@ -186,7 +189,6 @@ def portal_login(request: Request, db: Database, app: App, form: Form) -> Respon
     else:
         response = RedirectResponse("/account", status_code=303)
         view.finish(response)
-    view.set_session_cookie(response, token)
     return response
 
 
@@ -214,6 +216,7 @@ def portal_otp(request: Request, db: Database, app: App, form: Form) -> Response
         _field(form, "otp").strip(),
         policy=app.lockout_policy,
         now=now,
+        browser_session_id=browser_session.id,
     ):
         db.commit()
         return view.render(
@@ -381,10 +384,10 @@ def end_sessions(request: Request, db: Database, app: App, form: Form) -> Respon
             ended_current = ended_current or item.id == current.id
     db.commit()
     app.logged_out()
+    if ended_current:
+        view.logged_out()
     response = RedirectResponse("/account", status_code=303)
     view.finish(response)
-    if ended_current:
-        response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
@@ -485,6 +488,7 @@ def change_pin(request: Request, db: Database, app: App, form: Form) -> Response
     if browser_session is None:
         return _login_page(view)
     citizen = db.get_one(Citizen, browser_session.citizen_id)
+    now = utc_now()
     try:
         accounts.change_pin(
             db,
@@ -494,6 +498,8 @@ def change_pin(request: Request, db: Database, app: App, form: Form) -> Response
             new_pin=_field(form, "pin"),
             new_pin_confirm=_field(form, "pin_confirm"),
             policy=app.lockout_policy,
+            browser_session=browser_session,
+            now=now,
         )
     except accounts.ActivationError:
         db.commit()  # the failure counts
@@ -504,7 +510,21 @@ def change_pin(request: Request, db: Database, app: App, form: Form) -> Response
         return view.render(
             "pin.html", status=400, back_to="/account/pin", error_key=f"activate.pin.{exc.rule}"
         )
+    # Whoever knew the old PIN may be logged in elsewhere: every other session ends as a
+    # logout does (the agencies hear of it) and every grant not of this session is revoked,
+    # refresh token families included.
+    end_citizen_sessions(
+        db,
+        citizen.id,
+        pairwise_secret=app.pairwise_secret,
+        now=now,
+        reason="pin_changed",
+        actor="citizen",
+        keep=browser_session,
+        events=events(request),
+    )
     db.commit()
+    app.logged_out()
     response = RedirectResponse("/account#security", status_code=303)
     view.finish(response)
     return response
@@ -563,6 +583,7 @@ def enrol(request: Request, db: Database, app: App, form: Form) -> Response:
         _field(form, "otp").strip(),
         policy=app.lockout_policy,
         now=now,
+        browser_session_id=browser_session.id,
     ):
         db.commit()
         enrolment = accounts.begin_totp_enrolment(

@@ -15,7 +15,6 @@ from starlette.datastructures import MutableHeaders
 from digital_id.throttle.limiter import Charge, RateLimitedError
 from digital_id.web.i18n import LANGUAGES, Translator, negotiate
 from digital_id.web.services import (
-    BROWSER_COOKIE,
     LANGUAGE_COOKIE,
     SESSION_COOKIE,
     Services,
@@ -54,14 +53,19 @@ def add_security_headers(headers: MutableHeaders, *, https: bool) -> None:
 
 
 class Page:
-    """One page view: the browser's identity and language, worked out once."""
+    """One page view: the browser's identity and language, worked out once; and the cookies
+    the answer sets (``finish``)."""
 
     def __init__(self, request: Request, services: Services, ui_locales: str | None = None) -> None:
         self.request = request
         self.services = services
-        existing = request.cookies.get(BROWSER_COOKIE)
+        existing = request.cookies.get(services.browser_cookie)
         self.new_browser = not existing
         self.browser_id = existing or new_browser_id()
+        self.session_token = request.cookies.get(SESSION_COOKIE) or ""
+        self._set_browser = self.new_browser
+        self._session_cookie: str | None = None  # a new session's token, or "" to end it
+        self._recognised_cookie: tuple[str, int] | None = None
         self.language = negotiate(
             chosen=request.cookies.get(LANGUAGE_COOKIE),
             ui_locales=ui_locales,
@@ -71,10 +75,29 @@ class Page:
 
     @property
     def csrf_token(self) -> str:
-        return self.services.csrf_token(self.browser_id)
+        return self.services.csrf_token(self.browser_id, self.session_token)
 
     def csrf_valid(self, token: str | None) -> bool:
-        return not self.new_browser and self.services.csrf_valid(self.browser_id, token)
+        return not self.new_browser and self.services.csrf_valid(
+            self.browser_id, self.session_token, token
+        )
+
+    def logged_in(self, session_token: str, recognised: tuple[str, int] | None) -> None:
+        """A login succeeded: the answer carries the new session's cookie, a new browser
+        cookie (so every CSRF token from before the login is void) and, given ``(value,
+        max_age)``, the recognised-browser cookie. Pages rendered from here on carry CSRF
+        tokens for the new cookies."""
+        self.browser_id = new_browser_id()
+        self._set_browser = True
+        self.session_token = self._session_cookie = session_token
+        self._recognised_cookie = recognised
+
+    def logged_out(self) -> None:
+        """The browser's session ended: the answer drops its cookie and rotates the browser
+        cookie (the recognised-browser cookie stays: the citizen did log in here)."""
+        self.browser_id = new_browser_id()
+        self._set_browser = True
+        self.session_token = self._session_cookie = ""
 
     def csrf_refusal(self) -> HTMLResponse:
         return self.render("error.html", status=400, message_key="error.csrf", detail=None)
@@ -118,27 +141,43 @@ class Page:
         self.finish(response)
         return response
 
-    def set_session_cookie(self, response: Any, token: str) -> None:
-        """The browser session's cookie, set after a login (HttpOnly, SameSite=Lax, Secure
-        behind an https issuer)."""
-        response.set_cookie(
-            SESSION_COOKIE,
-            token,
-            httponly=True,
-            samesite="lax",
-            secure=self.services.settings.secure_cookies,
-            path="/",
-        )
-
     def finish(self, response: Any) -> None:
-        """Page headers and, for a browser seen for the first time, its cookie."""
+        """Page headers and the cookies this answer sets: the browser cookie (first visit,
+        login, logout), the session's (login, logout), the recognised browser's (login).
+        Every one HttpOnly, SameSite=Lax, for the whole site, Secure behind an https issuer."""
         response.headers["Cache-Control"] = "no-store"
-        if self.new_browser:
+        services = self.services
+        secure = services.settings.secure_cookies
+        if self._set_browser:
             response.set_cookie(
-                BROWSER_COOKIE,
+                services.browser_cookie,
                 self.browser_id,
                 httponly=True,
                 samesite="lax",
-                secure=self.services.settings.secure_cookies,
+                secure=secure,
+                path="/",
+            )
+        if self._session_cookie:
+            response.set_cookie(
+                SESSION_COOKIE,
+                self._session_cookie,
+                httponly=True,
+                samesite="lax",
+                secure=secure,
+                path="/",
+            )
+        elif self._session_cookie == "":
+            response.delete_cookie(
+                SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax"
+            )
+        if self._recognised_cookie is not None:
+            value, max_age = self._recognised_cookie
+            response.set_cookie(
+                services.recognised_cookie,
+                value,
+                max_age=max_age,
+                httponly=True,
+                samesite="lax",
+                secure=secure,
                 path="/",
             )

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from digital_id.accounts import service as accounts
 from digital_id.accounts.pins import InvalidPinError
 from digital_id.db.types import utc_now
-from digital_id.oidc.assurance import LOA_LOW, LOA_SUBSTANTIAL, METHODS
+from digital_id.oidc.assurance import LOA_SUBSTANTIAL, METHODS
 from digital_id.oidc.authorization import (
     Respond,
     ShowConsent,
@@ -37,6 +37,7 @@ from digital_id.sessions.models import BrowserSession
 from digital_id.web import apidoc
 from digital_id.web.apidoc import CSRF_REFUSED, PAGE_UNAVAILABLE, page, redirect, throttled_page
 from digital_id.web.i18n import LANGUAGES
+from digital_id.web.login import begin_session, recognised_browser
 from digital_id.web.rendering import Page
 from digital_id.web.services import (
     LANGUAGE_COOKIE,
@@ -130,7 +131,8 @@ def authorize_post(request: Request, db: Database, app: App, form: Form) -> Resp
 def login(request: Request, db: Database, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
     nik = _field(form, "nik").strip()
-    charges = app.limits.login(client_ip(request), nik)
+    browser = recognised_browser(page, nik, utc_now())
+    charges = app.limits.login(client_ip(request), nik, recognised=browser is not None)
     if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
         return refusal
     provider = app.provider(db, events(request))
@@ -143,6 +145,7 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
         policy=app.lockout_policy,
         now=now,
         events=events(request),
+        browser=browser,
     )
     if outcome.citizen is None:
         db.commit()  # the failure counts towards the lockout
@@ -158,21 +161,12 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
             activate_url=_keeping_language(page, "/activate"),
             authorization_request=urlencode(parameters),
         )
-    previous = sessions.resume(
-        db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
-    )
-    if previous is not None:
-        sessions.end(db, previous, now=now)  # a new login is a new session (no fixation)
-    browser_session, token = sessions.start(
-        db,
-        citizen_id=outcome.citizen.id,
-        acr=LOA_LOW,
-        amr=METHODS[LOA_LOW],
-        now=now,
-        device_hint=request.headers.get("user-agent"),
+    browser_session, queued = begin_session(
+        page, db, outcome, nik=nik, now=now, events=events(request)
     )
     response = _continue(page, provider, db, parameters, browser_session, fresh_login=True)
-    page.set_session_cookie(response, token)
+    if queued:
+        app.logged_out()
     return response
 
 
@@ -351,6 +345,7 @@ def second_factor(request: Request, db: Database, app: App, form: Form) -> Respo
         _field(form, "otp").strip(),
         policy=app.lockout_policy,
         now=now,
+        browser_session_id=browser_session.id,
     ):
         db.commit()  # the failure counts towards the lockout
         client = provider.query_client(dict(parameters).get("client_id", ""))
@@ -526,18 +521,17 @@ def _end_session(request: Request, db: Session, app: Services, parameters: FormP
         policy=app.session_policy,
         now=provider.context.now,
     )
-    hinted_sid = validated.id_token_claims.get("sid")
-    if current is not None and hinted_sid is not None and hinted_sid != current.sid:
+    if current is not None and validated.id_token_claims.get("sid") != current.sid:
         # The hint is from another session than this browser's: suspect (RP-Initiated
         # Logout 1.0 section 2), so ask rather than end the current one.
         return page.render("logout.html", action=_keeping_language(page, "/logout"))
     _log_out(request, db, app, provider.context.now)
+    page.logged_out()
     if validated.redirect_uri:
         response: Response = RedirectResponse(validated.redirect_uri, status_code=303)
         page.finish(response)
     else:
         response = page.render("logged_out.html", back_to="/logout")
-    response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
@@ -548,9 +542,8 @@ def _confirmed_logout(
     if not page.csrf_valid(_field(form, "csrf_token")):
         return page.csrf_refusal()
     _log_out(request, db, app, utc_now())
-    response = page.render("logged_out.html", back_to="/logout")
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    return response
+    page.logged_out()
+    return page.render("logged_out.html", back_to="/logout")
 
 
 def _log_out(request: Request, db: Session, app: Services, now: datetime) -> None:

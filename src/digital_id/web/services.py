@@ -13,6 +13,7 @@ from fastapi import Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from digital_id.accounts.browsers import BrowserCookies
 from digital_id.accounts.pins import PinHasher
 from digital_id.accounts.service import LockoutPolicy
 from digital_id.accounts.totp import TotpCipher
@@ -32,6 +33,15 @@ from digital_id.web.courier import CourierThread
 BROWSER_COOKIE = "dgid_browser"
 SESSION_COOKIE = "dgid_session"
 LANGUAGE_COOKIE = "dgid_lang"
+# A browser where the citizen logged in: exempt from the lock strangers cause on the NIK.
+RECOGNISED_COOKIE = "dgid_device"
+
+
+def cookie_name(name: str, *, secure: bool) -> str:
+    """Over https the ``__Host-`` prefix: the browser takes the cookie only from this exact
+    host, Secure, for every path, so no sibling host or plain-http page can plant one (a
+    planted browser cookie would be a CSRF token the attacker knows)."""
+    return f"__Host-{name}" if secure else name
 
 
 @dataclass
@@ -45,6 +55,7 @@ class Services:
     regions: RegionTable
     client_keys: ClientKeyResolver
     totp_cipher: TotpCipher
+    browser_cookies: BrowserCookies
     courier: CourierThread | None = None
     rate_limiter: RateLimiter = field(init=False)
     limits: Limits = field(init=False)
@@ -67,7 +78,17 @@ class Services:
         return LockoutPolicy(
             threshold=self.settings.lockout_threshold,
             first_lock=timedelta(seconds=self.settings.lockout_seconds),
+            longest_lock=timedelta(seconds=self.settings.lockout_max_seconds),
+            recognition=timedelta(days=self.settings.recognised_browser_days),
         )
+
+    @property
+    def browser_cookie(self) -> str:
+        return cookie_name(BROWSER_COOKIE, secure=self.settings.secure_cookies)
+
+    @property
+    def recognised_cookie(self) -> str:
+        return cookie_name(RECOGNISED_COOKIE, secure=self.settings.secure_cookies)
 
     def provider(self, session: Session, events: EventContext | None = None) -> Provider:
         provider = Provider(
@@ -107,20 +128,22 @@ class Services:
     def endpoint(self, path: str) -> str:
         return self.settings.issuer.rstrip("/") + path
 
-    # --- CSRF: a token bound to the browser cookie, checked on every form POST ------------
+    # --- CSRF: a token bound to the browser cookie and the session, checked on every form POST
 
-    def csrf_token(self, browser_id: str) -> str:
-        return hmac.new(
-            self.csrf_secret, b"csrf|" + browser_id.encode("utf-8"), hashlib.sha256
-        ).hexdigest()
+    def csrf_token(self, browser_id: str, session_token: str = "") -> str:
+        """Bound to the browser cookie (rotated at every login and logout) and to the session
+        cookie, so a token seen before a login, or in another session, is worth nothing."""
+        message = f"csrf|{browser_id}|{session_token}".encode()
+        return hmac.new(self.csrf_secret, message, hashlib.sha256).hexdigest()
 
-    def csrf_valid(self, browser_id: str | None, token: str | None) -> bool:
+    def csrf_valid(self, browser_id: str | None, session_token: str, token: str | None) -> bool:
         if not browser_id or not token:
             return False
         # As bytes: compare_digest refuses str with non-ASCII characters, which a forged
         # form may carry; such a token is simply wrong.
         return hmac.compare_digest(
-            self.csrf_token(browser_id).encode(), token.encode("utf-8", "replace")
+            self.csrf_token(browser_id, session_token).encode(),
+            token.encode("utf-8", "replace"),
         )
 
 
