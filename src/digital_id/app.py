@@ -151,7 +151,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Inside security_headers (below), which sets the request id: the telemetry first, so
         # it counts and logs the size limits' refusals too; those get the same headers as any page.
         middleware=[*observability.middleware(engine), Middleware(RequestLimits)],
-        routes=observability.routes(enabled=settings.metrics_enabled),
     )
     app.state.settings = settings
     app.state.engine = engine
