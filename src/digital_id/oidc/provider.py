@@ -997,7 +997,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
             try:
                 client = self._authenticate(request, methods, endpoint)
             except InvalidClientError:
-                failures = (limits.client_auth_failures_per_ip, context.events.ip or "")
+                failures = limits.client_auth_failure(context.events.ip)
                 limiter.charge(context.session, [failures], now=context.now)
                 raise
             limiter.charge(
