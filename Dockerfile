@@ -26,11 +26,14 @@ COPY --from=build /opt/digital-id /opt/digital-id
 ENV PATH=/opt/digital-id/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DIGITAL_ID_DATABASE_URL=sqlite:////srv/digital-id/var/digital-id.sqlite3 \
-    DIGITAL_ID_KEYS_DIR=/run/secrets/digital-id-keys
+    DIGITAL_ID_KEYS_DIR=/run/secrets/digital-id-keys \
+    DIGITAL_ID_METRICS_HOST=0.0.0.0
 WORKDIR /srv/digital-id
 USER digitalid:digitalid
 VOLUME ["/srv/digital-id"]
-EXPOSE 8000
+# 8000: the application, for the reverse proxy. 9464: Prometheus metrics, for the monitoring
+# network only (publish it on that network's address, never with 8000; docs/deployment.md).
+EXPOSE 8000 9464
 # Liveness only: readiness (/readyz) is for the proxy or orchestrator to route on.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]

@@ -335,6 +335,7 @@ def serving(database_url: str, keys_dir: Path, workers: int, log: Path) -> Itera
     env |= {f"DIGITAL_ID_RATE_LIMIT_{name}": "1000000000" for name in RATE_LIMITS}
     command = [str(Path(sys.executable).with_name("digital-id")), "serve"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    command += ["--metrics-port", str(free_port())]  # counted as in production, on a free port
     with log.open("wb") as output:
         process = subprocess.Popen(
             command,

@@ -38,6 +38,8 @@ def server_env(database_url: str, keys_dir: Path, issuer: str, **settings: str) 
         # where the limits are tested.
         "DIGITAL_ID_RATE_LIMIT_LOGIN_PER_IP": "0",
         "DIGITAL_ID_RATE_LIMIT_LOGIN_PER_NIK": "0",
+        # Several servers on one host; their metrics listeners would want the same port.
+        "DIGITAL_ID_METRICS_ENABLED": "false",
     }
     env |= {f"DIGITAL_ID_{name.upper()}": value for name, value in settings.items()}
     return env

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Response
 from fastapi.middleware import Middleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers, MutableHeaders
@@ -68,14 +68,37 @@ class RequestIdAndSecurityHeaders:
         request_id = offered if _REQUEST_ID.fullmatch(offered) else secrets.token_hex(16)
         scope.setdefault("state", {})["request_id"] = request_id  # request.state.request_id
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = request_id
                 add_security_headers(headers, https=self.https)
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # The last resort: Starlette's own 500 is sent from outside every middleware,
+            # without these headers. Ours goes out here, and the error goes on to the server's
+            # log (Starlette sends nothing more once a response has started).
+            if not started:
+                await server_error(scope)(scope, receive, send_with_headers)
+            raise
+
+
+def server_error(scope: Scope) -> Response:
+    """A 500 that says nothing of its cause: OAuth JSON where the caller parses JSON."""
+    if scope.get("path") in outage.JSON_PATHS:
+        return JSONResponse(
+            {"error": "server_error"}, status_code=500, headers={"Cache-Control": "no-store"}
+        )
+    return PlainTextResponse(
+        "Internal Server Error", status_code=500, headers={"Cache-Control": "no-store"}
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -130,7 +153,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Inside security_headers (below), which sets the request id: the telemetry first, so
         # it counts and logs the size limits' refusals too; those get the same headers as any page.
         middleware=[*observability.middleware(engine), Middleware(RequestLimits)],
-        routes=observability.routes(enabled=settings.metrics_enabled),
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -93,8 +93,12 @@ class Settings(BaseSettings):
     rate_limit_client_auth_failures_per_ip: int = Field(default=60, ge=0)
     rate_limit_client_auth_failures_per_ip_seconds: int = Field(default=60, ge=1)
 
-    # /metrics on the app's own port; keep it off the public reverse proxy (README, Observability).
+    # Prometheus metrics on a listener of their own, never the public port (what a counter
+    # does right after a login must not be anyone's to watch). Loopback unless the monitoring
+    # network scrapes from another host; 9464 is the port OpenTelemetry's exporter uses.
     metrics_enabled: bool = True
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=1, le=65535)
     log_level: LogLevel = "INFO"
     log_format: LogFormat | None = None  # default: json in production, text in development
 

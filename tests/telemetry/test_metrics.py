@@ -1,17 +1,22 @@
-"""GET /metrics: requests by route template, logins by outcome, lockouts, tokens by grant,
-the database pool; counted from what really happened, and only once it committed."""
+"""The metrics listener: requests by route template, logins by outcome, lockouts, tokens by
+grant, the database pool; counted from what really happened, and only once it committed.
+Never on the public port, and a failed login is counted without its reason."""
 
 from __future__ import annotations
 
 import secrets
+import socket
 
-from fastapi.testclient import TestClient
+import httpx
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
 from digital_id.app import create_app
 from digital_id.audit import trail
-from tests.web.conftest import pkce_pair
+from digital_id.cli import app as cli
+from tests.factories import citizen_row
+from tests.web.conftest import free_port, pkce_pair
 
 FAMILIES = (
     "digital_id_http_requests",
@@ -26,8 +31,8 @@ FAMILIES = (
 )
 
 
-def scrape(http) -> dict[tuple[str, frozenset], float]:
-    response = http.get("/metrics")
+def scrape(metrics_url: str) -> dict[tuple[str, frozenset], float]:
+    response = httpx.get(metrics_url)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {
@@ -47,62 +52,68 @@ def failed_login(provider, agency, nik: str, pin: str = "000000"):
     return provider.log_in(page, nik, pin)
 
 
-def test_every_family_is_exposed_after_a_login_flow(provider):
+def test_every_family_is_exposed_after_a_login_flow(provider, metrics_url):
     citizen = provider.citizen()
     provider.tokens_for(provider.agency(), citizen["nik"])
 
-    text = provider.http.get("/metrics").text
+    text = httpx.get(metrics_url).text
     names = {family.name for family in text_string_to_metric_families(text)}
 
     assert set(FAMILIES) <= names
     assert citizen["nik"] not in text
 
 
-def test_a_failed_login_counts_once_under_its_reason(provider):
-    citizen = provider.citizen()
+def test_a_failed_login_counts_as_failed_whatever_the_reason(provider, metrics_url):
+    """The login page says the same for each of these, so the metrics must too: else anyone
+    who can scrape learns whether a NIK exists, is activated or is locked."""
     agency = provider.agency()
-    before = scrape(provider.http)
+    logins = "digital_id_logins_total"
+    attempts = {
+        "wrong PIN": provider.citizen()["nik"],
+        "not activated": provider.citizen(pin=None)["nik"],
+        "not in the register": citizen_row()["nik"],
+    }
+    for reason, nik in attempts.items():
+        before = scrape(metrics_url)
 
-    failed_login(provider, agency, citizen["nik"])
+        failed_login(provider, agency, nik)
 
-    after = scrape(provider.http)
-    outcome = "digital_id_logins_total"
-    assert (
-        value(after, outcome, outcome="wrong_pin")
-        == value(before, outcome, outcome="wrong_pin") + 1
-    )
-    assert value(after, outcome, outcome="success") == value(before, outcome, outcome="success")
+        after = scrape(metrics_url)
+        assert (
+            value(after, logins, outcome="failed") == value(before, logins, outcome="failed") + 1
+        ), reason
+    outcomes = {dict(labels)["outcome"] for name, labels in after if name == logins}
+    assert outcomes <= {"success", "failed"}
 
 
-def test_a_lockout_is_counted_once_and_later_attempts_count_as_locked(provider):
+def test_a_lockout_is_counted_once_and_later_attempts_count_as_failed(provider, metrics_url):
     citizen = provider.citizen()
     agency = provider.agency()
     threshold = provider.settings.lockout_threshold
-    before = scrape(provider.http)
+    before = scrape(metrics_url)
 
     for _ in range(threshold + 1):
         failed_login(provider, agency, citizen["nik"])
 
-    after = scrape(provider.http)
+    after = scrape(metrics_url)
     logins = "digital_id_logins_total"
     assert (
         value(after, "digital_id_lockouts_total") == value(before, "digital_id_lockouts_total") + 1
     )
     assert (
-        value(after, logins, outcome="wrong_pin")
-        == value(before, logins, outcome="wrong_pin") + threshold
+        value(after, logins, outcome="failed")
+        == value(before, logins, outcome="failed") + threshold + 1
     )
-    assert value(after, logins, outcome="locked") == value(before, logins, outcome="locked") + 1
 
 
-def test_a_code_grant_counts_one_login_and_one_authorization_code_token(provider):
+def test_a_code_grant_counts_one_login_and_one_authorization_code_token(provider, metrics_url):
     citizen = provider.citizen()
     agency = provider.agency()
-    before = scrape(provider.http)
+    before = scrape(metrics_url)
 
     provider.tokens_for(agency, citizen["nik"])
 
-    after = scrape(provider.http)
+    after = scrape(metrics_url)
     tokens = "digital_id_tokens_issued_total"
     logins = "digital_id_logins_total"
     for grant_type, added in (("authorization_code", 1), ("client_credentials", 0)):
@@ -113,11 +124,11 @@ def test_a_code_grant_counts_one_login_and_one_authorization_code_token(provider
     assert value(after, logins, outcome="success") == value(before, logins, outcome="success") + 1
 
 
-def test_client_credentials_tokens_are_counted_by_their_grant(provider):
+def test_client_credentials_tokens_are_counted_by_their_grant(provider, metrics_url):
     agency = provider.agency(
         grant_types=["client_credentials"], redirect_uris=[], scope="pajak.read"
     )
-    before = scrape(provider.http)
+    before = scrape(metrics_url)
 
     response = provider.http.post(
         "/token", **agency.authenticated({"grant_type": "client_credentials"})
@@ -128,7 +139,7 @@ def test_client_credentials_tokens_are_counted_by_their_grant(provider):
 
     assert response.status_code == 200
     assert refused.status_code == 400
-    after = scrape(provider.http)
+    after = scrape(metrics_url)
     tokens = "digital_id_tokens_issued_total"
     assert (
         value(after, tokens, grant_type="client_credentials")
@@ -136,17 +147,17 @@ def test_client_credentials_tokens_are_counted_by_their_grant(provider):
     )
 
 
-def test_requests_are_labelled_by_route_template_never_by_raw_path(provider):
+def test_requests_are_labelled_by_route_template_never_by_raw_path(provider, metrics_url):
     receipt = secrets.token_hex(8)
     nik_like = "3171011990100001"
-    before = scrape(provider.http)
+    before = scrape(metrics_url)
 
     provider.http.get(f"/account/receipts/{receipt}.jwt?login_hint={nik_like}")
     provider.http.get(f"/no/such/page/{nik_like}")
     provider.http.get("/healthz?probe=1")
 
-    after = scrape(provider.http)
-    text = provider.http.get("/metrics").text
+    after = scrape(metrics_url)
+    text = httpx.get(metrics_url).text
     assert receipt not in text
     assert nik_like not in text
     requests = "digital_id_http_requests_total"
@@ -169,16 +180,15 @@ def test_requests_are_labelled_by_route_template_never_by_raw_path(provider):
     )
 
 
-def test_the_pool_gauges_follow_connections_in_use(settings):
+def test_the_pool_gauges_follow_connections_in_use(settings, metrics_url):
     # An app not started, so no background thread of its own uses the pool meanwhile.
     app = create_app(settings)
-    http = TestClient(app)
     engine = app.state.engine
-    before = scrape(http)
+    before = scrape(metrics_url)
 
     with engine.connect(), engine.connect():
-        during = scrape(http)
-    after = scrape(http)
+        during = scrape(metrics_url)
+    after = scrape(metrics_url)
     engine.dispose()
 
     checked_out = "digital_id_db_pool_checked_out"
@@ -210,8 +220,22 @@ def test_audit_events_count_when_their_transaction_commits_not_before_nor_after_
     assert lockouts() == start + 2
 
 
-def test_metrics_can_be_left_out_of_the_app(settings):
-    http = TestClient(create_app(settings.model_copy(update={"metrics_enabled": False})))
+def test_the_public_app_serves_no_metrics(live_server, metrics_url):
+    assert httpx.get(live_server + "/healthz").status_code == 200
 
-    assert http.get("/metrics").status_code == 404
-    assert http.get("/healthz").status_code == 200
+    assert httpx.get(live_server + "/metrics").status_code == 404
+    assert "digital_id_http_requests_total" in httpx.get(metrics_url).text
+
+
+def test_serve_refuses_to_start_when_the_metrics_port_is_taken(cli_env):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = CliRunner().invoke(
+            cli, ["serve", "--port", str(free_port()), "--metrics-port", str(port)]
+        )
+
+    assert result.exit_code == 1
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in result.output

@@ -1,15 +1,18 @@
-"""``digital-id serve --workers 2``: real worker processes, one /metrics for both, and JSON
-logs on stderr whose lines carry the request id each response gave."""
+"""``digital-id serve --workers 2``: real worker processes, one metrics listener for both (on
+loopback, apart from the public port), and JSON logs on stderr whose lines carry the request
+id each response gave."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,9 +30,10 @@ POOL_SIZE = 3  # per worker, set below so the gauge's sum is known
 class Server:
     """A ``digital-id serve`` subprocess and the JSON lines it writes to stderr."""
 
-    def __init__(self, process: subprocess.Popen[str], url: str) -> None:
+    def __init__(self, process: subprocess.Popen[str], url: str, metrics_url: str) -> None:
         self.process = process
         self.url = url
+        self.metrics_url = metrics_url
         self.stderr: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -47,7 +51,7 @@ class Server:
         return httpx.get(self.url + path, timeout=10, headers={"Connection": "close"})
 
     def metric(self, name: str, **labels: str) -> float:
-        text = self.get("/metrics").text
+        text = httpx.get(self.metrics_url, timeout=10).text
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == name and sample.labels == labels:
@@ -110,16 +114,27 @@ def two_workers(server_directory, run_log) -> Iterator[Server]:
         "TMPDIR": str(tmp_path / "tmp"),  # where serve makes the workers' metrics directory
     }
     (tmp_path / "tmp").mkdir()
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "digital_id", "serve", "--workers", "2", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "digital_id",
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+            "--metrics-port",
+            str(metrics_port),
+        ],
         env=environment,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    server = Server(process, f"http://127.0.0.1:{port}")
+    server = Server(process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics")
     try:
         wait_for(lambda: answers(server), STARTUP_SECONDS, "the server answers")
         # Each worker sets its pool size when it builds the app: both have once it is 2 x POOL_SIZE.
@@ -142,7 +157,7 @@ def healthz_pids(server: Server) -> set[int]:
     }
 
 
-def test_metrics_from_any_worker_add_up_both_workers(two_workers):
+def test_the_metrics_listener_adds_up_both_workers(two_workers):
     server = two_workers
     sent = 0
     deadline = time.monotonic() + 30
@@ -151,19 +166,34 @@ def test_metrics_from_any_worker_add_up_both_workers(two_workers):
         assert server.get("/healthz").status_code == 200
         sent += 1
 
-    # Whichever worker answers each scrape, it reports the requests both of them served.
-    for _ in range(6):
+    # Every scrape reports the requests both workers served.
+    for _ in range(3):
         served = server.metric(
             "digital_id_http_requests_total", method="GET", route="/healthz", status="200"
         )
         assert served == sent
         assert server.metric("digital_id_db_pool_size") == 2 * POOL_SIZE
-    scrapers = {
-        entry["pid"]
-        for entry in server.entries()
-        if entry["logger"] == "digital_id.access" and entry["route"] == "/metrics"
-    }
-    assert scrapers <= healthz_pids(server)
+
+
+def test_the_public_port_serves_no_metrics(two_workers):
+    assert two_workers.get("/metrics").status_code == 404
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses a TCP socket listens on ``port`` at (Linux's /proc/net/tcp)."""
+    addresses = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, port_hex = local.split(":")
+        if state == "0A" and int(port_hex, 16) == port:
+            addresses.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return addresses
+
+
+def test_the_metrics_listener_is_on_loopback_by_default(two_workers):
+    port = int(two_workers.metrics_url.split(":")[2].split("/")[0])
+
+    assert listening_addresses(port) == {"127.0.0.1"}
 
 
 def test_every_stderr_line_is_json_and_the_access_line_has_the_response_request_id(two_workers):

@@ -57,7 +57,9 @@ def test_a_client_cannot_revoke_another_clients_token(provider):
     agency = provider.agency()
     other = provider.agency()
     tokens = provider.tokens_for(agency, citizen["nik"])
-    assert revoke(provider, other, tokens["access_token"]).status_code == 400
+    assert (
+        revoke(provider, other, tokens["access_token"]).status_code == 200
+    )  # as for an unknown token
     assert provider.userinfo(tokens["access_token"]).status_code == 200
 
 

@@ -8,9 +8,11 @@ session below what is needed is stepped up, never reused.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
+
+from digital_id.oidc.jwt_policy import load_json
+from digital_id.oidc.requests import PARAMETER_LIMITS
 
 LOA_LOW: Final = "urn:digital-id:loa:low"
 LOA_SUBSTANTIAL: Final = "urn:digital-id:loa:substantial"
@@ -32,7 +34,7 @@ def required_level(parameters: Mapping[str, str], registration: Mapping[str, Any
 def _requested(parameters: Mapping[str, str]) -> list[str]:
     values = parameters.get("acr_values", "").split()
     try:
-        claims = json.loads(parameters.get("claims") or "{}")
+        claims = load_json(parameters.get("claims") or "{}", max_length=PARAMETER_LIMITS["claims"])
         acr = claims.get("id_token", {}).get("acr") or {}
     except (ValueError, AttributeError):
         return values  # a malformed claims parameter is refused elsewhere

@@ -6,13 +6,13 @@ birth date (data minimisation under UU PDP No. 27/2022).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
-from digital_id.oidc.requests import describable
+from digital_id.oidc.jwt_policy import UnacceptableJsonError, load_json
+from digital_id.oidc.requests import PARAMETER_LIMITS, describable
 from digital_id.registry.models import Citizen
 from digital_id.registry.regions import RegionTable
 
@@ -139,7 +139,9 @@ def resolve_claims_request(
     essential: set[str] = set()
     if claims_parameter:
         try:
-            parsed = json.loads(claims_parameter)
+            parsed = load_json(claims_parameter, max_length=PARAMETER_LIMITS["claims"])
+        except UnacceptableJsonError as exc:
+            raise InvalidClaimsRequestError(f"the claims parameter: {exc}") from None
         except ValueError:
             raise InvalidClaimsRequestError("the claims parameter is not valid JSON") from None
         if not isinstance(parsed, dict):

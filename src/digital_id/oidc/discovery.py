@@ -53,7 +53,8 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
             "introspection_endpoint_auth_methods_supported": [m for m in AUTH_METHODS if m != "none"],
             "introspection_endpoint_auth_signing_alg_values_supported": sorted(ASSERTION_ALGORITHMS),
             "code_challenge_methods_supported": ["S256"],
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", *SUPPORTED_CLAIMS],
+            # SUPPORTED_CLAIMS starts with openid's sub, listed once.
+            "claims_supported": list(dict.fromkeys(["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", *SUPPORTED_CLAIMS])),
             "claims_parameter_supported": True,
             "request_parameter_supported": True,
             "request_object_signing_alg_values_supported": sorted(ASSERTION_ALGORITHMS),

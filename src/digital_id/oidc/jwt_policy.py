@@ -12,6 +12,11 @@ one is needed, or carries a header that would let it choose or fetch its own key
 outright means no later change of library or key lookup can start trusting them.
 
 Every JWT entry point calls ``check_jwt`` first, so the rules are the same everywhere.
+
+Every JSON a request carries (a JWT's header and claims, the ``claims`` parameter) is read by
+``load_json``, within a size and a nesting depth: Python's parser recurses once per level, so
+a few kilobytes of ``[[[[`` would otherwise raise RecursionError (a 500) here or, later, in
+whichever library parses the same text again.
 """
 
 from __future__ import annotations
@@ -31,10 +36,48 @@ MAX_REQUEST_OBJECT_LENGTH: Final = 16 * 1024
 MAX_KID_LENGTH: Final = 256
 FORBIDDEN_HEADERS: Final = frozenset({"jwk", "jku", "x5u", "x5c", "crit"})
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+# JSON from a request nests a few levels (a request object's ``claims``: five); far deeper is
+# an attack on the parsers, ours and the libraries' that read the same text after us.
+MAX_JSON_DEPTH: Final = 16
 
 
 class UnacceptableJwtError(ValueError):
     """The token breaks the header policy; the message says which rule (safe to show)."""
+
+
+class UnacceptableJsonError(ValueError):
+    """JSON over its size or nesting limit; the message says which (safe to show)."""
+
+
+def load_json(text: str | bytes, *, max_length: int) -> Any:
+    """``text`` parsed as JSON, if it is at most ``max_length`` long and nests at most
+    MAX_JSON_DEPTH levels; else ValueError (UnacceptableJsonError, or the parser's own)."""
+    if len(text) > max_length:
+        raise UnacceptableJsonError(f"the JSON is longer than {max_length} characters")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise UnacceptableJsonError(f"the JSON nests deeper than {MAX_JSON_DEPTH} levels") from None
+    if _nesting(value) > MAX_JSON_DEPTH:
+        raise UnacceptableJsonError(f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _nesting(value: Any) -> int:
+    """How many levels of arrays and objects ``value`` nests, counted without recursion (and
+    no further than one past the limit)."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if not isinstance(item, dict | list):
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            break
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def check_jwt(
@@ -56,12 +99,10 @@ def check_jwt(
     parts = token.split(".")
     if len(parts) != 3 or not all(_BASE64URL.fullmatch(p) for p in parts):
         raise UnacceptableJwtError("not a signed JWT in compact form")
-    try:
-        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise UnacceptableJwtError("the JWT header is not base64url-encoded JSON") from None
-    if not isinstance(header, dict):
-        raise UnacceptableJwtError("the JWT header is not a JSON object")
+    header = _json_part(parts[0], max_length, "header")
+    # The claims too, though they are read only after the signature is checked: some
+    # libraries parse them before (authlib looks the client up by an assertion's ``sub``).
+    _json_part(parts[1], max_length, "claims")
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in algorithms:
         raise UnacceptableJwtError(
@@ -76,3 +117,17 @@ def check_jwt(
     if refused:
         raise UnacceptableJwtError(f"the JWT header may not carry {', '.join(refused)}")
     return header
+
+
+def _json_part(part: str, max_length: int, name: str) -> dict[str, Any]:
+    try:
+        value = load_json(
+            base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)), max_length=max_length
+        )
+    except UnacceptableJsonError as exc:
+        raise UnacceptableJwtError(f"the JWT {name}: {exc}") from None
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise UnacceptableJwtError(f"the JWT {name} is not base64url-encoded JSON") from None
+    if not isinstance(value, dict):
+        raise UnacceptableJwtError(f"the JWT {name} is not a JSON object")
+    return value

@@ -31,6 +31,7 @@ from authlib.oauth2.rfc6749.grants import (
     ClientCredentialsGrant,
     RefreshTokenGrant,
 )
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -795,6 +796,14 @@ class TokenRevocation(_FindsTokens, RevocationEndpoint):  # type: ignore[misc]
 
     CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
+    def authenticate_token(self, request: ProviderRequest, client: AgencyClient) -> Any:
+        """Another client's token is treated as an unknown one: 200 and nothing revoked.
+        authlib answers it 400 ``invalid_grant``, which would tell a client, against a 200
+        for garbage, that a token it holds is real (RFC 7009 section 2.2 allows the 200)."""
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        return token if token is not None and token.check_client(client) else None
+
     def revoke_token(self, token: PresentedToken, request: ProviderRequest) -> None:
         context = self.context
         if token.grant is not None:
@@ -983,13 +992,12 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         context = self.context
         limiter, limits = context.rate_limiter, context.limits
         if limiter is None or limits is None or endpoint != "token":
-            client: AgencyClient = super().authenticate_client(request, methods, endpoint)
-            return client
+            return self._authenticate(request, methods, endpoint)
         try:
             try:
-                client = super().authenticate_client(request, methods, endpoint)
+                client = self._authenticate(request, methods, endpoint)
             except InvalidClientError:
-                failures = (limits.client_auth_failures_per_ip, context.events.ip or "")
+                failures = limits.client_auth_failure(context.events.ip)
                 limiter.charge(context.session, [failures], now=context.now)
                 raise
             limiter.charge(
@@ -998,6 +1006,24 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         except RateLimitedError as refused:
             raise SlowDownError(refused.retry_after) from None
         context.session.commit()
+        return client
+
+    def _authenticate(self, request: ProviderRequest, methods: Any, endpoint: str) -> AgencyClient:
+        """authlib's client authentication; its refusal named every method it knows, as a
+        Python tuple. A client that exists is told the one it is registered for instead."""
+        try:
+            client: AgencyClient = super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as exc:
+            if not str(exc.description).startswith("The client cannot authenticate with"):
+                raise  # a refusal of our own (an assertion's), which says what was wrong
+            basic = extract_basic_authorization(request.headers)[0]
+            claimed = self.query_client(basic or request.payload.client_id or "")
+            exc.description = "the client could not be authenticated" + (
+                f" with its registered method, {claimed.client_metadata.get('token_endpoint_auth_method')}"
+                if claimed is not None
+                else ""
+            )
+            raise
         return client
 
     def save_token(self, token: dict[str, Any], request: ProviderRequest) -> None:

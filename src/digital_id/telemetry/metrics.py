@@ -4,11 +4,16 @@ The metric objects are declarations, as prometheus-client expects; they hold cou
 a NIK, a code or a token, and every label has a small fixed set of values (anything else
 becomes ``other``), so a caller cannot blow up the series count.
 
+They are served on a listener of their own (``serve_metrics``, started by ``digital-id
+serve`` on loopback by default), never on the public port: a counter that moves right after
+someone's login would tell anyone who can reach it what that login found.
+
 With several worker processes (``digital-id serve --workers N``) prometheus-client's
 multiprocess mode is on: ``serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory
-before the workers start, each worker writes its values to files there, and ``/metrics`` in
-any worker reads them all, so it reports every worker on the host. Gauges are summed over the
-live workers. In one process the library keeps the values in memory and none of that applies.
+before the workers start, each worker writes its values to files there, and the metrics
+listener, in the supervising process, reads them all, so it reports every worker on the host.
+Gauges are summed over the live workers. In one process the library keeps the values in
+memory and none of that applies.
 
 Logins, lockouts and tokens are counted from the audit events that record them
 (``count_when_committed``), when their transaction commits: the metrics then agree with the
@@ -21,16 +26,16 @@ import os
 import threading
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     multiprocess,
+    start_http_server,
     values,
 )
 from sqlalchemy import Engine, event
@@ -38,8 +43,10 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.pool import QueuePool
 
 HTTP_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# The reasons accounts.service gives a failed PIN login (LoginOutcome.reason).
-LOGIN_FAILURES: Final = frozenset({"wrong_pin", "unknown", "not_activated", "inactive", "locked"})
+# A failed login is counted as just that: the login page says the same whether the NIK is
+# unknown, not activated, locked or the PIN wrong, and so must the metrics. The audit trail
+# keeps the reason.
+LOGIN_OUTCOMES: Final = ("success", "failed")
 GRANT_TYPES: Final = frozenset({"authorization_code", "refresh_token", "client_credentials"})
 
 HTTP_REQUESTS = Counter(
@@ -54,7 +61,7 @@ HTTP_LATENCY = Histogram(
 )
 LOGINS = Counter(
     "digital_id_logins",
-    "PIN logins by outcome: success, or the reason it failed.",
+    "PIN logins by outcome: success or failed (the audit trail has each failure's reason).",
     ["outcome"],
 )
 SECOND_FACTOR = Counter(
@@ -101,14 +108,21 @@ def multiprocess_mode() -> bool:
     return values.ValueClass is not values.MutexValue
 
 
-def exposition() -> tuple[bytes, str]:
-    """The metrics in Prometheus' text format, and its content type. Reads memory, or the
-    workers' files in multiprocess mode; never the database."""
-    if multiprocess_mode():
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+def serve_metrics(host: str, port: int, *, workers_directory: str | None = None) -> WSGIServer:
+    """Answer scrapes on ``host``:``port`` from a daemon thread, until ``shutdown()``; OSError
+    if the address cannot be bound. With ``workers_directory``, the counts every worker
+    process writes there (multiprocess mode); else this process's own. Reads memory or those
+    files, never the database."""
+    server, _ = start_http_server(port, addr=host, registry=_registry(workers_directory))
+    return server
+
+
+def _registry(workers_directory: str | None) -> CollectorRegistry:
+    if workers_directory is None and not multiprocess_mode():
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=workers_directory)  # type: ignore[no-untyped-call]
+    return registry
 
 
 def forget_this_process() -> None:
@@ -168,7 +182,7 @@ def _counter_for(tag: str, details: Mapping[str, Any]) -> _Countable | None:
     if tag == "auth:login":
         counter = LOGINS.labels(outcome="success")
     elif tag == "auth:pin:failed" and reason != "pin_change":  # portal PIN change, not a login
-        counter = LOGINS.labels(outcome=reason if reason in LOGIN_FAILURES else "other")
+        counter = LOGINS.labels(outcome="failed")
     elif tag == "auth:locked":
         counter = LOCKOUTS
     elif tag in ("auth:otp:passed", "auth:otp:failed"):

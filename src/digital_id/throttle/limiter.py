@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import ipaddress
 import math
 import threading
 from collections.abc import Iterable
@@ -112,11 +113,33 @@ class Limits:
         from a browser recognised for that NIK only for its address, so strangers trying the
         NIK cannot spend the citizen's budget (that browser's own lock still bounds it)."""
         if recognised:
-            return ((self.login_per_ip, ip or ""),)
-        return (self.login_per_ip, ip or ""), (self.login_per_nik, nik)
+            return ((self.login_per_ip, address_subject(ip)),)
+        return (self.login_per_ip, address_subject(ip)), (self.login_per_nik, nik)
 
     def activation(self, ip: str | None, nik: str) -> tuple[Charge, Charge]:
-        return (self.activation_per_ip, ip or ""), (self.activation_per_nik, nik)
+        return (self.activation_per_ip, address_subject(ip)), (self.activation_per_nik, nik)
+
+    def client_auth_failure(self, ip: str | None) -> Charge:
+        return self.client_auth_failures_per_ip, address_subject(ip)
+
+
+def address_subject(ip: str | None) -> str:
+    """What a per-address limit counts a client address as. An IPv6 address is its /64: one
+    subscriber (a home, a phone) is given a whole /64 and may send from any of its 2^64
+    addresses, so counting each alone would be no limit at all (RFC 6177 assigns end sites
+    a /56 or more; /64 is the least any host gets). IPv4, and IPv4 mapped into IPv6, count
+    as the address."""
+    if not ip:
+        return ""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 Charge = tuple[Limit, str]

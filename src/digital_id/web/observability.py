@@ -1,14 +1,13 @@
-"""The web side of telemetry: a request's metrics and access-log line, and ``/metrics``."""
+"""The web side of telemetry: a request's metrics and access-log line. The metrics are
+served on a listener of their own (``telemetry.metrics.serve_metrics``), not by this app."""
 
 from __future__ import annotations
 
 import logging
 import time
 
-from fastapi import APIRouter, Response
 from sqlalchemy import Engine
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digital_id.telemetry import metrics
@@ -18,32 +17,11 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 # For requests no route matched: a label per raw path would let anyone create series.
 UNMATCHED = "unmatched"
 
-router = APIRouter(tags=["operations"])
-
-
-@router.get(
-    "/metrics",
-    summary="Prometheus metrics: requests, logins, tokens, lockouts, database pool.",
-    description="Counts for every worker process on this host. For the monitoring network "
-    "only: do not route it through the public reverse proxy (`DIGITAL_ID_METRICS_ENABLED=false` "
-    "removes it).",
-    response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
-)
-def prometheus_metrics() -> Response:
-    body, content_type = metrics.exposition()
-    return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
-
 
 def middleware(engine: Engine) -> list[Middleware]:
     """For ``FastAPI(middleware=...)``: the request telemetry, with ``engine``'s pool watched."""
     metrics.watch_pool(engine)
     return [Middleware(RequestTelemetry)]
-
-
-def routes(*, enabled: bool) -> list[BaseRoute]:
-    """For ``FastAPI(routes=...)``: ``/metrics``, unless the operator turned it off."""
-    return list(router.routes) if enabled else []
 
 
 def route_template(scope: Scope) -> str:
