@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # Build:  docker build -t digital-id .
-# Try:    docker run -p 8000:8000 -v digital-id-data:/srv/digital-id \
+# Try:    docker run -p 8000:8000 -e DIGITAL_ID_ENV=development -v digital-id-data:/srv/digital-id \
 #           -v digital-id-keys:/run/secrets/digital-id-keys digital-id
+#         (the image defaults to production, which refuses to start without an https
+#         DIGITAL_ID_ISSUER and a DIGITAL_ID_KEYS_PASSPHRASE of its own)
 #         (migrate first: the same with `--rm ... digital-id db upgrade`, then `keys init`)
 # Fleet:  DIGITAL_ID_DATABASE_URL=postgresql://..., the keys directory mounted read-only at
 #         /run/secrets/digital-id-keys, DIGITAL_ID_KEYS_PASSPHRASE from the secret store,
@@ -23,8 +25,12 @@ RUN groupadd --system --gid 10001 digitalid \
 COPY --from=build /opt/digital-id /opt/digital-id
 # The SQLite default is for a single-container trial only; a fleet sets
 # DIGITAL_ID_DATABASE_URL to PostgreSQL (docs/deployment.md).
+# Production unless told otherwise: a forgotten setting then stops the start (an https
+# issuer and a key passphrase of your own are required) instead of serving development
+# defaults. A local trial sets DIGITAL_ID_ENV=development.
 ENV PATH=/opt/digital-id/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    DIGITAL_ID_ENV=production \
     DIGITAL_ID_DATABASE_URL=sqlite:////srv/digital-id/var/digital-id.sqlite3 \
     DIGITAL_ID_KEYS_DIR=/run/secrets/digital-id-keys \
     DIGITAL_ID_METRICS_HOST=0.0.0.0

@@ -38,3 +38,8 @@ def test_the_image_runs_what_the_guide_says():
     assert command is not None
     assert '"--workers"' in command.group(1)
     assert "serve --host 0.0.0.0 --port 8000 --workers" in GUIDE
+
+
+def test_the_image_defaults_to_production():
+    assert re.search(r"^\s+DIGITAL_ID_ENV=production\b", DOCKERFILE, re.MULTILINE)
+    assert "DIGITAL_ID_ENV=development" not in re.sub(r"^#.*$", "", DOCKERFILE, flags=re.MULTILINE)

@@ -149,6 +149,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="OpenID Connect provider for Indonesia's national digital identity.",
         lifespan=lifespan,
+        # The committed openapi/openapi.json is the integrators' copy; a running server
+        # publishes its own only where the operator wants it (DIGITAL_ID_API_DOCS).
+        openapi_url="/openapi.json" if settings.serves_api_docs else None,
         exception_handlers=outage.exception_handlers(),
         # Inside security_headers (below), which sets the request id: the telemetry first, so
         # it counts and logs the size limits' refusals too; those get the same headers as any page.

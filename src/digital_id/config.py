@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # does right after a login must not be anyone's to watch). Loopback unless the monitoring
     # network scrapes from another host; 9464 is the port OpenTelemetry's exporter uses.
     metrics_enabled: bool = True
+    # /docs, /redoc and /openapi.json: a map of every endpoint and parameter, for integrators
+    # in development; off in production unless the operator chooses to publish it.
+    api_docs: bool | None = None
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, ge=1, le=65535)
     log_level: LogLevel = "INFO"
@@ -149,6 +152,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def serves_api_docs(self) -> bool:
+        return self.api_docs if self.api_docs is not None else not self.is_production
 
     @property
     def log_style(self) -> LogFormat:

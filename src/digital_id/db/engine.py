@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,7 @@ def create_engine_for(url: str, *, pool: ServerPool | None = None, **kwargs: Any
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _owner_only(Path(database))
             if pool is not None:  # a file has SQLAlchemy's QueuePool; sized like PostgreSQL's
                 kwargs |= {"pool_size": pool.size, "max_overflow": pool.overflow}
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
@@ -121,6 +123,17 @@ def database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
     return isinstance(exc, PoolTimeoutError | psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def _owner_only(database: Path) -> None:
+    """The database file readable by its owner alone (0600), created so before SQLite opens
+    it: SQLite gives the -wal and -shm files it makes the database file's mode, and the
+    default umask would leave the register, PIN hashes included, readable by every local
+    user. Files left more open by an earlier version are narrowed."""
+    os.close(os.open(database, os.O_CREAT | os.O_RDWR, 0o600))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        if path.exists() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -29,9 +31,18 @@ _templates = Environment(
 )
 
 # No inline script or style anywhere; agency logos may come from their own https sites.
-CONTENT_SECURITY_POLICY = (
+# Forms post to us; a page whose form may end at an agency (the authorization pages, whose
+# post is answered with a redirect to its redirect_uri, and form_post) names that agency's
+# origin too (``content_security_policy``), as browsers apply form-action to the redirects
+# that follow a submission.
+_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+CONTENT_SECURITY_POLICY = _POLICY
+# What may stand in a CSP source expression: a registered redirect URI's scheme and host.
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
 )
 # Two years, subdomains too (the preload list's minimum); sent only behind an https issuer.
 HSTS = "max-age=63072000; includeSubDomains"
@@ -41,6 +52,17 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+
+def content_security_policy(form_targets: Iterable[str] = ()) -> str:
+    """The policy of a page whose forms may also end at ``form_targets`` (URLs)."""
+    origins = []
+    for target in form_targets:
+        parts = urlsplit(target)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if _ORIGIN.fullmatch(origin) and origin not in origins:
+            origins.append(origin)
+    return " ".join([_POLICY, *origins])
 
 
 def add_security_headers(headers: MutableHeaders, *, https: bool) -> None:
@@ -123,7 +145,13 @@ class Page:
         return response
 
     def render(
-        self, template: str, *, status: int = 200, back_to: str | None = None, **context: Any
+        self,
+        template: str,
+        *,
+        status: int = 200,
+        back_to: str | None = None,
+        form_targets: Iterable[str] = (),
+        **context: Any,
     ) -> HTMLResponse:
         other = next(language for language in LANGUAGES if language != self.language)
         back_to = back_to or self.request.url.path + (
@@ -138,6 +166,8 @@ class Page:
             **context,
         )
         response = HTMLResponse(html, status_code=status)
+        if form_targets:
+            response.headers["Content-Security-Policy"] = content_security_policy(form_targets)
         self.finish(response)
         return response
 

@@ -29,7 +29,7 @@ from digital_id.oidc.authorization import (
     login_proof,
 )
 from digital_id.oidc.logout import end_browser_session
-from digital_id.oidc.provider import Provider
+from digital_id.oidc.provider import AgencyClient, Provider
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
@@ -155,6 +155,7 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
             "login.html",
             back_to=_authorize_url(parameters),
             agency=client.name(page.language) if client else "",
+            form_targets=_agency_return(client, parameters),
             failed=True,
             nik="",
             action="/authorize/login",
@@ -255,6 +256,7 @@ def _continue(
             "login.html",
             back_to=back_to,
             agency=outcome.client.name(page.language),
+            form_targets=_agency_return(outcome.client, parameters),
             failed=False,
             nik=hint if hint.isdigit() and len(hint) == 16 else "",
             action="/authorize/login",
@@ -269,6 +271,7 @@ def _continue(
         return page.render(
             "consent.html",
             back_to=back_to,
+            form_targets=_agency_return(outcome.client, parameters),
             agency=outcome.client.name(page.language),
             citizen_name=outcome.citizen.full_name,
             claims=[
@@ -286,6 +289,18 @@ def _continue(
             else "",
         )
     return _respond(page, outcome)
+
+
+def _agency_return(client: AgencyClient | None, parameters: FormPairs) -> list[str]:
+    """Where a post from an authorization page may be redirected: the request's registered
+    redirect URI (or the client's only one)."""
+    if client is None:
+        return []
+    requested = dict(parameters).get("redirect_uri")
+    if requested is not None and client.check_redirect_uri(requested):
+        return [requested]
+    default = client.get_default_redirect_uri()
+    return [default] if default else []
 
 
 def _second_factor_page(
@@ -311,6 +326,7 @@ def _second_factor_page(
         "otp.html",
         back_to=back_to,
         agency=outcome.client.name(page.language),
+        form_targets=_agency_return(outcome.client, parse_qsl(carried)),
         enrolment=enrolment,
         failed=failed,
         action="/authorize/otp",
@@ -368,7 +384,10 @@ def second_factor(request: Request, db: Database, app: App, form: Form) -> Respo
 def _respond(page: Page, outcome: Respond) -> Response:
     if outcome.response_mode == "form_post":
         return page.render(
-            "form_post.html", redirect_uri=outcome.redirect_uri, params=outcome.params
+            "form_post.html",
+            form_targets=[outcome.redirect_uri],
+            redirect_uri=outcome.redirect_uri,
+            params=outcome.params,
         )
     # 303 so a browser that POSTed the form follows with a GET.
     response = RedirectResponse(outcome.url, status_code=303)
