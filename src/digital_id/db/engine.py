@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,8 +130,13 @@ def _owner_only(database: Path) -> None:
     """The database file readable by its owner alone (0600), created so before SQLite opens
     it: SQLite gives the -wal and -shm files it makes the database file's mode, and the
     default umask would leave the register, PIN hashes included, readable by every local
-    user. Files left more open by an earlier version are narrowed."""
-    os.close(os.open(database, os.O_CREAT | os.O_RDWR, 0o600))
+    user. Files left more open by an earlier version are narrowed.
+
+    An existing file is never opened here: closing any descriptor of a database file drops
+    every POSIX lock this process holds on it, so another connection's locks would silently
+    vanish and the database could be corrupted (SQLite's "How To Corrupt" 2.2)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
     for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
         if path.exists() and path.stat().st_mode & 0o077:
             path.chmod(0o600)
