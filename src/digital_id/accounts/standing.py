@@ -34,7 +34,10 @@ class Refusal(StrEnum):
     REGISTER_BLOCKED = "register_blocked"  # the register's own status
     OPERATOR_BLOCKED = "operator_blocked"  # `digital-id citizens block`
     NOT_ACTIVATED = "not_activated"  # no PIN set yet
-    LOCKED = "locked"  # too many failed PINs or one-time codes, for now
+    LOCKED = "locked"  # too many failed PINs, for now
+    # Too many failed one-time codes, for now: someone holds the PIN. Kept apart from LOCKED
+    # so nothing that eases the PIN lock (a recognised browser, say) eases this one.
+    OTP_LOCKED = "otp_locked"
     AGENCY_DISABLED = "agency_disabled"
     CONSENT_WITHDRAWN = "consent_withdrawn"
     SESSION_ENDED = "session_ended"  # the browser session online access was bound to
@@ -71,21 +74,30 @@ def _citizen_refusal(session: Session, citizen_id: int, *, now: datetime) -> Ref
             CitizenAccount.pin_hash.is_not(None),
             CitizenAccount.blocked_at,
             CitizenAccount.locked_until,
+            CitizenAccount.otp_locked_until,
         )
         .outerjoin(CitizenAccount, CitizenAccount.citizen_id == Citizen.id)
         .where(Citizen.id == citizen_id)
     ).one_or_none()
     if row is None:
         return Refusal.UNKNOWN
-    status, activated, blocked_at, locked_until = row
+    status, activated, blocked_at, locked_until, otp_locked_until = row
     if status != "active":
         return _REGISTER_REFUSALS.get(status, Refusal.REGISTER_BLOCKED)
     if blocked_at is not None:
         return Refusal.OPERATOR_BLOCKED
     if not activated:
         return Refusal.NOT_ACTIVATED
+    return _lock_refusal(now, locked_until, otp_locked_until)
+
+
+def _lock_refusal(
+    now: datetime, locked_until: datetime | None, otp_locked_until: datetime | None
+) -> Refusal | None:
     if locked_until is not None and now < locked_until:
         return Refusal.LOCKED
+    if otp_locked_until is not None and now < otp_locked_until:
+        return Refusal.OTP_LOCKED
     return None
 
 

@@ -89,6 +89,8 @@ def show(ctx: typer.Context, nik: NikArgument) -> None:
     table.add_row("failed attempts", str(account.failed_attempts))
     table.add_row("locked until", _when(account.locked_until))
     table.add_row("second factor (TOTP)", _when(account.totp_enrolled_at))
+    table.add_row("failed one-time codes", str(account.failed_codes))
+    table.add_row("one-time codes locked until", _when(account.codes_locked_until))
     table.add_row("blocked", _when(account.blocked_at))
     table.add_row(
         "agencies with access",
@@ -102,7 +104,7 @@ def show(ctx: typer.Context, nik: NikArgument) -> None:
 
 @app.command()
 def unlock(ctx: typer.Context, nik: NikArgument) -> None:
-    """Lift a lockout after failed logins."""
+    """Lift a lockout after failed PINs or one-time codes."""
     _operate(ctx, nik, lambda session: service.unlock(session, nik), "unlocked")
 
 
