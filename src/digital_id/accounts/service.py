@@ -551,6 +551,21 @@ def remove_totp(session: Session, citizen: Citizen, *, now: datetime | None = No
     )
 
 
+def reset_second_factor(session: Session, nik: str, *, now: datetime | None = None) -> Citizen:
+    """An operator removes the citizen's authenticator (lost or replaced phone), and with it
+    the second factor's failure count and lock. The caller ends the citizen's sessions in the
+    same transaction (``oidc.logout.end_citizen_sessions``): whoever holds one may be the
+    reason for the reset."""
+    now = now or utc_now()
+    citizen, account = _operated(session, nik, now)
+    _forget_authenticator(account, now)
+    session.flush()
+    trail.record(
+        session, "citizen:otp_reset", actor="operator", subject=citizen_ref(citizen.id), now=now
+    )
+    return citizen
+
+
 def _forget_authenticator(account: CitizenAccount, now: datetime) -> None:
     account.totp_secret = None
     account.totp_pending_secret = None

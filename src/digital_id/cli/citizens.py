@@ -26,7 +26,9 @@ from digital_id.db.types import utc_now
 from digital_id.oidc.logout import end_citizen_sessions
 from digital_id.registry.nik import mask_nik
 
-app = typer.Typer(help="Citizen accounts: activation, lockouts, blocking.", no_args_is_help=True)
+app = typer.Typer(
+    help="Citizen accounts: activation, lockouts, second factor, blocking.", no_args_is_help=True
+)
 
 
 @app.command()
@@ -126,6 +128,27 @@ def block(ctx: typer.Context, nik: NikArgument) -> None:
         )
 
     _operate(ctx, nik, block_and_log_out, "blocked")
+
+
+@app.command("reset-otp")
+def reset_otp(ctx: typer.Context, nik: NikArgument) -> None:
+    """Remove the citizen's authenticator (a lost or replaced phone) and lift its lock; the
+    citizen's sessions end (each agency gets a back-channel logout) and their grants are
+    revoked. They log in with the PIN and set up a new authenticator."""
+    pairwise_secret = common.pairwise_secret(ctx)
+
+    def reset_and_log_out(session: Session) -> None:
+        citizen = service.reset_second_factor(session, nik)
+        end_citizen_sessions(
+            session,
+            citizen.id,
+            pairwise_secret=pairwise_secret,
+            now=utc_now(),
+            reason="second_factor_reset",
+            actor="operator",
+        )
+
+    _operate(ctx, nik, reset_and_log_out, "has no authenticator now; their sessions ended")
 
 
 @app.command()
