@@ -195,15 +195,28 @@ def test_a_correct_pin_does_not_buy_more_guesses_at_the_code(provider):
     assert alert(refused) == alert(wrong_pin)  # locked looks like any failed login
 
 
+def test_a_wrong_code_while_enrolling_counts_towards_no_lock(provider):
+    """The enrolment page shows the secret: a wrong code there guesses nothing."""
+    citizen = provider.citizen()
+    agency = provider.agency()
+    page, secret = enrol(provider, agency, citizen["nik"])
+    for _ in range(6):
+        page = submit_otp(provider, page, wrong_code(secret))
+    assert "code" in finish(provider, agency, submit_otp(provider, page, code_at(secret)))
+
+
 def test_failed_codes_lock_the_account(provider):
     citizen = provider.citizen()
     agency = provider.agency()
     enrolment, secret = enrol(provider, agency, citizen["nik"])
-    page = enrolment
-    wrong = "000000" if code_at(secret) != "000000" else "111111"
+    finish(provider, agency, submit_otp(provider, enrolment, code_at(secret)))
+    provider.http.cookies.clear()
+    page = provider.log_in(
+        provider.authorize(agency, acr_values=SUBSTANTIAL, **pkce()), citizen["nik"]
+    )
     for _ in range(5):
-        page = submit_otp(provider, page, wrong)
-    locked = submit_otp(provider, page, code_at(secret))
+        page = submit_otp(provider, page, wrong_code(secret))
+    locked = submit_otp(provider, page, code_at(secret, 1))
     assert 'role="alert"' in locked.text
     provider.http.cookies.clear()
     login = provider.authorize(agency, **pkce())

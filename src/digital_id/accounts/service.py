@@ -377,7 +377,9 @@ def verify_totp(
             session.flush()
             session.expire(account)
             return True
-    locked = _count_code_failure(session, account.id, policy, now)
+    # A wrong code while enrolling guesses nothing (the page shows the secret), so only codes
+    # for an enrolled authenticator count towards its lock.
+    locked = not enrolling and _count_code_failure(session, account.id, policy, now)
     trail.record(
         session, "auth:otp:failed", actor="citizen", subject=citizen_ref(citizen.id), now=now
     )
