@@ -5,15 +5,18 @@ from __future__ import annotations
 import threading
 from datetime import UTC, date, datetime, timedelta
 
+import pyotp
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import service
 from digital_id.accounts.pins import InvalidPinError, PinHasher
+from digital_id.accounts.totp import TotpCipher
 from digital_id.registry.importer import CitizenImporter, RejectReport
 from digital_id.registry.records import RecordValidator
 from digital_id.registry.regions import load_regions
+from digital_id.registry.service import find_by_nik
 from tests.factories import citizen_row
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -195,3 +198,105 @@ def test_each_lock_doubles_up_to_the_longest():
     durations = [policy.lock_duration(count) for count in (1, 2, 3, 4, 5, 6, 50, 10**6)]
     assert durations[:5] == [timedelta(minutes=m) for m in (15, 30, 60, 120, 240)]
     assert durations[5:] == [timedelta(hours=4)] * 3
+
+
+# --- the second factor's own lockout -----------------------------------------------------
+
+CIPHER = TotpCipher(b"k" * 32)
+
+
+def enrolled(engine, nik) -> str:
+    """An authenticator enrolled at NOW; its secret."""
+    with Session(engine) as session, session.begin():
+        citizen = find_by_nik(session, nik)
+        assert citizen is not None
+        secret = service.begin_totp_enrolment(
+            session, CIPHER, citizen, issuer_name="Digital ID", now=NOW
+        ).secret
+        first = pyotp.TOTP(secret).at(NOW)
+        assert service.verify_totp(session, CIPHER, citizen, first, policy=POLICY, now=NOW)
+    return secret
+
+
+def code_passes(engine, nik, code, now) -> bool:
+    with Session(engine) as session, session.begin():
+        citizen = find_by_nik(session, nik)
+        assert citizen is not None
+        return service.verify_totp(session, CIPHER, citizen, code, policy=POLICY, now=now)
+
+
+def wrong_code(secret: str, now: datetime) -> str:
+    near = {pyotp.TOTP(secret).at(now + timedelta(seconds=30 * k)) for k in (-1, 0, 1)}
+    return next(code for code in ("000000", "111111", "222222", "333333") if code not in near)
+
+
+def test_a_correct_pin_does_not_reset_the_count_of_wrong_codes(engine, hasher, citizens):
+    """Else whoever has the PIN gets four code guesses per login, thousands a day."""
+    nik = citizens["active"]
+    with_pin(engine, hasher, nik)
+    secret = enrolled(engine, nik)
+    now = NOW + timedelta(minutes=1)
+    for _ in range(5):
+        assert login(engine, hasher, nik, now=now).succeeded
+        assert not code_passes(engine, nik, wrong_code(secret, now), now)
+    assert login(engine, hasher, nik, now=now).reason == "otp_locked"
+    assert not code_passes(engine, nik, pyotp.TOTP(secret).at(now), now), (
+        "even the right code is refused while locked"
+    )
+
+
+def test_five_wrong_codes_lock_for_15_minutes_then_30(engine, hasher, citizens):
+    nik = citizens["active"]
+    with_pin(engine, hasher, nik)
+    secret = enrolled(engine, nik)
+    first = NOW + timedelta(minutes=1)
+    for _ in range(5):
+        assert not code_passes(engine, nik, wrong_code(secret, first), first)
+    assert login(engine, hasher, nik, now=first + timedelta(minutes=14)).reason == "otp_locked"
+
+    later = first + timedelta(minutes=15)
+    assert login(engine, hasher, nik, now=later).succeeded  # the PIN still stands
+    for _ in range(5):
+        assert not code_passes(engine, nik, wrong_code(secret, later), later)
+    locked = login(engine, hasher, nik, now=later + timedelta(minutes=29))
+    assert locked.reason == "otp_locked"
+    assert login(engine, hasher, nik, now=later + timedelta(minutes=30)).succeeded
+
+
+def test_a_correct_code_resets_the_count_of_wrong_codes(engine, hasher, citizens):
+    nik = citizens["active"]
+    with_pin(engine, hasher, nik)
+    secret = enrolled(engine, nik)
+    now = NOW + timedelta(minutes=1)
+    for _ in range(4):
+        assert not code_passes(engine, nik, wrong_code(secret, now), now)
+    assert code_passes(engine, nik, pyotp.TOTP(secret).at(now), now)
+    later = now + timedelta(minutes=1)
+    for _ in range(4):
+        assert not code_passes(engine, nik, wrong_code(secret, later), later)
+    assert code_passes(engine, nik, pyotp.TOTP(secret).at(later), later)
+
+
+def test_wrong_codes_do_not_count_towards_the_pin_lockout(engine, hasher, citizens):
+    """Each factor has its own counter: four wrong PINs and four wrong codes lock nothing."""
+    nik = citizens["active"]
+    with_pin(engine, hasher, nik)
+    secret = enrolled(engine, nik)
+    now = NOW + timedelta(minutes=1)
+    for _ in range(4):
+        login(engine, hasher, nik, pin="135792", now=now)
+        assert not code_passes(engine, nik, wrong_code(secret, now), now)
+    assert login(engine, hasher, nik, now=now).succeeded
+
+
+def test_an_operator_unlock_lifts_the_second_factors_lock(engine, hasher, citizens):
+    nik = citizens["active"]
+    with_pin(engine, hasher, nik)
+    secret = enrolled(engine, nik)
+    now = NOW + timedelta(minutes=1)
+    for _ in range(5):
+        code_passes(engine, nik, wrong_code(secret, now), now)
+    with Session(engine) as session, session.begin():
+        service.unlock(session, nik, now=now)
+    assert login(engine, hasher, nik, now=now).succeeded
+    assert code_passes(engine, nik, pyotp.TOTP(secret).at(now), now)

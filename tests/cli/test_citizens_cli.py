@@ -103,3 +103,39 @@ def test_operator_actions_on_an_unknown_nik_fail_in_one_line(nik):
     result = runner.invoke(app, ["citizens", "block", "3273052010909999"])
     assert result.exit_code == 1
     assert "no citizen" in result.output
+
+
+def test_reset_otp_removes_the_authenticator_and_is_recorded_as_the_operators(nik, engine):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from digital_id.accounts.models import CitizenAccount
+    from digital_id.audit.models import AuditEvent
+
+    assert runner.invoke(app, ["citizens", "activate", nik, "--pin", "246810"]).exit_code == 0
+    with engine.begin() as connection:
+        connection.execute(
+            CitizenAccount.__table__.update().values(
+                totp_secret="sealed", totp_last_step=7, otp_failed_attempts=4
+            )
+        )
+    result = runner.invoke(app, ["citizens", "reset-otp", nik])
+    assert result.exit_code == 0, result.output
+    assert nik not in result.output
+    with Session(engine) as session:
+        account = session.scalars(select(CitizenAccount)).one()
+        assert (account.totp_secret, account.totp_last_step, account.otp_failed_attempts) == (
+            None,
+            None,
+            0,
+        )
+        event = session.scalars(select(AuditEvent).order_by(AuditEvent.sequence.desc())).first()
+    assert event is not None
+    assert (event.tag, event.actor) == ("citizen:otp_reset", "operator")
+    assert runner.invoke(app, ["audit", "verify"]).exit_code == 0
+
+
+def test_reset_otp_on_an_unknown_nik_fails_in_one_line(nik):
+    result = runner.invoke(app, ["citizens", "reset-otp", "3273052010909999"])
+    assert result.exit_code == 1
+    assert "no citizen" in result.output

@@ -166,6 +166,8 @@ def test_citizens_show_json_masks_the_nik_and_holds_no_pin_hash(nik, client_id, 
         "failed_attempts": 0,
         "locked_until": None,
         "totp_enrolled_at": None,
+        "failed_codes": 0,
+        "codes_locked_until": None,
         "blocked_at": None,
         "agencies_with_access": [
             {

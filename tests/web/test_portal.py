@@ -6,6 +6,7 @@ import json
 
 from tests.web.conftest import PIN, hidden
 from tests.web.test_authorization_endpoint import pkce
+from tests.web.test_second_factor import code_at, secret_on
 
 
 def portal_login(provider, nik, pin=PIN):
@@ -14,6 +15,30 @@ def portal_login(provider, nik, pin=PIN):
     return provider.http.post(
         "/account/login",
         data={"csrf_token": hidden(page.text, "csrf_token"), "nik": nik, "pin": pin},
+        follow_redirects=True,
+    )
+
+
+def enrol_in_the_portal(provider, nik) -> str:
+    """Log in to the portal and set up an authenticator; its secret. The browser's session
+    is at the substantial level afterwards."""
+    portal_login(provider, nik)
+    enrolment = provider.http.get("/account/otp/enrol")
+    secret = secret_on(enrolment)
+    done = provider.http.post(
+        "/account/otp/enrol",
+        data={"csrf_token": hidden(enrolment.text, "csrf_token"), "otp": code_at(secret)},
+        follow_redirects=True,
+    )
+    assert "Autentikator (kode sekali pakai) aktif" in done.text
+    return secret
+
+
+def submit_code(provider, page, code):
+    assert 'name="otp"' in page.text, page.text[:2000]
+    return provider.http.post(
+        "/account/otp",
+        data={"csrf_token": hidden(page.text, "csrf_token"), "otp": code},
         follow_redirects=True,
     )
 
@@ -205,3 +230,68 @@ def test_every_receipt_stays_downloadable_after_a_withdrawal(provider):
     assert len(links) == 2
     for link in links:
         assert provider.http.get("/account/receipts/" + link.split('"')[0]).status_code == 200
+
+
+def test_a_pin_alone_shows_nothing_of_a_citizen_with_an_authenticator(provider):
+    """The portal used to set a full session before the code page: the data download, the
+    PIN change and signing out everywhere then worked with the NIK and PIN alone."""
+    citizen = provider.citizen()
+    enrol_in_the_portal(provider, citizen["nik"])
+    provider.http.cookies.clear()
+    code_page = portal_login(provider, citizen["nik"])
+    assert 'name="otp"' in code_page.text
+    for path in ("/account", "/account/pin", "/account/otp/enrol"):
+        page = provider.http.get(path, follow_redirects=False)
+        assert page.status_code == 200, path
+        assert 'name="otp"' in page.text, path  # the code, asked again
+        assert citizen["full_name"] not in page.text, path
+        assert 'name="old_pin"' not in page.text, path
+        assert "<svg" not in page.text, path
+    download = provider.http.get("/account/data.json", follow_redirects=False)
+    assert download.status_code == 303
+    assert citizen["nik"] not in download.text
+
+
+def test_a_pin_alone_changes_nothing_for_a_citizen_with_an_authenticator(provider):
+    citizen = provider.citizen()
+    agency = provider.agency()
+    secret = enrol_in_the_portal(provider, citizen["nik"])
+    tokens = provider.tokens_for(agency, citizen["nik"])  # the citizen's own session, in full
+    owner = dict(provider.http.cookies)
+    provider.http.cookies.clear()
+    code_page = portal_login(provider, citizen["nik"])  # someone with the NIK and PIN only
+    token = hidden(code_page.text, "csrf_token")
+    for path, form in (
+        ("/account/pin", {"old_pin": PIN, "pin": "975310", "pin_confirm": "975310"}),
+        ("/account/sessions/end", {"sid": "*"}),
+        ("/account/otp/remove", {}),
+        ("/account/otp/enrol", {"otp": code_at(secret, 1)}),
+        (f"/account/agencies/{agency.client_id}/revoke", {}),
+    ):
+        answer = provider.http.post(path, data={"csrf_token": token, **form})
+        assert 'name="otp"' in answer.text, path
+    provider.http.cookies.clear()
+    for name, value in owner.items():
+        provider.http.cookies.set(name, value)
+    page = provider.http.get("/account")
+    assert "Lepas autentikator" in page.text  # still in, authenticator still there
+    assert "Kantor Pajak Daerah" in page.text  # the agency's access stands
+    assert provider.userinfo(tokens["access_token"]).status_code == 200
+    provider.http.cookies.clear()
+    assert 'name="otp"' in portal_login(provider, citizen["nik"], PIN).text  # the PIN stands
+
+
+def test_a_session_below_the_citizens_level_is_asked_for_the_code_in_the_portal(provider):
+    citizen = provider.citizen()
+    agency = provider.agency()
+    secret = enrol_in_the_portal(provider, citizen["nik"])
+    provider.http.cookies.clear()
+    provider.code_for(agency, citizen["nik"])  # an agency that asks the PIN only: low
+    code_page = provider.http.get("/account")
+    assert 'name="otp"' in code_page.text
+    assert 'name="pin"' not in code_page.text
+    wrong = submit_code(provider, code_page, "000000" if code_at(secret, 1) != "000000" else "1")
+    assert 'role="alert"' in wrong.text
+    page = submit_code(provider, wrong, code_at(secret, 1))
+    assert citizen["full_name"] in page.text
+    assert "Lepas autentikator" in page.text

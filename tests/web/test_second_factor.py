@@ -162,15 +162,61 @@ def test_a_substantial_session_serves_low_requests_without_asking_again(provider
     assert "code" in answer
 
 
-def test_failed_codes_count_towards_the_pin_lockout(provider):
+def wrong_code(secret: str) -> str:
+    near = {code_at(secret, offset) for offset in (-1, 0, 1, 2)}
+    return next(code for code in ("000000", "111111", "222222", "333333") if code not in near)
+
+
+def alert(page) -> str:
+    match = re.search(r'role="alert"[^>]*>([^<]+)<', page.text)
+    assert match, page.text[:2000]
+    return match.group(1)
+
+
+def test_a_correct_pin_does_not_buy_more_guesses_at_the_code(provider):
+    """Whoever holds the PIN used to get four code guesses per login (about 11,500 a day):
+    the PIN's success reset the one counter both factors shared."""
     citizen = provider.citizen()
     agency = provider.agency()
     enrolment, secret = enrol(provider, agency, citizen["nik"])
-    page = enrolment
-    wrong = "000000" if code_at(secret) != "000000" else "111111"
+    finish(provider, agency, submit_otp(provider, enrolment, code_at(secret)))
+    provider.http.cookies.clear()
     for _ in range(5):
-        page = submit_otp(provider, page, wrong)
-    locked = submit_otp(provider, page, code_at(secret))
+        page = provider.authorize(agency, acr_values=SUBSTANTIAL, prompt="login", **pkce())
+        otp_page = provider.log_in(page, citizen["nik"])
+        assert 'name="otp"' in otp_page.text  # the PIN passed
+        assert 'role="alert"' in submit_otp(provider, otp_page, wrong_code(secret)).text
+    page = provider.authorize(agency, acr_values=SUBSTANTIAL, prompt="login", **pkce())
+    refused = provider.log_in(page, citizen["nik"])
+    assert 'name="otp"' not in refused.text, "the right PIN still reaches the code page"
+    wrong_pin = provider.log_in(
+        provider.authorize(agency, prompt="login", **pkce()), citizen["nik"], "135792"
+    )
+    assert alert(refused) == alert(wrong_pin)  # locked looks like any failed login
+
+
+def test_a_wrong_code_while_enrolling_counts_towards_no_lock(provider):
+    """The enrolment page shows the secret: a wrong code there guesses nothing."""
+    citizen = provider.citizen()
+    agency = provider.agency()
+    page, secret = enrol(provider, agency, citizen["nik"])
+    for _ in range(6):
+        page = submit_otp(provider, page, wrong_code(secret))
+    assert "code" in finish(provider, agency, submit_otp(provider, page, code_at(secret)))
+
+
+def test_failed_codes_lock_the_account(provider):
+    citizen = provider.citizen()
+    agency = provider.agency()
+    enrolment, secret = enrol(provider, agency, citizen["nik"])
+    finish(provider, agency, submit_otp(provider, enrolment, code_at(secret)))
+    provider.http.cookies.clear()
+    page = provider.log_in(
+        provider.authorize(agency, acr_values=SUBSTANTIAL, **pkce()), citizen["nik"]
+    )
+    for _ in range(5):
+        page = submit_otp(provider, page, wrong_code(secret))
+    locked = submit_otp(provider, page, code_at(secret, 1))
     assert 'role="alert"' in locked.text
     provider.http.cookies.clear()
     login = provider.authorize(agency, **pkce())

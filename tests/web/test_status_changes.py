@@ -16,7 +16,9 @@ from digital_id.oidc.models import AuthorizationGrant
 from tests.conftest import TEST_PASSPHRASE
 from tests.factories import write_csv
 from tests.web.test_logout import _LogoutReceiver
+from tests.web.test_portal import enrol_in_the_portal, portal_login
 from tests.web.test_refresh_tokens import OFFLINE, offline_agency, refresh
+from tests.web.test_second_factor import SUBSTANTIAL, secret_on
 
 
 @pytest.fixture
@@ -81,6 +83,28 @@ def test_blocking_a_citizen_logs_them_out_of_every_agency(provider, receiver, op
     citizen, agency, tokens = _logged_in_everywhere(provider, receiver)
     operator("citizens", "block", citizen["nik"])
     _assert_logged_out_everywhere(provider, receiver, agency, tokens)
+
+
+def test_resetting_the_authenticator_logs_the_citizen_out_of_every_agency(
+    provider, receiver, operator
+):
+    """The phone was lost or taken: whoever holds a session may be the reason for the reset."""
+    citizen = provider.citizen()
+    secret = enrol_in_the_portal(provider, citizen["nik"])
+    agency = offline_agency(provider, backchannel_logout_uri=receiver.url)
+    tokens = provider.tokens_for(agency, citizen["nik"], **OFFLINE)
+    assert provider.verify(tokens["id_token"])["acr"] == SUBSTANTIAL
+    operator("citizens", "reset-otp", citizen["nik"])
+    _assert_logged_out_everywhere(provider, receiver, agency, tokens)
+    with provider.engine.connect() as connection:
+        reset = connection.execute(
+            select(AuditEvent.actor).where(AuditEvent.tag == "citizen:otp_reset")
+        ).scalar_one()
+    assert reset == "operator"
+    # Back to the PIN alone, until the citizen enrols an authenticator again.
+    assert "Akun saya" in portal_login(provider, citizen["nik"]).text
+    enrolment = provider.http.get("/account/otp/enrol")
+    assert secret_on(enrolment) != secret
 
 
 def test_unblocking_does_not_bring_old_tokens_back(provider, receiver, operator):

@@ -96,6 +96,7 @@ CITIZEN_STATES: dict[str, Callable[[Cell], None]] = {
     "blocked_in_the_register": _citizen_update("status = 'blocked'"),
     "blocked_by_an_operator": _account_update("blocked_at = :now"),
     "locked": _locked_everywhere,
+    "locked_by_wrong_codes": _account_update("otp_locked_until = :later"),
     "not_activated": _account_update("pin_hash = NULL, activated_at = NULL"),
 }
 AGENCY_STATES: dict[str, Callable[[Cell], None]] = {
@@ -322,6 +323,7 @@ def test_the_matrix_covers_every_refusal_the_rule_knows():
         "blocked_in_the_register": Refusal.REGISTER_BLOCKED,
         "blocked_by_an_operator": Refusal.OPERATOR_BLOCKED,
         "locked": Refusal.LOCKED,
+        "locked_by_wrong_codes": Refusal.OTP_LOCKED,
         "not_activated": Refusal.NOT_ACTIVATED,
         "agency_disabled": Refusal.AGENCY_DISABLED,
         "consent_withdrawn": Refusal.CONSENT_WITHDRAWN,

@@ -14,8 +14,8 @@ from digital_id.db.types import BigIntegerId, UtcDateTime
 class CitizenAccount(Base):
     """One per citizen who has been offered or completed activation.
 
-    The failure counter and lock live in the database, so a lock survives restarts and holds
-    across every worker.
+    The failure counters and locks (one for the PIN, one for the second factor) live in the
+    database, so a lock survives restarts and holds across every worker.
     """
 
     __tablename__ = "citizen_accounts"
@@ -39,6 +39,11 @@ class CitizenAccount(Base):
     totp_pending_secret: Mapped[str | None] = mapped_column(String(200))
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     totp_enrolled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Wrong one-time codes count apart from wrong PINs: whoever is asked for a code has just
+    # passed the PIN, and a PIN success must not give them a fresh round of guesses.
+    otp_failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    otp_lock_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    otp_locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Set by an operator; kept apart from the register's status, which an import rewrites.
     blocked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 

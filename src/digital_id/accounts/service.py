@@ -431,9 +431,13 @@ def verify_totp(
     browser_session_id: int | None = None,
 ) -> bool:
     """Check a one-time code against the enrolled secret, or the pending one (which completes
-    enrolment). A failure counts towards the same lockout as a wrong PIN; a code for a time
-    step already used is refused, also when two arrive at once (one conditional UPDATE).
-    ``browser_session_id``: the session asking, whose browser's lock applies."""
+    enrolment). A code for a time step already used is refused, also when two arrive at once
+    (one conditional UPDATE). ``browser_session_id``: the session asking, whose browser's lock
+    applies.
+
+    A failure counts towards the second factor's own lockout, with the PIN's threshold and
+    lock durations: only a correct code (or an operator) resets it, never a correct PIN, so
+    whoever holds the PIN gets a handful of guesses a day instead of thousands."""
     account = _existing_account(session, citizen)
     if (
         account is None
@@ -452,7 +456,15 @@ def verify_totp(
                 CitizenAccount.id == account.id,
                 (CitizenAccount.totp_last_step.is_(None)) | (CitizenAccount.totp_last_step < step),
             )
-            .values(totp_last_step=step, failed_attempts=0, lock_count=0, updated_at=now)
+            .values(
+                totp_last_step=step,
+                failed_attempts=0,
+                lock_count=0,
+                otp_failed_attempts=0,
+                otp_lock_count=0,
+                otp_locked_until=None,
+                updated_at=now,
+            )
             .returning(CitizenAccount.id)
         ).scalar_one_or_none()
         if accepted is not None:
@@ -477,29 +489,50 @@ def verify_totp(
             session.flush()
             session.expire(account)
             return True
-    # Whoever types codes has the PIN, so their browser is recognised: a failure counts on
-    # the account (every browser's second factor) and on the browser asking.
-    locked = _count_failure(session, account, policy, now)
-    browser_id = (
-        session.scalar(
-            select(BrowserSession.recognised_browser_id).where(
-                BrowserSession.id == browser_session_id
-            )
-        )
-        if browser_session_id is not None
-        else None
-    )
-    browser = session.get(RecognisedBrowser, browser_id) if browser_id is not None else None
-    if browser is not None:
-        _count_failure(session, browser, policy, now)
+    # A wrong code while enrolling guesses nothing (the page shows the secret), so only codes
+    # for an enrolled authenticator count towards its lock.
+    locked = not enrolling and _count_code_failure(session, account.id, policy, now)
     trail.record(
         session, "auth:otp:failed", actor="citizen", subject=citizen_ref(citizen.id), now=now
     )
     if locked:
         trail.record(
-            session, "auth:locked", actor="citizen", subject=citizen_ref(citizen.id), now=now
+            session,
+            "auth:locked",
+            actor="citizen",
+            subject=citizen_ref(citizen.id),
+            details={"factor": "otp"},
+            now=now,
         )
     return False
+
+
+def _count_code_failure(
+    session: Session, account_id: int, policy: LockoutPolicy, now: datetime
+) -> bool:
+    """Count one wrong one-time code; True when it locked the second factor. The same
+    threshold and doubling as the PIN's lock (``LockoutPolicy``), on counters of its own."""
+    failed, lock_count = session.execute(
+        update(CitizenAccount)
+        .where(CitizenAccount.id == account_id)
+        .values(otp_failed_attempts=CitizenAccount.otp_failed_attempts + 1, updated_at=now)
+        .returning(CitizenAccount.otp_failed_attempts, CitizenAccount.otp_lock_count)
+    ).one()
+    if failed >= policy.threshold:
+        session.execute(
+            update(CitizenAccount)
+            .where(
+                CitizenAccount.id == account_id,
+                CitizenAccount.otp_failed_attempts >= policy.threshold,
+            )
+            .values(
+                otp_failed_attempts=0,
+                otp_lock_count=lock_count + 1,
+                otp_locked_until=now + policy.lock_duration(lock_count + 1),
+            )
+        )
+    session.expire_all()
+    return failed >= policy.threshold
 
 
 # --- operator actions --------------------------------------------------------------------
@@ -516,6 +549,8 @@ class AccountSummary:
     locked_until: datetime | None
     totp_enrolled_at: datetime | None
     blocked_at: datetime | None
+    failed_codes: int = 0
+    codes_locked_until: datetime | None = None
 
 
 def summary(session: Session, nik: str) -> AccountSummary:
@@ -531,6 +566,8 @@ def summary(session: Session, nik: str) -> AccountSummary:
         locked_until=account.locked_until if account else None,
         totp_enrolled_at=account.totp_enrolled_at if account else None,
         blocked_at=account.blocked_at if account else None,
+        failed_codes=account.otp_failed_attempts if account else 0,
+        codes_locked_until=account.otp_locked_until if account else None,
     )
 
 
@@ -538,6 +575,7 @@ def unlock(session: Session, nik: str, *, now: datetime | None = None) -> Citize
     now = now or utc_now()
     citizen, account = _operated(session, nik, now)
     _reset(account)
+    _clear_code_failures(account)
     account.updated_at = now
     session.execute(
         update(RecognisedBrowser)
@@ -638,12 +676,38 @@ def remove_totp(session: Session, citizen: Citizen, *, now: datetime | None = No
     account = _existing_account(session, citizen)
     if account is None or account.totp_secret is None:
         return
-    account.totp_secret = None
-    account.totp_pending_secret = None
-    account.totp_enrolled_at = None
-    account.totp_last_step = None
-    account.updated_at = now
+    _forget_authenticator(account, now)
     session.flush()
     trail.record(
         session, "auth:otp:removed", actor="citizen", subject=citizen_ref(citizen.id), now=now
     )
+
+
+def reset_second_factor(session: Session, nik: str, *, now: datetime | None = None) -> Citizen:
+    """An operator removes the citizen's authenticator (lost or replaced phone), and with it
+    the second factor's failure count and lock. The caller ends the citizen's sessions in the
+    same transaction (``oidc.logout.end_citizen_sessions``): whoever holds one may be the
+    reason for the reset."""
+    now = now or utc_now()
+    citizen, account = _operated(session, nik, now)
+    _forget_authenticator(account, now)
+    session.flush()
+    trail.record(
+        session, "citizen:otp_reset", actor="operator", subject=citizen_ref(citizen.id), now=now
+    )
+    return citizen
+
+
+def _forget_authenticator(account: CitizenAccount, now: datetime) -> None:
+    account.totp_secret = None
+    account.totp_pending_secret = None
+    account.totp_enrolled_at = None
+    account.totp_last_step = None
+    _clear_code_failures(account)
+    account.updated_at = now
+
+
+def _clear_code_failures(account: CitizenAccount) -> None:
+    account.otp_failed_attempts = 0
+    account.otp_lock_count = 0
+    account.otp_locked_until = None

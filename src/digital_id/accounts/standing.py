@@ -40,7 +40,10 @@ class Refusal(StrEnum):
     REGISTER_BLOCKED = "register_blocked"  # the register's own status
     OPERATOR_BLOCKED = "operator_blocked"  # `digital-id citizens block`
     NOT_ACTIVATED = "not_activated"  # no PIN set yet
-    LOCKED = "locked"  # too many failed PINs or one-time codes here, for now
+    LOCKED = "locked"  # too many failed PINs, here (this browser, or strangers), for now
+    # Too many failed one-time codes, for now: someone holds the PIN. Kept apart from LOCKED
+    # so nothing that eases the PIN lock (a recognised browser, say) eases this one.
+    OTP_LOCKED = "otp_locked"
     AGENCY_DISABLED = "agency_disabled"
     CONSENT_WITHDRAWN = "consent_withdrawn"
     SESSION_ENDED = "session_ended"  # the browser session online access was bound to
@@ -108,6 +111,7 @@ def _citizen_refusal(
             CitizenAccount.locked_until,
             RecognisedBrowser.id,
             RecognisedBrowser.locked_until,
+            CitizenAccount.otp_locked_until,
         )
         .outerjoin(CitizenAccount, CitizenAccount.citizen_id == Citizen.id)
         .outerjoin(RecognisedBrowser, (RecognisedBrowser.citizen_id == Citizen.id) & browser)
@@ -115,7 +119,7 @@ def _citizen_refusal(
     ).one_or_none()
     if row is None:
         return Refusal.UNKNOWN
-    status, activated, blocked_at, strangers_lock, recognised, browsers_lock = row
+    status, activated, blocked_at, strangers_lock, recognised, browsers_lock, otp_locked_until = row
     locked_until = strangers_lock if recognised is None else browsers_lock
     if status != "active":
         return _REGISTER_REFUSALS.get(status, Refusal.REGISTER_BLOCKED)
@@ -123,8 +127,16 @@ def _citizen_refusal(
         return Refusal.OPERATOR_BLOCKED
     if not activated:
         return Refusal.NOT_ACTIVATED
+    return _lock_refusal(now, locked_until, otp_locked_until)
+
+
+def _lock_refusal(
+    now: datetime, locked_until: datetime | None, otp_locked_until: datetime | None
+) -> Refusal | None:
     if locked_until is not None and now < locked_until:
         return Refusal.LOCKED
+    if otp_locked_until is not None and now < otp_locked_until:
+        return Refusal.OTP_LOCKED
     return None
 
 

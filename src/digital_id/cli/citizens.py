@@ -29,7 +29,9 @@ from digital_id.db.types import utc_now
 from digital_id.oidc.logout import end_citizen_sessions
 from digital_id.registry.nik import mask_nik
 
-app = typer.Typer(help="Citizen accounts: activation, lockouts, blocking.", no_args_is_help=True)
+app = typer.Typer(
+    help="Citizen accounts: activation, lockouts, second factor, blocking.", no_args_is_help=True
+)
 
 
 @app.command()
@@ -96,6 +98,8 @@ def show(ctx: typer.Context, nik: NikArgument, as_json: JsonOption = False) -> N
                 "failed_attempts": account.failed_attempts,
                 "locked_until": iso(account.locked_until),
                 "totp_enrolled_at": iso(account.totp_enrolled_at),
+                "failed_codes": account.failed_codes,
+                "codes_locked_until": iso(account.codes_locked_until),
                 "blocked_at": iso(account.blocked_at),
                 "agencies_with_access": [
                     {"client_id": client_id, "client_name": name, "claims": list(claims)}
@@ -112,6 +116,8 @@ def show(ctx: typer.Context, nik: NikArgument, as_json: JsonOption = False) -> N
             ("failed attempts", str(account.failed_attempts)),
             ("locked until", _when(account.locked_until)),
             ("second factor (TOTP)", _when(account.totp_enrolled_at)),
+            ("failed one-time codes", str(account.failed_codes)),
+            ("one-time codes locked until", _when(account.codes_locked_until)),
             ("blocked", _when(account.blocked_at)),
             (
                 "agencies with access",
@@ -128,7 +134,7 @@ def show(ctx: typer.Context, nik: NikArgument, as_json: JsonOption = False) -> N
 
 @app.command()
 def unlock(ctx: typer.Context, nik: NikArgument) -> None:
-    """Lift a lockout after failed logins."""
+    """Lift a lockout after failed PINs or one-time codes."""
     _operate(ctx, nik, lambda session: service.unlock(session, nik), "unlocked")
 
 
@@ -150,6 +156,27 @@ def block(ctx: typer.Context, nik: NikArgument) -> None:
         )
 
     _operate(ctx, nik, block_and_log_out, "blocked")
+
+
+@app.command("reset-otp")
+def reset_otp(ctx: typer.Context, nik: NikArgument) -> None:
+    """Remove the citizen's authenticator (a lost or replaced phone) and lift its lock; the
+    citizen's sessions end (each agency gets a back-channel logout) and their grants are
+    revoked. They log in with the PIN and set up a new authenticator."""
+    pairwise_secret = common.pairwise_secret(ctx)
+
+    def reset_and_log_out(session: Session) -> None:
+        citizen = service.reset_second_factor(session, nik)
+        end_citizen_sessions(
+            session,
+            citizen.id,
+            pairwise_secret=pairwise_secret,
+            now=utc_now(),
+            reason="second_factor_reset",
+            actor="operator",
+        )
+
+    _operate(ctx, nik, reset_and_log_out, "has no authenticator now; their sessions ended")
 
 
 @app.command()

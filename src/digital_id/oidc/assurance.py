@@ -4,15 +4,28 @@ A request names the levels it accepts (``acr_values``, or an ``acr`` claim in th
 parameter); the lowest of those we support is what it needs. An agency may be registered
 with ``default_acr_values``; its lowest level is enforced whatever the request says. A
 session below what is needed is stepped up, never reused.
+
+The portal needs the level the citizen has: a citizen with an authenticator must have passed
+it in the session (``citizen_level``). A session reaches the substantial level one way only,
+``pass_second_factor``, wherever the code is asked for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any, Final
 
+from sqlalchemy.orm import Session
+
+from digital_id.accounts import service as accounts
+from digital_id.accounts.service import LockoutPolicy
+from digital_id.accounts.totp import TotpCipher
 from digital_id.oidc.jwt_policy import load_json
 from digital_id.oidc.requests import PARAMETER_LIMITS
+from digital_id.registry.models import Citizen
+from digital_id.sessions import service as sessions
+from digital_id.sessions.models import BrowserSession
 
 LOA_LOW: Final = "urn:digital-id:loa:low"
 LOA_SUBSTANTIAL: Final = "urn:digital-id:loa:substantial"
@@ -49,3 +62,38 @@ def _requested(parameters: Mapping[str, str]) -> list[str]:
 def _lowest(values: Iterable[str]) -> str | None:
     known = [value for value in values if value in _RANK]
     return min(known, key=_RANK.__getitem__) if known else None
+
+
+def citizen_level(session: Session, citizen_id: int) -> str:
+    """The level the citizen can reach, so the level their own account pages need: with an
+    authenticator, the PIN alone is not them."""
+    return LOA_SUBSTANTIAL if accounts.second_factor_enrolled(session, citizen_id) else LOA_LOW
+
+
+def pass_second_factor(
+    session: Session,
+    cipher: TotpCipher,
+    browser_session: BrowserSession,
+    code: str,
+    *,
+    policy: LockoutPolicy,
+    now: datetime,
+) -> bool:
+    """Check the citizen's one-time code (completing enrolment when one is pending) and, when
+    it is right, step the session up to substantial. A wrong code counts towards the second
+    factor's lockout; the caller commits either way."""
+    citizen = session.get_one(Citizen, browser_session.citizen_id)
+    if not accounts.verify_totp(
+        session,
+        cipher,
+        citizen,
+        code,
+        policy=policy,
+        now=now,
+        browser_session_id=browser_session.id,
+    ):
+        return False
+    sessions.step_up(
+        session, browser_session, acr=LOA_SUBSTANTIAL, amr=METHODS[LOA_SUBSTANTIAL], now=now
+    )
+    return True

@@ -1,6 +1,11 @@
 """The citizen's portal (``/account``): their data, the agencies with access (and taking it
 away), what was released when, and their sessions. Same login, session, languages and CSRF
-rules as the login pages."""
+rules as the login pages.
+
+A page needs the level the citizen has (``assurance.citizen_level``): for a citizen with an
+authenticator, a session that has only the PIN (a portal login waiting for its code, or a
+login at an agency that asked for the PIN alone) is pending, and every page asks for the code
+until it passes."""
 
 from __future__ import annotations
 
@@ -20,7 +25,8 @@ from digital_id.audit.models import AuditEvent
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent, ConsentReceipt
 from digital_id.db.types import storable, utc_now
-from digital_id.oidc.assurance import LOA_SUBSTANTIAL, METHODS
+from digital_id.oidc import assurance
+from digital_id.oidc.assurance import LOA_LOW
 from digital_id.oidc.logout import end_browser_session, end_citizen_sessions, withdraw_consent
 from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
@@ -49,7 +55,11 @@ RECORD_FIELDS = ("nik", "kk_number", "full_name", "birth_place", "birth_date", "
 
 # Every portal page answers a browser without a session with the login page (200); every
 # form refuses a foreign CSRF token with the error page (400); every change ends in a 303.
-_LOGIN_PAGE = "The page, or the portal's login page when the browser has no session."
+_LOGIN_PAGE = (
+    "The page; or the portal's login page when the browser has no session, or its one-time-code "
+    "page when the session has not passed the citizen's second factor."
+)
+_NO_SESSION = "The login page (no session), or the one-time-code page (a pending session)."
 _FORM: apidoc.Responses = {
     303: redirect("Done: back to the portal."),
     **CSRF_REFUSED,
@@ -61,8 +71,9 @@ _TO_PORTAL: apidoc.Responses = {
 }
 
 
-def _citizen_session(request: Request, db: Session, app: Services) -> BrowserSession | None:
-    """The browser's live session, if the one rule still lets its citizen in."""
+def _live_session(request: Request, db: Session, app: Services) -> BrowserSession | None:
+    """The browser's live session, at whatever level, if the one rule still lets its citizen
+    in."""
     now = utc_now()
     browser_session = sessions.resume(
         db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
@@ -72,6 +83,37 @@ def _citizen_session(request: Request, db: Session, app: Services) -> BrowserSes
     ):
         return None
     return browser_session
+
+
+def _citizen_session(request: Request, db: Session, app: Services) -> BrowserSession | None:
+    """The browser's live session, if it has reached the level its citizen has: one with an
+    authenticator has passed it in this session."""
+    browser_session = _live_session(request, db, app)
+    if browser_session is None or not assurance.satisfies(
+        browser_session.acr, assurance.citizen_level(db, browser_session.citizen_id)
+    ):
+        return None
+    return browser_session
+
+
+def _sign_in_page(request: Request, db: Session, app: Services, view: Page) -> HTMLResponse:
+    """What a browser without a portal session sees: the one-time-code page when its session
+    is below the citizen's level (the step-up asks for the code, never the PIN again), else
+    the login page."""
+    if _live_session(request, db, app) is not None:
+        return _code_page(view)
+    return _login_page(view)
+
+
+def _code_page(view: Page, *, failed: bool = False) -> HTMLResponse:
+    return view.render(
+        "otp.html",
+        agency="",
+        enrolment=None,
+        failed=failed,
+        action="/account/otp",
+        authorization_request="",
+    )
 
 
 @router.get(
@@ -91,7 +133,7 @@ def account(
     browser_session = _citizen_session(request, db, app)
     db.commit()
     if browser_session is None:
-        return _login_page(view)
+        return _sign_in_page(request, db, app, view)
     citizen = db.get_one(Citizen, browser_session.citizen_id)
     number = _page_number(page)
     history, more = trail.releases(db, citizen.id, page=number)
@@ -177,15 +219,9 @@ def portal_login(request: Request, db: Database, app: App, form: Form) -> Respon
     db.commit()
     if queued:
         app.logged_out()
-    if accounts.second_factor_enrolled(db, outcome.citizen.id):
-        response: Response = view.render(
-            "otp.html",
-            agency="",
-            enrolment=None,
-            failed=False,
-            action="/account/otp",
-            authorization_request="",
-        )
+    if assurance.citizen_level(db, outcome.citizen.id) != LOA_LOW:
+        # The session stays at the PIN's level, so pending, until the code passes.
+        response: Response = _code_page(view)
     else:
         response = RedirectResponse("/account", status_code=303)
         view.finish(response)
@@ -204,33 +240,21 @@ def portal_otp(request: Request, db: Database, app: App, form: Form) -> Response
     view = Page(request, app)
     if not view.csrf_valid(_field(form, "csrf_token")):
         return view.csrf_refusal()
-    browser_session = _citizen_session(request, db, app)
+    browser_session = _live_session(request, db, app)
     if browser_session is None:
         return _login_page(view)
-    citizen = db.get_one(Citizen, browser_session.citizen_id)
-    now = utc_now()
-    if not accounts.verify_totp(
-        db,
-        app.totp_cipher,
-        citizen,
-        _field(form, "otp").strip(),
-        policy=app.lockout_policy,
-        now=now,
-        browser_session_id=browser_session.id,
-    ):
+    if _citizen_session(request, db, app) is None:  # pending: else nothing to pass
+        if not assurance.pass_second_factor(
+            db,
+            app.totp_cipher,
+            browser_session,
+            _field(form, "otp").strip(),
+            policy=app.lockout_policy,
+            now=utc_now(),
+        ):
+            db.commit()  # the failure counts towards the second factor's lockout
+            return _code_page(view, failed=True)
         db.commit()
-        return view.render(
-            "otp.html",
-            agency="",
-            enrolment=None,
-            failed=True,
-            action="/account/otp",
-            authorization_request="",
-        )
-    sessions.step_up(
-        db, browser_session, acr=LOA_SUBSTANTIAL, amr=METHODS[LOA_SUBSTANTIAL], now=now
-    )
-    db.commit()
     response = RedirectResponse("/account", status_code=303)
     view.finish(response)
     return response
@@ -318,7 +342,7 @@ def receipt(receipt_id: str, request: Request, db: Database, app: App) -> Respon
 def revoke_confirmation(client_id: str, request: Request, db: Database, app: App) -> Response:
     view = Page(request, app)
     if _citizen_session(request, db, app) is None:
-        return _login_page(view)
+        return _sign_in_page(request, db, app, view)
     client = _agency(db, client_id)
     if client is None:
         return RedirectResponse("/account#agencies", status_code=303)
@@ -329,7 +353,7 @@ def revoke_confirmation(client_id: str, request: Request, db: Database, app: App
     "/account/agencies/{client_id}/revoke",
     summary="Withdraw an agency's access: its consent, tokens and sessions.",
     response_class=HTMLResponse,
-    response_description="The login page (no session).",
+    response_description=_NO_SESSION,
     responses=_FORM,
     openapi_extra=apidoc.form(apidoc.CsrfForm),
 )
@@ -339,7 +363,7 @@ def revoke(client_id: str, request: Request, db: Database, app: App, form: Form)
         return view.csrf_refusal()
     browser_session = _citizen_session(request, db, app)
     if browser_session is None:
-        return _login_page(view)
+        return _sign_in_page(request, db, app, view)
     client = _agency(db, client_id)
     if client is not None and withdraw_consent(
         db,
@@ -362,7 +386,7 @@ def revoke(client_id: str, request: Request, db: Database, app: App, form: Form)
     "/account/sessions/end",
     summary="End one of the citizen's sessions, or all of them.",
     response_class=HTMLResponse,
-    response_description="The login page (no session).",
+    response_description=_NO_SESSION,
     responses=_FORM,
     openapi_extra=apidoc.form(apidoc.EndSessionsForm),
 )
@@ -372,7 +396,7 @@ def end_sessions(request: Request, db: Database, app: App, form: Form) -> Respon
         return view.csrf_refusal()
     current = _citizen_session(request, db, app)
     if current is None:
-        return _login_page(view)
+        return _sign_in_page(request, db, app, view)
     wanted = _field(form, "sid")
     now = utc_now()
     ended_current = False
@@ -467,7 +491,7 @@ def _agencies(db: Session, citizen_id: int) -> list[dict[str, Any]]:
 def pin_form(request: Request, db: Database, app: App) -> Response:
     view = Page(request, app)
     if _citizen_session(request, db, app) is None:
-        return _login_page(view)
+        return _sign_in_page(request, db, app, view)
     return view.render("pin.html", back_to="/account/pin", error_key=None)
 
 
@@ -475,7 +499,7 @@ def pin_form(request: Request, db: Database, app: App) -> Response:
     "/account/pin",
     summary="Change the PIN, with the old one.",
     response_class=HTMLResponse,
-    response_description="The login page (no session).",
+    response_description=_NO_SESSION,
     responses=_FORM
     | {400: page("The change-PIN page with the reason (wrong old PIN, PIN rules), or CSRF.")},
     openapi_extra=apidoc.form(apidoc.PinChangeForm),
@@ -486,7 +510,7 @@ def change_pin(request: Request, db: Database, app: App, form: Form) -> Response
         return view.csrf_refusal()
     browser_session = _citizen_session(request, db, app)
     if browser_session is None:
-        return _login_page(view)
+        return _sign_in_page(request, db, app, view)
     citizen = db.get_one(Citizen, browser_session.citizen_id)
     now = utc_now()
     try:
@@ -541,7 +565,7 @@ def enrol_form(request: Request, db: Database, app: App) -> Response:
     view = Page(request, app)
     browser_session = _citizen_session(request, db, app)
     if browser_session is None:
-        return _login_page(view)
+        return _sign_in_page(request, db, app, view)
     citizen = db.get_one(Citizen, browser_session.citizen_id)
     if accounts.second_factor_enrolled(db, citizen.id):
         return RedirectResponse("/account#security", status_code=303)
@@ -563,7 +587,7 @@ def enrol_form(request: Request, db: Database, app: App) -> Response:
     "/account/otp/enrol",
     summary="Finish enrolling an authenticator with its first code.",
     response_class=HTMLResponse,
-    response_description="The login page (no session).",
+    response_description=_NO_SESSION,
     responses=_FORM | {400: page("The enrolment page again after a wrong code, or CSRF.")},
     openapi_extra=apidoc.form(apidoc.PortalOtpForm),
 )
@@ -573,17 +597,16 @@ def enrol(request: Request, db: Database, app: App, form: Form) -> Response:
         return view.csrf_refusal()
     browser_session = _citizen_session(request, db, app)
     if browser_session is None:
-        return _login_page(view)
+        return _sign_in_page(request, db, app, view)
     citizen = db.get_one(Citizen, browser_session.citizen_id)
     now = utc_now()
-    if not accounts.verify_totp(
+    if not assurance.pass_second_factor(
         db,
         app.totp_cipher,
-        citizen,
+        browser_session,
         _field(form, "otp").strip(),
         policy=app.lockout_policy,
         now=now,
-        browser_session_id=browser_session.id,
     ):
         db.commit()
         enrolment = accounts.begin_totp_enrolment(
@@ -599,9 +622,6 @@ def enrol(request: Request, db: Database, app: App, form: Form) -> Response:
             action="/account/otp/enrol",
             authorization_request="",
         )
-    sessions.step_up(
-        db, browser_session, acr=LOA_SUBSTANTIAL, amr=METHODS[LOA_SUBSTANTIAL], now=now
-    )
     db.commit()
     response = RedirectResponse("/account#security", status_code=303)
     view.finish(response)
@@ -612,21 +632,21 @@ def enrol(request: Request, db: Database, app: App, form: Form) -> Response:
     "/account/otp/remove",
     summary="Remove the authenticator (only from a session that passed it).",
     response_class=HTMLResponse,
-    response_description="The login page (no session).",
+    response_description=_NO_SESSION,
     responses=_FORM,
     openapi_extra=apidoc.form(apidoc.CsrfForm),
 )
 def remove_second_factor(request: Request, db: Database, app: App, form: Form) -> Response:
-    """Only from a session that passed the second factor itself."""
+    """Only from a session that passed the second factor itself: a citizen with an
+    authenticator has no other portal session."""
     view = Page(request, app)
     if not view.csrf_valid(_field(form, "csrf_token")):
         return view.csrf_refusal()
     browser_session = _citizen_session(request, db, app)
     if browser_session is None:
-        return _login_page(view)
-    if browser_session.acr == LOA_SUBSTANTIAL:
-        accounts.remove_totp(db, db.get_one(Citizen, browser_session.citizen_id))
-        db.commit()
+        return _sign_in_page(request, db, app, view)
+    accounts.remove_totp(db, db.get_one(Citizen, browser_session.citizen_id))
+    db.commit()
     response = RedirectResponse("/account#security", status_code=303)
     view.finish(response)
     return response

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from digital_id.accounts import service as accounts
 from digital_id.accounts.pins import InvalidPinError
 from digital_id.db.types import utc_now
-from digital_id.oidc.assurance import LOA_SUBSTANTIAL, METHODS
+from digital_id.oidc import assurance
 from digital_id.oidc.authorization import (
     Respond,
     ShowConsent,
@@ -353,15 +353,13 @@ def second_factor(request: Request, db: Database, app: App, form: Form) -> Respo
     )
     if browser_session is None:
         return _continue(page, provider, db, parameters, None)
-    citizen = db.get_one(Citizen, browser_session.citizen_id)
-    if not accounts.verify_totp(
+    if not assurance.pass_second_factor(
         db,
         app.totp_cipher,
-        citizen,
+        browser_session,
         _field(form, "otp").strip(),
         policy=app.lockout_policy,
         now=now,
-        browser_session_id=browser_session.id,
     ):
         db.commit()  # the failure counts towards the lockout
         client = provider.query_client(dict(parameters).get("client_id", ""))
@@ -370,14 +368,11 @@ def second_factor(request: Request, db: Database, app: App, form: Form) -> Respo
         return _second_factor_page(
             page,
             db,
-            ShowSecondFactor(client, citizen),
+            ShowSecondFactor(client, db.get_one(Citizen, browser_session.citizen_id)),
             urlencode(parameters),
             _authorize_url(parameters),
             failed=True,
         )
-    sessions.step_up(
-        db, browser_session, acr=LOA_SUBSTANTIAL, amr=METHODS[LOA_SUBSTANTIAL], now=now
-    )
     return _continue(page, provider, db, parameters, browser_session, fresh_login=True)
 
 
