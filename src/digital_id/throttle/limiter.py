@@ -71,6 +71,7 @@ class Limits:
     activation_per_nik: Limit
     token_per_client: Limit
     client_auth_failures_per_ip: Limit
+    request_objects_per_ip: Limit
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -105,6 +106,11 @@ class Limits:
                 settings.rate_limit_client_auth_failures_per_ip,
                 settings.rate_limit_client_auth_failures_per_ip_seconds,
             ),
+            request_objects_per_ip=Limit(
+                "authorize:request_object:ip",
+                settings.rate_limit_request_objects_per_ip,
+                settings.rate_limit_request_objects_per_ip_seconds,
+            ),
         )
 
     def login(self, ip: str | None, nik: str) -> tuple[Charge, Charge]:
@@ -113,6 +119,15 @@ class Limits:
 
     def activation(self, ip: str | None, nik: str) -> tuple[Charge, Charge]:
         return (self.activation_per_ip, ip or ""), (self.activation_per_nik, nik)
+
+    def request_object(
+        self, ip: str | None, parameters: Iterable[tuple[str, str]]
+    ) -> tuple[Charge, ...]:
+        """An authorization step carrying a request object (RFC 9101) counts for its address:
+        each costs a signature check, perhaps a fetch of the agency's keys."""
+        if any(name == "request" for name, _ in parameters):
+            return ((self.request_objects_per_ip, ip or ""),)
+        return ()
 
 
 Charge = tuple[Limit, str]

@@ -86,6 +86,8 @@ _AUTHORIZATION: apidoc.Responses = {
         "The error page: the request cannot be answered at a verified redirect URI "
         "(unknown client or redirect URI, malformed request)."
     ),
+    # Steps carrying a request object are limited per address.
+    **throttled_page(),
     **PAGE_UNAVAILABLE,
 }
 # The forms inside the flow also refuse a foreign CSRF token (400, the same error page).
@@ -130,7 +132,10 @@ def authorize_post(request: Request, db: Database, app: App, form: Form) -> Resp
 def login(request: Request, db: Database, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
     nik = _field(form, "nik").strip()
-    charges = app.limits.login(client_ip(request), nik)
+    charges = (
+        *app.limits.login(client_ip(request), nik),
+        *app.limits.request_object(client_ip(request), parameters),
+    )
     if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
         return refusal
     provider = app.provider(db, events(request))
@@ -171,7 +176,9 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
         now=now,
         device_hint=request.headers.get("user-agent"),
     )
-    response = _continue(page, provider, db, parameters, browser_session, fresh_login=True)
+    response = _continue(
+        page, provider, db, parameters, browser_session, fresh_login=True, continues_flow=True
+    )
     page.set_session_cookie(response, token)
     return response
 
@@ -186,8 +193,9 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
 )
 def consent(request: Request, db: Database, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
-    if not page.csrf_valid(_field(form, "csrf_token")):
-        return page.csrf_refusal()
+    charges = app.limits.request_object(client_ip(request), parameters)
+    if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
+        return refusal
     provider = app.provider(db, events(request))
     browser_session = sessions.resume(
         db,
@@ -207,6 +215,7 @@ def consent(request: Request, db: Database, app: App, form: Form) -> Response:
         browser_session,
         fresh_login=fresh,
         decision="approve" if decision == "approve" else "deny",
+        continues_flow=True,
     )
 
 
@@ -220,6 +229,9 @@ def _authorization_step(
     request: Request, db: Session, app: Services, parameters: FormPairs
 ) -> Response:
     page = Page(request, app, dict(parameters).get("ui_locales"))
+    refused = app.admit(db, *app.limits.request_object(client_ip(request), parameters))
+    if refused is not None:
+        return page.rate_limited(refused)
     provider = app.provider(db, events(request))
     browser_session = sessions.resume(
         db,
@@ -239,8 +251,9 @@ def _continue(
     *,
     fresh_login: bool = False,
     decision: str | None = None,
+    continues_flow: bool = False,
 ) -> Response:
-    oauth_request = _oauth_request(page.services, parameters)
+    oauth_request = _oauth_request(page.services, parameters, continues_flow=continues_flow)
     outcome = authorize(
         provider, oauth_request, browser_session, fresh_login=fresh_login, decision=decision
     )
@@ -334,15 +347,16 @@ def _second_factor_page(
 )
 def second_factor(request: Request, db: Database, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
-    if not page.csrf_valid(_field(form, "csrf_token")):
-        return page.csrf_refusal()
+    charges = app.limits.request_object(client_ip(request), parameters)
+    if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
+        return refusal
     provider = app.provider(db, events(request))
     now = provider.context.now
     browser_session = sessions.resume(
         db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
     )
     if browser_session is None:
-        return _continue(page, provider, db, parameters, None)
+        return _continue(page, provider, db, parameters, None, continues_flow=True)
     citizen = db.get_one(Citizen, browser_session.citizen_id)
     if not accounts.verify_totp(
         db,
@@ -355,7 +369,7 @@ def second_factor(request: Request, db: Database, app: App, form: Form) -> Respo
         db.commit()  # the failure counts towards the lockout
         client = provider.query_client(dict(parameters).get("client_id", ""))
         if client is None:
-            return _continue(page, provider, db, parameters, browser_session)
+            return _continue(page, provider, db, parameters, browser_session, continues_flow=True)
         return _second_factor_page(
             page,
             db,
@@ -367,7 +381,9 @@ def second_factor(request: Request, db: Database, app: App, form: Form) -> Respo
     sessions.step_up(
         db, browser_session, acr=LOA_SUBSTANTIAL, amr=METHODS[LOA_SUBSTANTIAL], now=now
     )
-    return _continue(page, provider, db, parameters, browser_session, fresh_login=True)
+    return _continue(
+        page, provider, db, parameters, browser_session, fresh_login=True, continues_flow=True
+    )
 
 
 def _respond(page: Page, outcome: Respond) -> Response:
@@ -381,8 +397,12 @@ def _respond(page: Page, outcome: Respond) -> Response:
     return response
 
 
-def _oauth_request(app: Services, parameters: FormPairs) -> ProviderRequest:
-    return ProviderRequest("GET", app.endpoint("/authorize"), {}, query=parameters)
+def _oauth_request(
+    app: Services, parameters: FormPairs, *, continues_flow: bool = False
+) -> ProviderRequest:
+    return ProviderRequest(
+        "GET", app.endpoint("/authorize"), {}, query=parameters, continues_flow=continues_flow
+    )
 
 
 def _authorize_url(parameters: FormPairs) -> str:
