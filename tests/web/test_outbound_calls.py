@@ -66,7 +66,13 @@ class AgencyHost:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class CountingServer(http.server.ThreadingHTTPServer):
+            def verify_request(self, request: Any, client_address: Any) -> bool:
+                outer.connections += 1
+                return True
+
+        self.connections = 0
+        self.server = CountingServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/jwks.json"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -214,7 +220,7 @@ def test_in_production_a_loopback_jwks_uri_is_refused_when_called(
         live = Provider(http, provider.engine, provider.key_store, production, provider.tmp_path)
         response = present(live, agency, key=key, aud=issuer)
     assert not authenticated(response)
-    assert agency_host.fetches == 0
+    assert agency_host.connections == 0  # refused before connecting, not after
 
 
 def test_an_address_past_its_failure_limit_is_refused_before_any_key_is_fetched(
