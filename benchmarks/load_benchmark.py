@@ -581,7 +581,7 @@ def _run_scenario(
         run_wrk(run, workdir=workdir, basic=basic_credentials(clients.machine_basic), **wrk)
     elif scenario == "private_key_jwt":
         count = int((offered * 1.1 if offered else ASSERTION_POOL_RATE) * seconds) + 100
-        pool = signed_assertions(clients, server.url + "/token", count)
+        pool = signed_assertions(clients, server.url, count)  # the issuer
         run_wrk(run, workdir=workdir, pool=pool, **wrk)
     elif scenario == "userinfo":
         run_wrk(run, workdir=workdir, pool=tokens.access, **wrk)

@@ -31,6 +31,7 @@ from digital_id.keys.errors import KeyStoreError
 from digital_id.keys.ring import KeyRing
 from digital_id.keys.store import KeyStore
 from digital_id.oidc.logout import Courier
+from digital_id.outbound import Outbound
 from digital_id.registry.regions import load_regions
 from digital_id.web import apidoc, observability, outage, portal, protocol, routes
 from digital_id.web.courier import CourierThread
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_engine_for(settings.database_url, pool=ServerPool.from_settings(settings))
     key_store = KeyStore(settings.keys_dir, settings.keys_passphrase.get_secret_value())
     key_ring = KeyRing(key_store, check_interval=settings.keys_reload_seconds)
+    outbound = Outbound.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -125,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pairwise_secret=key_store.secret("pairwise_subject"),
             csrf_secret=key_store.secret("csrf"),
             regions=load_regions(),
-            client_keys=ClientKeyResolver(),
+            client_keys=ClientKeyResolver(outbound, refetch_seconds=settings.jwks_refetch_seconds),
             totp_cipher=TotpCipher(key_store.secret("totp")),
             browser_cookies=BrowserCookies(key_store.secret("recognised_browser")),
         )
@@ -134,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 engine,
                 settings.issuer,
                 retry_base=timedelta(seconds=settings.backchannel_logout_retry_seconds),
+                outbound=outbound,
             ),
             key_ring,
             interval=min(5.0, settings.backchannel_logout_retry_seconds),

@@ -92,6 +92,14 @@ class Settings(BaseSettings):
     rate_limit_token_per_client_seconds: int = Field(default=60, ge=1)
     rate_limit_client_auth_failures_per_ip: int = Field(default=60, ge=0)
     rate_limit_client_auth_failures_per_ip_seconds: int = Field(default=60, ge=1)
+    rate_limit_request_objects_per_ip: int = Field(default=120, ge=0)
+    rate_limit_request_objects_per_ip_seconds: int = Field(default=60, ge=1)
+    # Calls to an agency's host (jwks_uri, sector_identifier_uri, back-channel logout): the
+    # whole exchange, connect to last byte, must fit in this.
+    outbound_deadline_seconds: float = Field(default=5.0, gt=0, le=60)
+    # An assertion or request object naming a kid the cached JWK Set lacks refetches the
+    # agency's jwks_uri at most once per client per this many seconds.
+    jwks_refetch_seconds: int = Field(default=60, ge=1)
 
     # Prometheus metrics on a listener of their own, never the public port (what a counter
     # does right after a login must not be anyone's to watch). Loopback unless the monitoring

@@ -311,3 +311,31 @@ def test_back_channel_logout_registration_fields():
         )
     with pytest.raises(InvalidClientMetadataError, match="true or false"):
         validate_metadata({**base, "backchannel_logout_session_required": "yes"}, production=True)
+
+
+def test_signing_algorithms_for_assertions_and_request_objects_can_be_registered():
+    """RFC 7591 and OpenID Connect Registration 1.0 fields, once refused as unknown."""
+    data = {
+        **BASE,
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks_uri": "https://pajak.example.go.id/jwks.json",
+        "token_endpoint_auth_signing_alg": "ES256",
+        "request_object_signing_alg": "PS256",
+    }
+    registration = validate_metadata(data, production=True).to_registration()
+    assert registration["token_endpoint_auth_signing_alg"] == "ES256"
+    assert registration["request_object_signing_alg"] == "PS256"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"token_endpoint_auth_signing_alg": "HS256"}, "token_endpoint_auth_signing_alg"),
+        ({"token_endpoint_auth_signing_alg": "none"}, "token_endpoint_auth_signing_alg"),
+        ({"request_object_signing_alg": "none"}, "request_object_signing_alg"),
+        # client_secret_basic signs no assertion
+        ({"token_endpoint_auth_signing_alg": "RS256"}, "token_endpoint_auth_signing_alg"),
+    ],
+)
+def test_signing_algorithms_must_be_asymmetric_and_apply(changes, field):
+    assert rejected(**changes).field == field

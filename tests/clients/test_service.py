@@ -142,3 +142,115 @@ def test_disable_and_enable(session):
 def test_unknown_client_id(session):
     with pytest.raises(service.UnknownClientError, match="no client with client_id dgid_nope"):
         service.get(session, "dgid_nope")
+
+
+class SectorHost:
+    """An agency's host serving its sector identifier document."""
+
+    def __init__(self, document: object) -> None:
+        import http.server
+        import json
+        import threading
+
+        body = json.dumps(document).encode()
+        self.fetches = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.fetches += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sector.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+TWO_HOSTS = ["https://pajak.example.go.id/callback", "https://m.pajak.example.go.id/callback"]
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        (TWO_HOSTS, None),
+        ([*TWO_HOSTS, "https://other.example/cb"], None),
+        (TWO_HOSTS[:1], "does not list the redirect URI"),
+        ({"redirect_uris": TWO_HOSTS}, "JSON array"),
+    ],
+)
+def test_a_sector_identifier_is_fetched_and_must_list_every_redirect_uri(
+    session, document, problem
+):
+    """OpenID Connect Core 1.0 section 8.1: otherwise a client on another host could name an
+    agency's sector and be given that agency's pairwise subjects."""
+    host = SectorHost(document)
+    data = {**REGISTRATION, "redirect_uris": TWO_HOSTS, "sector_identifier_uri": host.url}
+    try:
+        if problem is None:
+            registered = service.register(session, data, production=False, active_algorithms=RS256)
+            assert registered.client.registration["sector_identifier_uri"] == host.url
+        else:
+            with pytest.raises(InvalidClientMetadataError, match=problem) as refused:
+                service.register(session, data, production=False, active_algorithms=RS256)
+            assert refused.value.field == "sector_identifier_uri"
+        assert host.fetches == 1
+    finally:
+        host.close()
+
+
+def test_an_update_fetches_the_sector_identifier_again(session):
+    host = SectorHost(TWO_HOSTS[:1])
+    data = {**REGISTRATION, "sector_identifier_uri": host.url}
+    try:
+        client_id = service.register(
+            session, data, production=False, active_algorithms=RS256
+        ).client.client_id
+        with pytest.raises(InvalidClientMetadataError, match="does not list"):
+            service.update(
+                session,
+                client_id,
+                {**data, "redirect_uris": TWO_HOSTS},
+                production=False,
+                active_algorithms=RS256,
+            )
+        assert host.fetches == 2
+    finally:
+        host.close()
+
+
+def test_in_production_a_sector_identifier_must_be_https(session):
+    data = {**REGISTRATION, "sector_identifier_uri": "http://sector.example.go.id/s.json"}
+    with pytest.raises(InvalidClientMetadataError, match="https"):
+        register(session, data)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://127.0.0.1/x",
+        "https://localhost/x",
+        "https://169.254.169.254/latest/meta-data",
+        "https://10.1.2.3/x",
+        "https://[::1]/x",
+        "https://[::ffff:192.168.0.1]/x",
+    ],
+)
+@pytest.mark.parametrize("field", ["jwks_uri", "sector_identifier_uri", "backchannel_logout_uri"])
+def test_in_production_a_called_uri_may_not_name_a_private_address(session, field, target):
+    data = {**REGISTRATION, field: target}
+    if field == "jwks_uri":
+        data |= {"token_endpoint_auth_method": "private_key_jwt"}
+    with pytest.raises(InvalidClientMetadataError, match="private, loopback") as refused:
+        register(session, data)
+    assert refused.value.field == field

@@ -50,3 +50,16 @@ def test_several_redirect_hosts_need_a_sector_identifier():
             redirect_uris=["https://a.example/cb", "https://b.example/cb"],
             sector_identifier_uri=None,
         )
+
+
+def test_the_sector_of_a_sector_identifier_is_its_host_name_alone():
+    """A port or user part does not make a sector of its own."""
+    same = {
+        sector_of(client_id="c", redirect_uris=[], sector_identifier_uri=uri)
+        for uri in (
+            "https://sector.example/x.json",
+            "https://sector.example:8443/x.json",
+            "https://someone@SECTOR.example/y.json",
+        )
+    }
+    assert same == {"sector.example"}

@@ -208,7 +208,7 @@ def client_assertion(provider: Provider) -> Target:
 
     def claims() -> dict[str, Any]:
         now = int(time.time())
-        return {"iss": agency.client_id, "sub": agency.client_id, "aud": ISSUER + "/token",
+        return {"iss": agency.client_id, "sub": agency.client_id, "aud": ISSUER,
                 "iat": now, "exp": now + 60, "jti": secrets.token_urlsafe(16)}  # fmt: skip
 
     def present(token: str) -> httpx.Response:
@@ -246,7 +246,8 @@ def request_object(provider: Provider) -> Target:
         return {"iss": agency.client_id, "aud": ISSUER, "client_id": agency.client_id,
                 "response_type": "code", "redirect_uri": agency.redirect_uri,
                 "scope": "openid profile", "state": "from-the-object",
-                "nonce": secrets.token_urlsafe(8), "iat": now, "exp": now + 300}  # fmt: skip
+                "nonce": secrets.token_urlsafe(8), "iat": now, "exp": now + 300,
+                "jti": secrets.token_urlsafe(12)}  # fmt: skip
 
     def present(token: str) -> httpx.Response:
         _verifier, challenge = pkce_pair()

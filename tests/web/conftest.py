@@ -75,7 +75,7 @@ class Agency:
         claims = {
             "iss": self.client_id,
             "sub": self.client_id,
-            "aud": ISSUER + "/token",
+            "aud": ISSUER,
             "iat": now,
             "exp": now + 60,
             "jti": secrets.token_urlsafe(16),

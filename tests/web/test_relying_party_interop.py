@@ -109,9 +109,10 @@ def relying_party(agency: Agency, metadata: dict[str, Any]) -> OAuth2Client:
         )
         # Digital ID takes assertions that expire within five minutes (README); authlib's
         # PrivateKeyJWT signs exp = iat + 3600 unless the claims say otherwise (see the test
-        # below). authlib also writes its jti into this dict: one client, one assertion.
+        # below). authlib also writes its jti into this dict: one client, one assertion. Its
+        # first argument is the audience: the issuer (RFC 7523bis), not the token endpoint.
         client.register_client_auth_method(
-            PrivateKeyJWT(metadata["token_endpoint"], claims={"exp": int(time.time()) + 60})
+            PrivateKeyJWT(metadata["issuer"], claims={"exp": int(time.time()) + 60})
         )
         return client
     return OAuth2Client(
@@ -197,7 +198,7 @@ def test_authlib_default_assertion_lifetime_is_refused_with_the_reason(provider,
     with OAuth2Client(
         agency.client_id, agency.private_key, token_endpoint_auth_method="private_key_jwt"
     ) as client:
-        client.register_client_auth_method(PrivateKeyJWT(metadata["token_endpoint"]))
+        client.register_client_auth_method(PrivateKeyJWT(metadata["issuer"]))
         with pytest.raises(OAuthError) as refused:
             client.fetch_token(
                 metadata["token_endpoint"],

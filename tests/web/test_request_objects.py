@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import time
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, OctKey, RSAKey
 
-from tests.web.conftest import ISSUER, pkce_pair
+from tests.web.conftest import ISSUER, PIN, hidden, pkce_pair
 from tests.web.test_authorization_endpoint import redirected
+from tests.web.test_rate_limits import browser_at
 
 
 def request_object(agency, key=None, header=None, **claims):
@@ -28,6 +31,7 @@ def request_object(agency, key=None, header=None, **claims):
         "nonce": f"n-{now}-{time.perf_counter_ns()}",
         "iat": now,
         "exp": now + 300,
+        "jti": secrets.token_urlsafe(12),
         **claims,
     }
     body = {name: value for name, value in body.items() if value is not None}
@@ -102,6 +106,12 @@ def _unsigned(agency) -> str:
         ),
         pytest.param(lambda agency: request_object(agency, exp=None), id="no-exp"),
         pytest.param(
+            lambda agency: request_object(agency, exp=int(time.time()) + 2 * 3600),
+            id="exp-more-than-an-hour-ahead",
+        ),
+        pytest.param(lambda agency: request_object(agency, iat=None), id="no-iat"),
+        pytest.param(lambda agency: request_object(agency, jti=None), id="no-jti"),
+        pytest.param(
             lambda agency: request_object(agency, client_id="dgid_other"), id="other-client"
         ),
         pytest.param(lambda agency: "not.a.jwt", id="garbage"),
@@ -140,3 +150,56 @@ def test_a_client_without_keys_cannot_use_request_objects(provider):
     response, _ = authorize_with(provider, agency, request_object(agency, key=signer))
     assert 'name="pin"' not in response.text
     assert KeySet([signer])
+
+
+def test_a_request_object_starts_one_flow_only(provider):
+    """Its jti is remembered until it expires: the same object presented again, from any
+    browser, is a replay, even when the first flow never finished."""
+    agency = provider.agency("private_key_jwt")
+    signed = request_object(agency)
+    page, _ = authorize_with(provider, agency, signed)
+    assert 'name="pin"' in page.text
+
+    other_browser = browser_at(provider, "203.0.113.30")
+    replay, _ = authorize_with(other_browser, agency, signed)
+    assert_refused(replay)
+
+
+def test_an_object_that_did_not_start_a_flow_cannot_be_carried_into_one(provider):
+    """The login page carries the object on; one posted straight to it, never presented at
+    the authorization endpoint, is refused there."""
+    citizen = provider.citizen()
+    agency = provider.agency("private_key_jwt")
+    page, _ = authorize_with(provider, agency, request_object(agency))
+    carried = hidden(page.text, "authorization_request")
+    fresh = request_object(agency)
+    swapped = urlencode(
+        [(name, fresh if name == "request" else value) for name, value in parse_qsl(carried)]
+    )
+    response = provider.http.post(
+        "/authorize/login",
+        data={
+            "csrf_token": hidden(page.text, "csrf_token"),
+            "authorization_request": swapped,
+            "nik": citizen["nik"],
+            "pin": PIN,
+        },
+        follow_redirects=False,
+    )
+    assert 'name="decision"' not in response.text
+    assert_refused(response)
+
+
+def test_a_registered_request_object_signing_alg_is_the_only_one_accepted(provider):
+    agency = provider.agency("private_key_jwt", request_object_signing_alg="PS256")
+    response, _ = authorize_with(provider, agency, request_object(agency))  # RS256
+    assert_refused(response)
+
+
+def assert_refused(response) -> None:
+    """Refused, at the agency's redirect URI or (it could not be verified) on the error page."""
+    assert 'name="pin"' not in response.text
+    if response.status_code in (302, 303):
+        assert redirected(response)["error"] in ("invalid_request_object", "invalid_request")
+    else:
+        assert response.status_code == 400

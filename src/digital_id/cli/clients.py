@@ -26,6 +26,7 @@ from digital_id.cli.common import (
 from digital_id.clients import service
 from digital_id.clients.metadata import InvalidClientMetadataError
 from digital_id.keys import KeyState, KeyStoreError
+from digital_id.outbound import Outbound
 
 app = typer.Typer(
     help="Agency clients: register, update, disable, rotate secrets.", no_args_is_help=True
@@ -47,6 +48,7 @@ def add(ctx: typer.Context, file: RegistrationFile) -> None:
             data,
             production=settings_of(ctx).is_production,
             active_algorithms=_active_algorithms(ctx),
+            outbound=Outbound.from_settings(settings_of(ctx)),
         )
         _print_document(service.registration_document(registered.client, registered.client_secret))
     if registered.client_secret:
@@ -115,6 +117,7 @@ def update(ctx: typer.Context, client_id: ClientIdArgument, file: RegistrationFi
             data,
             production=settings_of(ctx).is_production,
             active_algorithms=_active_algorithms(ctx),
+            outbound=Outbound.from_settings(settings_of(ctx)),
         )
         _print_document(service.registration_document(registered.client, registered.client_secret))
 

@@ -1,48 +1,78 @@
-"""The public keys an agency signs its client assertions with: registered inline (``jwks``)
-or published at its ``jwks_uri``, fetched and cached, and fetched again once when an
-assertion names a key the cached set does not hold (the agency rotated its keys)."""
+"""The public keys an agency signs its client assertions and request objects with:
+registered inline (``jwks``) or published at its ``jwks_uri``, fetched and cached.
+
+Anyone can send an assertion naming any ``kid``, before anything about it is verified, so a
+``kid`` the cached set lacks must not become a fetch each time: the ``jwks_uri`` is fetched
+again (the agency may have rotated its keys) at most once per client per refetch interval,
+and a ``kid`` still missing after a fetch is remembered as unknown until the cached set
+expires. Every fetch goes through ``digital_id.outbound`` (deadline, size cap, address
+check)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any, Final
 
-import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import GuestProtocol, KeySet
 
+from digital_id.outbound import Outbound, OutboundError
+
 # Asymmetric algorithms only: an HMAC "signed" with a public key proves nothing.
 ASSERTION_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})  # fmt: skip
-_MAX_JWKS_BYTES = 64 * 1024
+# Enough for any honest rotation; an attacker cycling kids only refills a bounded set.
+MAX_UNKNOWN_KIDS: Final = 64
 
 
 class ClientKeysUnavailableError(Exception):
-    """The agency's keys could not be fetched or are not a JWK Set."""
+    """The agency's keys could not be fetched, are not a JWK Set, or lack the named key."""
+
+
+@dataclass
+class _Published:
+    expires: float
+    keys: KeySet
+    unknown_kids: set[str] = field(default_factory=set)
 
 
 class ClientKeyResolver:
     """Process-wide and bounded; entries expire, so nothing correct depends on this cache."""
 
     def __init__(
-        self, *, ttl_seconds: float = 300, max_entries: int = 1024, timeout: float = 5.0
+        self,
+        outbound: Outbound,
+        *,
+        ttl_seconds: float = 300,
+        refetch_seconds: float = 60,
+        max_entries: int = 1024,
     ) -> None:
+        self._outbound = outbound
         self._ttl = ttl_seconds
+        self._refetch = refetch_seconds
         self._max_entries = max_entries
-        self._timeout = timeout
-        self._cache: OrderedDict[str, tuple[float, KeySet]] = OrderedDict()
+        self._cache: OrderedDict[str, _Published] = OrderedDict()
+        self._last_fetch: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def resolver(self, registration: dict[str, Any]) -> Callable[[GuestProtocol], KeySet]:
-        """A joserfc key callback for assertions from the client with this registration."""
+    def resolver(
+        self,
+        client_id: str,
+        registration: dict[str, Any],
+        *,
+        algorithms: Collection[str] = ASSERTION_ALGORITHMS,
+    ) -> Callable[[GuestProtocol], KeySet]:
+        """A joserfc key callback for JWTs the client signs with one of ``algorithms``."""
 
         def resolve(token: GuestProtocol) -> KeySet:
             header = token.headers()
-            if header.get("alg") not in ASSERTION_ALGORITHMS:
+            if header.get("alg") not in algorithms:
                 raise ClientKeysUnavailableError(
-                    f"assertions must be signed with one of {', '.join(sorted(ASSERTION_ALGORITHMS))}"
+                    f"the JWT must be signed with {', '.join(sorted(algorithms))}"
                 )
             kid = header.get("kid")
             if registration.get("jwks") is not None:
@@ -51,10 +81,7 @@ class ClientKeyResolver:
                 uri = registration.get("jwks_uri")
                 if not uri:
                     raise ClientKeysUnavailableError("the client registered no keys")
-                cached = self._cached(uri)
-                if cached is None or (kid is not None and not _holds(cached, kid)):
-                    cached = self._fetch(uri)
-                keys = cached
+                keys = self._published(client_id, uri, kid if isinstance(kid, str) else None)
             if kid is None and len(keys.keys) > 1:
                 # OpenID Connect Core 10.1: with several keys, the JWT must say which.
                 raise ClientKeysUnavailableError("the client has several keys; name one (kid)")
@@ -62,30 +89,59 @@ class ClientKeyResolver:
 
         return resolve
 
-    def _cached(self, uri: str) -> KeySet | None:
+    def _published(self, client_id: str, uri: str, kid: str | None) -> KeySet:
+        now = time.monotonic()
         with self._lock:
             entry = self._cache.get(uri)
-            if entry is None or entry[0] < time.monotonic():
-                return None
-            return entry[1]
-
-    def _fetch(self, uri: str) -> KeySet:
-        try:
-            response = httpx.get(uri, timeout=self._timeout, follow_redirects=False)
-            response.raise_for_status()
-            if len(response.content) > _MAX_JWKS_BYTES:
-                raise ClientKeysUnavailableError("the client's JWK Set is too large")
-            keys = KeySet.import_key_set(response.json())
-        except (httpx.HTTPError, ValueError, JoseError, KeyError, TypeError) as exc:
-            raise ClientKeysUnavailableError(
-                f"could not fetch the client's jwks_uri: {exc.__class__.__name__}"
-            ) from None
+            if entry is not None and entry.expires < now:
+                entry = None
+            if entry is not None and (kid is None or _holds(entry.keys, kid)):
+                return entry.keys
+            if entry is not None and kid in entry.unknown_kids:
+                raise ClientKeysUnavailableError("the client's JWK Set has no key with this kid")
+            last = self._last_fetch.get(client_id)
+            if last is not None and now - last < self._refetch:
+                raise ClientKeysUnavailableError(
+                    "the client's JWK Set was fetched moments ago and has no key with this kid"
+                    if entry is not None
+                    else "the client's jwks_uri could not be fetched; try again later"
+                )
+            # Claimed before fetching, so parallel requests naming new kids fetch once.
+            self._last_fetch[client_id] = now
+            self._last_fetch.move_to_end(client_id)
+            while len(self._last_fetch) > self._max_entries:
+                self._last_fetch.popitem(last=False)
+        keys = self._fetch(uri)
         with self._lock:
-            self._cache[uri] = (time.monotonic() + self._ttl, keys)
+            fetched = _Published(time.monotonic() + self._ttl, keys)
+            previous = self._cache.get(uri)
+            if kid is not None and not _holds(keys, kid):
+                if previous is not None and previous.keys.as_dict() == keys.as_dict():
+                    fetched.unknown_kids = previous.unknown_kids
+                if len(fetched.unknown_kids) < MAX_UNKNOWN_KIDS:
+                    fetched.unknown_kids.add(kid)
+            self._cache[uri] = fetched
             self._cache.move_to_end(uri)
             while len(self._cache) > self._max_entries:
                 self._cache.popitem(last=False)
         return keys
+
+    def _fetch(self, uri: str) -> KeySet:
+        try:
+            answer = self._outbound.get(uri)
+            if answer.status != 200:
+                raise ClientKeysUnavailableError(
+                    f"could not fetch the client's jwks_uri: HTTP {answer.status}"
+                )
+            return KeySet.import_key_set(json.loads(answer.body))
+        except OutboundError as exc:
+            raise ClientKeysUnavailableError(
+                f"could not fetch the client's jwks_uri: {exc}"
+            ) from None
+        except (ValueError, JoseError, KeyError, TypeError) as exc:
+            raise ClientKeysUnavailableError(
+                f"the client's jwks_uri is not a JWK Set ({exc.__class__.__name__})"
+            ) from None
 
 
 def _holds(keys: KeySet, kid: str) -> bool:

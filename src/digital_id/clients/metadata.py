@@ -16,9 +16,11 @@ from urllib.parse import urlsplit
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from digital_id.clients.jwks import ASSERTION_ALGORITHMS
 from digital_id.keys.store import ALGORITHMS
 from digital_id.oidc.assurance import ACR_VALUES
 from digital_id.oidc.subjects import sector_of
+from digital_id.outbound import Outbound
 
 GRANT_TYPES: Final = ("authorization_code", "refresh_token", "client_credentials")
 SECRET_METHODS: Final = ("client_secret_basic", "client_secret_post")
@@ -33,13 +35,15 @@ _URI_FIELDS: Final = (
     "sector_identifier_uri",
     "backchannel_logout_uri",
 )
+# The URIs this server itself calls (the others only reach a citizen's browser).
+CALLED_URIS: Final = ("jwks_uri", "sector_identifier_uri", "backchannel_logout_uri")
 _KNOWN: Final = frozenset(
     {
         "client_name", *(f"client_name#{lang}" for lang in LANGUAGES), *_URI_FIELDS, "redirect_uris",
         "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
         "jwks", "scope", "subject_type", "id_token_signed_response_alg", "userinfo_signed_response_alg",
         "contacts", "resource_server", "default_acr_values", "backchannel_logout_session_required",
-        "purpose",
+        "purpose", "token_endpoint_auth_signing_alg", "request_object_signing_alg",
     }
 )  # fmt: skip
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 section 3.3
@@ -80,6 +84,10 @@ class ClientMetadata:
     # We always send sid in logout tokens, so asking for it is always satisfied.
     backchannel_logout_session_required: bool = False
     purpose: str | None = None  # shown to citizens and put in their consent receipts
+    # OpenID Connect Registration 1.0 section 2: the one algorithm the client signs its
+    # assertions (private_key_jwt) or request objects with; anything else is refused.
+    token_endpoint_auth_signing_alg: str | None = None
+    request_object_signing_alg: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -129,6 +137,10 @@ class ClientMetadata:
             registration["purpose"] = self.purpose
         if self.default_acr_values:
             registration["default_acr_values"] = list(self.default_acr_values)
+        if self.token_endpoint_auth_signing_alg:
+            registration["token_endpoint_auth_signing_alg"] = self.token_endpoint_auth_signing_alg
+        if self.request_object_signing_alg:
+            registration["request_object_signing_alg"] = self.request_object_signing_alg
         return registration
 
 
@@ -167,7 +179,9 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
     uris: dict[str, str] = {
         name: _web_uri(data[name], name, production) for name in _URI_FIELDS if name in data
     }
-
+    _check_called_uris(uris, production)
+    signing_algorithms = tuple(sorted(ASSERTION_ALGORITHMS))
+    assertion_alg = _assertion_signing_alg(data, method, signing_algorithms)
     jwks = _check_client_authentication(data, method, grant_types, uris)
     scope = tuple(_text(data, "scope").split()) if "scope" in data else ("openid",)
     for index, token in enumerate(scope):
@@ -223,7 +237,33 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
         default_acr_values=_choices(data, "default_acr_values", ACR_VALUES, default=()),
         backchannel_logout_session_required=_flag(data, "backchannel_logout_session_required"),
         purpose=_text(data, "purpose") if "purpose" in data else None,
+        token_endpoint_auth_signing_alg=assertion_alg,
+        request_object_signing_alg=_choice(
+            data, "request_object_signing_alg", signing_algorithms, default=None
+        ),
     )
+
+
+def _check_called_uris(uris: dict[str, str], production: bool) -> None:
+    """The URIs this server will call must not name a private, loopback or link-local address
+    in production; a host name is resolved and checked by the service (and again at every
+    call)."""
+    outbound = Outbound(deadline_seconds=1, allow_loopback=not production)
+    for name in CALLED_URIS:
+        problem = outbound.target_problem(uris[name]) if name in uris else None
+        if problem is not None:
+            raise InvalidClientMetadataError(name, problem)
+
+
+def _assertion_signing_alg(
+    data: dict[str, Any], method: str, algorithms: tuple[str, ...]
+) -> str | None:
+    alg: str | None = _choice(data, "token_endpoint_auth_signing_alg", algorithms, default=None)
+    if alg is not None and method != "private_key_jwt":
+        raise InvalidClientMetadataError(
+            "token_endpoint_auth_signing_alg", "applies only to private_key_jwt"
+        )
+    return alg
 
 
 def _flag(data: dict[str, Any], name: str) -> bool:

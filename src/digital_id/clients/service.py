@@ -8,22 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_id.audit import trail
 from digital_id.clients.metadata import (
+    CALLED_URIS,
     ClientMetadata,
     InvalidClientMetadataError,
     validate_metadata,
 )
 from digital_id.clients.models import Client
 from digital_id.db.types import utc_now
+from digital_id.outbound import Outbound, OutboundError
 
 CLIENT_ID_PREFIX = "dgid_"
 CLIENT_SECRET_PREFIX = "dgid_cs_"  # noqa: S105 (a prefix, recognisable in a leaked config file or a secret scanner)
@@ -55,9 +59,14 @@ def verify_secret(client: Client, presented: str) -> bool:
 
 
 def register(
-    session: Session, data: dict[str, Any], *, production: bool, active_algorithms: Collection[str]
+    session: Session,
+    data: dict[str, Any],
+    *,
+    production: bool,
+    active_algorithms: Collection[str],
+    outbound: Outbound | None = None,
 ) -> Registered:
-    metadata = _validated(data, production, active_algorithms)
+    metadata = _validated(data, production, active_algorithms, outbound)
     now = utc_now()
     secret = _new_secret() if metadata.uses_client_secret else None
     client = Client(
@@ -83,11 +92,12 @@ def update(
     *,
     production: bool,
     active_algorithms: Collection[str],
+    outbound: Outbound | None = None,
 ) -> Registered:
     """Replace a client's metadata. A secret is kept while the method still uses one, issued
     when the client moves to a secret method, and dropped when it moves away from one."""
     client = get(session, client_id)
-    metadata = _validated(data, production, active_algorithms)
+    metadata = _validated(data, production, active_algorithms, outbound)
     secret = None
     if not metadata.uses_client_secret:
         client.client_secret_hash = None
@@ -170,9 +180,20 @@ def registration_document(client: Client, secret: str | None = None) -> dict[str
 
 
 def _validated(
-    data: dict[str, Any], production: bool, active_algorithms: Collection[str]
+    data: dict[str, Any],
+    production: bool,
+    active_algorithms: Collection[str],
+    outbound: Outbound | None,
 ) -> ClientMetadata:
     metadata = validate_metadata(data, production=production)
+    outbound = outbound or Outbound(deadline_seconds=5.0, allow_loopback=not production)
+    for name in CALLED_URIS:
+        uri = metadata.uris.get(name)
+        problem = outbound.target_problem(uri, resolve=True) if uri else None
+        if problem is not None:
+            raise InvalidClientMetadataError(name, f"{problem} (its host name resolves to one)")
+    if "sector_identifier_uri" in metadata.uris:
+        _check_sector(metadata, outbound, production)
     missing = sorted(metadata.signing_algorithms - set(active_algorithms))
     if missing:
         field = (
@@ -185,6 +206,44 @@ def _validated(
             f"no active {missing[0]} signing key; run `digital-id keys generate --alg {missing[0]}` first",
         )
     return metadata
+
+
+def _check_sector(metadata: ClientMetadata, outbound: Outbound, production: bool) -> None:
+    """OpenID Connect Core 1.0 section 8.1: the sector identifier URI is fetched and must hold
+    a JSON array listing every redirect URI of the client. Otherwise any client could name
+    another agency's sector and be given the same pairwise subjects as that agency."""
+    uri = metadata.uris["sector_identifier_uri"]
+    parts = urlsplit(uri)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme != "https" and (production or not loopback):
+        raise InvalidClientMetadataError(
+            "sector_identifier_uri", "must use https (http only for loopback in development)"
+        )
+    try:
+        answer = outbound.get(uri)
+    except OutboundError as exc:
+        raise InvalidClientMetadataError(
+            "sector_identifier_uri", f"could not be fetched: {exc}"
+        ) from None
+    if answer.status != 200:
+        raise InvalidClientMetadataError(
+            "sector_identifier_uri", f"could not be fetched: HTTP {answer.status}"
+        )
+    try:
+        listed = json.loads(answer.body)
+    except ValueError:
+        listed = None
+    if not isinstance(listed, list) or not all(isinstance(item, str) for item in listed):
+        raise InvalidClientMetadataError(
+            "sector_identifier_uri", "must serve a JSON array of redirect URIs"
+        )
+    for uri_listed in metadata.redirect_uris:
+        if uri_listed not in listed:
+            raise InvalidClientMetadataError(
+                "sector_identifier_uri",
+                f"does not list the redirect URI {uri_listed} "
+                "(OpenID Connect Core 1.0, section 8.1)",
+            )
 
 
 def _recorded(session: Session, tag: str, client: Client) -> None:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from joserfc.jwk import KeySet
@@ -33,6 +32,7 @@ from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.jwt_policy import UnacceptableJwtError, check_jwt
 from digital_id.oidc.models import AuthorizationGrant, LogoutDelivery
 from digital_id.oidc.provider import AgencyClient, ProviderContext, revoke_grant
+from digital_id.outbound import Outbound, OutboundError
 from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
 
@@ -160,7 +160,8 @@ class Courier:
     engine: Engine
     issuer: str
     retry_base: timedelta
-    timeout: float = 5.0
+    # The agency names the URL: the deadline, size cap and address rules of every call out.
+    outbound: Outbound
 
     def deliver_due(self, keys: KeySnapshot, *, now: datetime, limit: int = 20) -> int:
         with Session(self.engine) as session:
@@ -201,16 +202,13 @@ class Courier:
             error = "the client no longer has a backchannel_logout_uri"
         else:
             try:
-                response = httpx.post(
-                    uri,
-                    data={"logout_token": logout_token(keys, self.issuer, client, delivery)},
-                    timeout=self.timeout,
-                    follow_redirects=False,
+                response = self.outbound.post_form(
+                    uri, {"logout_token": logout_token(keys, self.issuer, client, delivery)}
                 )
-                if response.status_code not in (200, 204):
-                    error = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                error = exc.__class__.__name__
+                if response.status not in (200, 204):
+                    error = f"HTTP {response.status}"
+            except OutboundError as exc:
+                error = str(exc)[:200]
         if error is None:
             delivery.delivered_at = now
         elif delivery.attempts >= MAX_ATTEMPTS:

@@ -98,6 +98,21 @@ class SeenClientAssertion(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
+class SeenRequestObject(Base):
+    """A ``jti`` a client has used in a request object that started an authorization flow,
+    kept until the object expires: a second start with it, by anyone, is a replay."""
+
+    __tablename__ = "seen_request_objects"
+    __table_args__ = (UniqueConstraint("client_id", "jti"),)
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    client_id: Mapped[int] = mapped_column(
+        BigIntegerId, ForeignKey("clients.id", ondelete="CASCADE")
+    )
+    jti: Mapped[str] = mapped_column(String(256))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
 class RevokedAccessToken(Base):
     """A revoked access token that no grant stands behind (client credentials), kept until
     it would have expired anyway."""

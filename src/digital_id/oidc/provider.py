@@ -80,6 +80,7 @@ from digital_id.oidc.models import (
     RefreshToken,
     RevokedAccessToken,
     SeenClientAssertion,
+    SeenRequestObject,
 )
 from digital_id.oidc.requests import Payload, ProviderRequest, describable, parameter_problem
 from digital_id.oidc.subjects import pairwise_subject, public_subject, sector_of
@@ -100,6 +101,8 @@ RESPONSE_MODES = ("query", "form_post")
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 # Client assertions may not be valid for longer than this (a replay window we must remember).
 MAX_ASSERTION_LIFETIME = 300
+# A request object may be prepared ahead (a link in a letter), but not for longer than this.
+MAX_REQUEST_OBJECT_LIFETIME = 3600
 ASSERTION_LEEWAY = 10
 CODE_RETENTION = timedelta(minutes=10)
 # A rotated refresh token still works this long, so a lost response does not strand the app.
@@ -173,6 +176,13 @@ class AgencyClient(ClientMixin):  # type: ignore[misc]
     @property
     def id_token_signed_response_alg(self) -> str:
         return str(self.client_metadata.get("id_token_signed_response_alg", "RS256"))
+
+    def assertion_algorithms(self, registered_as: str) -> frozenset[str]:
+        """The algorithms the client may sign with where ``registered_as``
+        (``token_endpoint_auth_signing_alg``, ``request_object_signing_alg``) applies: the one
+        it registered, or any asymmetric one (OpenID Connect Registration 1.0, section 2)."""
+        registered = self.client_metadata.get(registered_as)
+        return frozenset({registered}) if registered else ASSERTION_ALGORITHMS
 
     def name(self, language: str) -> str:
         return str(
@@ -708,10 +718,17 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
         self.context = context
 
     def get_audiences(self) -> list[str]:
-        return [self.context.settings.issuer, self.context.token_endpoint]
+        """The issuer identifier alone (draft-ietf-oauth-rfc7523bis, FAPI 2.0): an assertion
+        made out to an endpoint URL could have been obtained by another server that
+        advertised our endpoint as its own, and replayed here."""
+        return [self.context.settings.issuer]
 
     def resolve_client_public_key(self, client: AgencyClient) -> Any:
-        return self.context.client_keys.resolver(client.client_metadata)
+        return self.context.client_keys.resolver(
+            client.client_id,
+            client.client_metadata,
+            algorithms=client.assertion_algorithms("token_endpoint_auth_signing_alg"),
+        )
 
     def extract_assertion(self, assertion: str) -> Any:
         # Before authlib reads anything from it (it looks the client up by ``sub`` first).
@@ -728,6 +745,10 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
             raise InvalidClientError(description=str(exc)) from None
 
     def verify_claims(self, claims: Any) -> None:
+        if claims.get("aud") not in (self.context.settings.issuer, [self.context.settings.issuer]):
+            raise InvalidClientError(
+                description="the assertion's aud must be the issuer identifier, and only it"
+            )
         exp = claims.get("exp")
         if (
             isinstance(exp, int | float)
@@ -881,10 +902,14 @@ class RequestObjects(JWTAuthenticationRequest):  # type: ignore[misc]
         self.context = context
 
     def resolve_client_public_key(self, client: AgencyClient) -> Any:
-        return self.context.client_keys.resolver(client.client_metadata)
+        return self.context.client_keys.resolver(
+            client.client_id,
+            client.client_metadata,
+            algorithms=client.assertion_algorithms("request_object_signing_alg"),
+        )
 
     def get_request_object_signing_algorithms(self, client: AgencyClient) -> list[str]:
-        return sorted(ASSERTION_ALGORITHMS)
+        return sorted(client.assertion_algorithms("request_object_signing_alg"))
 
     def get_server_metadata(self) -> dict[str, Any]:
         return {}
@@ -913,6 +938,8 @@ class RequestObjects(JWTAuthenticationRequest):  # type: ignore[misc]
             client_id={"essential": True, "value": client_id},
             aud={"essential": True, "value": self.context.settings.issuer},
             exp={"essential": True},
+            iat={"essential": True},
+            jti={"essential": True},
             iss={"essential": False, "value": client_id},
         )
         try:
@@ -921,6 +948,8 @@ class RequestObjects(JWTAuthenticationRequest):  # type: ignore[misc]
             raise InvalidRequestObjectError(description=str(exc), state=query.state) from None
         if request.payload is query:
             return
+        client: AgencyClient = authorization_server.query_client(client_id)
+        self._check_fresh(request, query, client)
         merged = {name: value for name, value in query.data.items() if name != "request"}
         for name, value in request.payload.data.items():
             merged[name] = value if isinstance(value, str) else json.dumps(value)
@@ -928,6 +957,57 @@ class RequestObjects(JWTAuthenticationRequest):  # type: ignore[misc]
         if problem is not None:
             raise InvalidRequestObjectError(description=problem, state=None)
         request.payload = Payload(list(merged.items()))
+
+    def _check_fresh(self, request: ProviderRequest, query: Payload, client: AgencyClient) -> None:
+        """``exp`` at most an hour ahead, and the ``jti`` new when the object starts a flow
+        (recorded until ``exp``). The login, second-factor and consent steps carry the same
+        object on: there it must be one that started a flow here."""
+        claims: dict[str, Any] = request.payload.data  # the object's claims, not strings
+        context = self.context
+        now = context.now.timestamp()
+        exp, jti = claims.get("exp"), claims.get("jti")
+        if (
+            not isinstance(exp, int | float)
+            or exp > now + MAX_REQUEST_OBJECT_LIFETIME + ASSERTION_LEEWAY
+        ):
+            raise InvalidRequestObjectError(
+                description=f"the request object's exp is more than {MAX_REQUEST_OBJECT_LIFETIME} seconds ahead",
+                state=query.state,
+            )
+        if not isinstance(jti, str) or not 0 < len(jti) <= 256:
+            raise InvalidRequestObjectError(description="jti must be a string", state=query.state)
+        session = context.session
+        if request.continues_flow:
+            seen = session.scalar(
+                select(
+                    exists().where(
+                        SeenRequestObject.client_id == client.pk,
+                        SeenRequestObject.jti == jti,
+                        SeenRequestObject.expires_at >= context.now,
+                    )
+                )
+            )
+            if not seen:
+                raise InvalidRequestObjectError(
+                    description="the request object did not start this flow", state=query.state
+                )
+            return
+        purge_expired(session, SeenRequestObject, SeenRequestObject.expires_at < context.now)
+        try:
+            with session.begin_nested():
+                session.add(
+                    SeenRequestObject(
+                        client_id=client.pk,
+                        jti=jti,
+                        expires_at=datetime.fromtimestamp(
+                            float(exp) + ASSERTION_LEEWAY, tz=context.now.tzinfo
+                        ),
+                    )
+                )
+        except IntegrityError:
+            raise InvalidRequestObjectError(
+                description="the request object was used before (jti)", state=query.state
+            ) from None
 
 
 class SlowDownError(DeviceSlowDownError):  # type: ignore[misc]
@@ -978,31 +1058,36 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
     def authenticate_client(
         self, request: ProviderRequest, methods: Any, endpoint: str = "token"
     ) -> AgencyClient:
-        """authlib's client authentication, with the token endpoint's rate limits around it.
+        """authlib's client authentication, with the rate limits around it.
+
+        An address whose failed client authentications (at the token, revocation and
+        introspection endpoints alike) spent its window is refused before any authentication
+        work: no assertion is parsed, no agency key set fetched, no secret hashed. The check
+        costs no statement; the database counts each failure, and each process remembers the
+        windows it saw refused.
 
         A client's token budget is charged only once it has authenticated: charged to the
         client id a request merely claims, anyone could spend an agency's budget and lock it
-        out. Failed authentications are counted per IP address instead (a client that does
-        authenticate is never refused for its address's failures).
-
-        The hit is committed at once, in a transaction of its own (authentication is the
+        out. The hit is committed at once, in a transaction of its own (authentication is the
         grant's first step, so nothing else is in it but a ``private_key_jwt``'s seen
         ``jti``): every request of one client counts on one row, and a row lock held until
         the grant's end would let that client's requests through one at a time."""
         context = self.context
         limiter, limits = context.rate_limiter, context.limits
-        if limiter is None or limits is None or endpoint != "token":
+        if limiter is None or limits is None:
             return self._authenticate(request, methods, endpoint)
+        failures = limits.client_auth_failure(context.events.ip)
         try:
+            limiter.refuse_remembered([failures], now=context.now)
             try:
                 client = self._authenticate(request, methods, endpoint)
             except InvalidClientError:
-                failures = limits.client_auth_failure(context.events.ip)
                 limiter.charge(context.session, [failures], now=context.now)
                 raise
-            limiter.charge(
-                context.session, [(limits.token_per_client, client.client_id)], now=context.now
-            )
+            if endpoint == "token":
+                limiter.charge(
+                    context.session, [(limits.token_per_client, client.client_id)], now=context.now
+                )
         except RateLimitedError as refused:
             raise SlowDownError(refused.retry_after) from None
         context.session.commit()

@@ -21,7 +21,9 @@ def sector_of(
     """The sector a pairwise ``sub`` is computed for: the host of the sector identifier URI,
     else the single host of the redirect URIs, else (no browser flow) the client itself."""
     if sector_identifier_uri:
-        return urlsplit(sector_identifier_uri).netloc.lower()
+        # The host name alone, as for redirect URIs: a port or user part in the URI must not
+        # make a sector of its own (OpenID Connect Core 1.0, section 8.1).
+        return _host(sector_identifier_uri)
     hosts = {_host(uri) for uri in redirect_uris}
     if len(hosts) > 1:
         raise ValueError(

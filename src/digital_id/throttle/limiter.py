@@ -72,6 +72,7 @@ class Limits:
     activation_per_nik: Limit
     token_per_client: Limit
     client_auth_failures_per_ip: Limit
+    request_objects_per_ip: Limit
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -106,6 +107,11 @@ class Limits:
                 settings.rate_limit_client_auth_failures_per_ip,
                 settings.rate_limit_client_auth_failures_per_ip_seconds,
             ),
+            request_objects_per_ip=Limit(
+                "authorize:request_object:ip",
+                settings.rate_limit_request_objects_per_ip,
+                settings.rate_limit_request_objects_per_ip_seconds,
+            ),
         )
 
     def login(self, ip: str | None, nik: str, *, recognised: bool = False) -> tuple[Charge, ...]:
@@ -121,6 +127,15 @@ class Limits:
 
     def client_auth_failure(self, ip: str | None) -> Charge:
         return self.client_auth_failures_per_ip, address_subject(ip)
+
+    def request_object(
+        self, ip: str | None, parameters: Iterable[tuple[str, str]]
+    ) -> tuple[Charge, ...]:
+        """An authorization step carrying a request object (RFC 9101) counts for its address:
+        each costs a signature check, perhaps a fetch of the agency's keys."""
+        if any(name == "request" for name, _ in parameters):
+            return ((self.request_objects_per_ip, address_subject(ip)),)
+        return ()
 
 
 def address_subject(ip: str | None) -> str:

@@ -73,7 +73,7 @@ def token(request: Request, db: Database, app: App, form: Form) -> Response:
     summary="Token revocation (RFC 7009): a refresh or access token, and with it its grant.",
     response_model=dict[str, Any],
     response_description="Revoked, or the token was unknown (RFC 7009 section 2.2).",
-    responses=_CLIENT_ERRORS,
+    responses=_CLIENT_ERRORS | throttled_oauth(),
     openapi_extra=apidoc.form(apidoc.TokenLookup),
 )
 def revoke(request: Request, db: Database, app: App, form: Form) -> Response:
@@ -92,7 +92,7 @@ def revoke(request: Request, db: Database, app: App, form: Form) -> Response:
     "/introspect",
     summary="Token introspection (RFC 7662): whether a token is live, for its client or a resource server.",
     response_model=apidoc.Introspection,
-    responses=_CLIENT_ERRORS,
+    responses=_CLIENT_ERRORS | throttled_oauth(),
     openapi_extra=apidoc.form(apidoc.TokenLookup),
 )
 def introspect(request: Request, db: Database, app: App, form: Form) -> Response:

@@ -87,6 +87,8 @@ _AUTHORIZATION: apidoc.Responses = {
         "The error page: the request cannot be answered at a verified redirect URI "
         "(unknown client or redirect URI, malformed request)."
     ),
+    # Steps carrying a request object are limited per address.
+    **throttled_page(),
     **PAGE_UNAVAILABLE,
 }
 # The forms inside the flow also refuse a foreign CSRF token (400, the same error page).
@@ -132,7 +134,10 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
     nik = _field(form, "nik").strip()
     browser = recognised_browser(page, nik, utc_now())
-    charges = app.limits.login(client_ip(request), nik, recognised=browser is not None)
+    charges = (
+        *app.limits.login(client_ip(request), nik, recognised=browser is not None),
+        *app.limits.request_object(client_ip(request), parameters),
+    )
     if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
         return refusal
     provider = app.provider(db, events(request))
@@ -165,7 +170,9 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
     browser_session, queued = begin_session(
         page, db, outcome, nik=nik, now=now, events=events(request)
     )
-    response = _continue(page, provider, db, parameters, browser_session, fresh_login=True)
+    response = _continue(
+        page, provider, db, parameters, browser_session, fresh_login=True, continues_flow=True
+    )
     if queued:
         app.logged_out()
     return response
@@ -181,8 +188,9 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
 )
 def consent(request: Request, db: Database, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
-    if not page.csrf_valid(_field(form, "csrf_token")):
-        return page.csrf_refusal()
+    charges = app.limits.request_object(client_ip(request), parameters)
+    if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
+        return refusal
     provider = app.provider(db, events(request))
     browser_session = sessions.resume(
         db,
@@ -202,6 +210,7 @@ def consent(request: Request, db: Database, app: App, form: Form) -> Response:
         browser_session,
         fresh_login=fresh,
         decision="approve" if decision == "approve" else "deny",
+        continues_flow=True,
     )
 
 
@@ -215,6 +224,9 @@ def _authorization_step(
     request: Request, db: Session, app: Services, parameters: FormPairs
 ) -> Response:
     page = Page(request, app, dict(parameters).get("ui_locales"))
+    refused = app.admit(db, *app.limits.request_object(client_ip(request), parameters))
+    if refused is not None:
+        return page.rate_limited(refused)
     provider = app.provider(db, events(request))
     browser_session = sessions.resume(
         db,
@@ -234,8 +246,9 @@ def _continue(
     *,
     fresh_login: bool = False,
     decision: str | None = None,
+    continues_flow: bool = False,
 ) -> Response:
-    oauth_request = _oauth_request(page.services, parameters)
+    oauth_request = _oauth_request(page.services, parameters, continues_flow=continues_flow)
     outcome = authorize(
         provider, oauth_request, browser_session, fresh_login=fresh_login, decision=decision
     )
@@ -344,15 +357,16 @@ def _second_factor_page(
 )
 def second_factor(request: Request, db: Database, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
-    if not page.csrf_valid(_field(form, "csrf_token")):
-        return page.csrf_refusal()
+    charges = app.limits.request_object(client_ip(request), parameters)
+    if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
+        return refusal
     provider = app.provider(db, events(request))
     now = provider.context.now
     browser_session = sessions.resume(
         db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
     )
     if browser_session is None:
-        return _continue(page, provider, db, parameters, None)
+        return _continue(page, provider, db, parameters, None, continues_flow=True)
     if not assurance.pass_second_factor(
         db,
         app.totp_cipher,
@@ -364,7 +378,7 @@ def second_factor(request: Request, db: Database, app: App, form: Form) -> Respo
         db.commit()  # the failure counts towards the lockout
         client = provider.query_client(dict(parameters).get("client_id", ""))
         if client is None:
-            return _continue(page, provider, db, parameters, browser_session)
+            return _continue(page, provider, db, parameters, browser_session, continues_flow=True)
         return _second_factor_page(
             page,
             db,
@@ -373,7 +387,9 @@ def second_factor(request: Request, db: Database, app: App, form: Form) -> Respo
             _authorize_url(parameters),
             failed=True,
         )
-    return _continue(page, provider, db, parameters, browser_session, fresh_login=True)
+    return _continue(
+        page, provider, db, parameters, browser_session, fresh_login=True, continues_flow=True
+    )
 
 
 def _respond(page: Page, outcome: Respond) -> Response:
@@ -390,8 +406,12 @@ def _respond(page: Page, outcome: Respond) -> Response:
     return response
 
 
-def _oauth_request(app: Services, parameters: FormPairs) -> ProviderRequest:
-    return ProviderRequest("GET", app.endpoint("/authorize"), {}, query=parameters)
+def _oauth_request(
+    app: Services, parameters: FormPairs, *, continues_flow: bool = False
+) -> ProviderRequest:
+    return ProviderRequest(
+        "GET", app.endpoint("/authorize"), {}, query=parameters, continues_flow=continues_flow
+    )
 
 
 def _authorize_url(parameters: FormPairs) -> str:
