@@ -102,7 +102,7 @@ def generated_cases() -> list[Any]:
 def test_generated_requests_get_documented_answers_and_no_server_error(
     provider, live_server, generated_cases
 ):
-    credentials = Credentials(provider)
+    credentials = Credentials(provider, live_server)
     choices = random.Random(SEED)
     http = requests.Session()
     sent: Counter[str] = Counter()
@@ -152,14 +152,15 @@ def test_generated_requests_get_documented_answers_and_no_server_error(
         ("GET /authorize", "code issued"),
         ("POST /authorize/consent", 303),
     ]:
-        assert answers[reached], f"{reached} never answered: {sorted(answers.items())}"
+        assert answers[reached], f"{reached} never answered: {sorted(answers.items(), key=str)}"
 
 
 class Credentials:
     """What a real agency and a logged-in citizen's browser would send."""
 
-    def __init__(self, provider: Any) -> None:
+    def __init__(self, provider: Any, base_url: str) -> None:
         self.provider = provider
+        self.base_url = base_url
         self.citizen = provider.citizen()
         # The forms carry another real citizen's NIK: the generated PINs lock that one, and a
         # locked citizen's session is no session (accounts.standing), which would leave the
@@ -241,3 +242,6 @@ class Credentials:
                 session, citizen_id=citizen.id, acr=LOA_LOW, amr=METHODS[LOA_LOW], now=utc_now()
             )
         self.cookies[SESSION_COOKIE] = token
+        # CSRF tokens are bound to the session cookie too: take the new session's.
+        account = requests.get(f"{self.base_url}/account", cookies=self.cookies, timeout=30)
+        self.csrf = self.known["csrf_token"] = hidden(account.text, "csrf_token")
