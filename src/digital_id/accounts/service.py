@@ -326,29 +326,37 @@ def _count_failure(
     counter: CitizenAccount | RecognisedBrowser,
     policy: LockoutPolicy,
     now: datetime,
+    *,
+    factor: str = "",
 ) -> bool:
     """Count one failure on the stranger's side (the account) or on a recognised browser;
-    True when it locked that side."""
+    True when it locked that side. ``factor="otp_"`` counts a wrong one-time code on the
+    account's own code counters instead, with the same threshold and doubling."""
     table = type(counter)
+    failed_attempts = getattr(table, f"{factor}failed_attempts")
+    lock_count_column = getattr(table, f"{factor}lock_count")
     # One atomic UPDATE, so parallel failures in different workers each count.
     failed, lock_count = session.execute(
         update(table)
         .where(table.id == counter.id)
-        .values(failed_attempts=table.failed_attempts + 1, updated_at=now)
-        .returning(table.failed_attempts, table.lock_count)
+        .values({failed_attempts: failed_attempts + 1, table.updated_at: now})
+        .returning(failed_attempts, lock_count_column)
     ).one()
     if failed >= policy.threshold:
         session.execute(
             update(table)
-            .where(table.id == counter.id, table.failed_attempts >= policy.threshold)
+            .where(table.id == counter.id, failed_attempts >= policy.threshold)
             .values(
-                failed_attempts=0,
-                lock_count=lock_count + 1,
-                locked_until=now + policy.lock_duration(lock_count + 1),
+                {
+                    failed_attempts: 0,
+                    lock_count_column: lock_count + 1,
+                    getattr(table, f"{factor}locked_until"): now
+                    + policy.lock_duration(lock_count + 1),
+                }
             )
         )
     session.expire_all()
-    return failed >= policy.threshold
+    return bool(failed >= policy.threshold)
 
 
 def _set_pin(account: CitizenAccount, pin_hash: str, now: datetime) -> None:
@@ -491,7 +499,7 @@ def verify_totp(
             return True
     # A wrong code while enrolling guesses nothing (the page shows the secret), so only codes
     # for an enrolled authenticator count towards its lock.
-    locked = not enrolling and _count_code_failure(session, account.id, policy, now)
+    locked = not enrolling and _count_failure(session, account, policy, now, factor="otp_")
     trail.record(
         session, "auth:otp:failed", actor="citizen", subject=citizen_ref(citizen.id), now=now
     )
@@ -505,34 +513,6 @@ def verify_totp(
             now=now,
         )
     return False
-
-
-def _count_code_failure(
-    session: Session, account_id: int, policy: LockoutPolicy, now: datetime
-) -> bool:
-    """Count one wrong one-time code; True when it locked the second factor. The same
-    threshold and doubling as the PIN's lock (``LockoutPolicy``), on counters of its own."""
-    failed, lock_count = session.execute(
-        update(CitizenAccount)
-        .where(CitizenAccount.id == account_id)
-        .values(otp_failed_attempts=CitizenAccount.otp_failed_attempts + 1, updated_at=now)
-        .returning(CitizenAccount.otp_failed_attempts, CitizenAccount.otp_lock_count)
-    ).one()
-    if failed >= policy.threshold:
-        session.execute(
-            update(CitizenAccount)
-            .where(
-                CitizenAccount.id == account_id,
-                CitizenAccount.otp_failed_attempts >= policy.threshold,
-            )
-            .values(
-                otp_failed_attempts=0,
-                otp_lock_count=lock_count + 1,
-                otp_locked_until=now + policy.lock_duration(lock_count + 1),
-            )
-        )
-    session.expire_all()
-    return failed >= policy.threshold
 
 
 # --- operator actions --------------------------------------------------------------------
