@@ -8,7 +8,7 @@ from alembic import context
 
 from digital_id.config import load_settings
 from digital_id.db.engine import create_engine_for
-from digital_id.db.models import metadata
+from digital_id.schema import metadata
 
 
 def run_migrations(connection) -> None:

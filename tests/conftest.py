@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from digital_id.db.engine import create_engine_for
 from digital_id.db.migrate import upgrade
-from digital_id.db.models import metadata
+from digital_id.schema import metadata
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "DIGITAL_ID_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

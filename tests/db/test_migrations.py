@@ -16,7 +16,7 @@ from digital_id.cli import app
 from digital_id.config import load_settings
 from digital_id.db import migrate
 from digital_id.db.engine import create_engine_for
-from digital_id.db.models import metadata
+from digital_id.schema import metadata
 
 
 def test_models_and_migrations_describe_the_same_schema(engine):

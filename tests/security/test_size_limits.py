@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digital_id.oidc.models import AuthorizationCode
+from digital_id.grants.models import AuthorizationCode
 from digital_id.oidc.requests import DEFAULT_PARAMETER_LIMIT, MAX_PARAMETERS, PARAMETER_LIMITS
 from digital_id.sessions.models import BrowserSession
 from digital_id.web.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_QUERY_BYTES

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from digital_id.accounts import service as accounts
 from digital_id.db.types import utc_now
-from digital_id.oidc.assurance import LOA_LOW, METHODS
+from digital_id.levels import LOA_LOW, METHODS
 from digital_id.registry import service as registry
 from digital_id.sessions import service as sessions
 from digital_id.web.services import BROWSER_COOKIE, SESSION_COOKIE

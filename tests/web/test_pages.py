@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from digital_id.accounts.models import CitizenAccount
 from digital_id.accounts.service import issue_activation_code
 from digital_id.consent.models import Consent
+from digital_id.grants.models import AuthorizationGrant
 from digital_id.oidc.claims import SUPPORTED_CLAIMS
-from digital_id.oidc.models import AuthorizationGrant
 from digital_id.sessions.models import BrowserSession
 from digital_id.web.i18n import catalogue
 from tests.web.conftest import PIN, hidden, pkce_pair, query_of

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from digital_id.accounts.models import CitizenAccount
 from digital_id.app import create_app
 from digital_id.audit.models import AuditEvent
-from digital_id.oidc.models import AuthorizationCode
+from digital_id.grants.models import AuthorizationCode
 from digital_id.registry.models import Citizen
 from digital_id.web.i18n import catalogue
 from tests.web.conftest import ISSUER, PIN, Provider, hidden

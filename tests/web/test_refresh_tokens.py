@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import select, update
 
 from digital_id.db.types import utc_now
-from digital_id.oidc.models import AuthorizationGrant, RefreshToken
+from digital_id.grants.models import AuthorizationGrant, RefreshToken
 
 OFFLINE = {"scope": "openid profile offline_access"}
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from digital_id.audit.models import AuditEvent
 from digital_id.cli import app as cli
-from digital_id.oidc.models import AuthorizationGrant
+from digital_id.grants.models import AuthorizationGrant
 from tests.conftest import TEST_PASSPHRASE
 from tests.factories import write_csv
 from tests.web.test_logout import _LogoutReceiver

@@ -13,7 +13,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import update
 
 from digital_id.db.types import utc_now
-from digital_id.oidc.models import AuthorizationCode
+from digital_id.grants.models import AuthorizationCode
 from tests.web.conftest import ISSUER
 
 METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
@@ -317,7 +317,7 @@ def test_issuing_tokens_adds_no_rows(provider):
     the audit trail notes the issuance, the client's rate-limit window counts it)."""
     from sqlalchemy import func, select
 
-    from digital_id.db.models import metadata
+    from digital_id.schema import metadata
 
     citizen = provider.citizen()
     agency = provider.agency()

@@ -17,9 +17,9 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from digital_id.clients.jwks import ASSERTION_ALGORITHMS
+from digital_id.clients.subjects import sector_of
 from digital_id.keys.store import ALGORITHMS
-from digital_id.oidc.assurance import ACR_VALUES
-from digital_id.oidc.subjects import sector_of
+from digital_id.levels import ACR_VALUES
 from digital_id.outbound import Outbound
 
 GRANT_TYPES: Final = ("authorization_code", "refresh_token", "client_credentials")

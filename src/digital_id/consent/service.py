@@ -13,7 +13,7 @@ from digital_id.audit import trail
 from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent
-from digital_id.oidc.models import AuthorizationGrant
+from digital_id.grants.models import AuthorizationGrant
 
 
 def current(session: Session, *, citizen_id: int, client_pk: int) -> Consent | None:

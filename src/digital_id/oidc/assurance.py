@@ -14,34 +14,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import service as accounts
 from digital_id.accounts.service import LockoutPolicy
 from digital_id.accounts.totp import TotpCipher
+from digital_id.levels import LOA_LOW, LOA_SUBSTANTIAL, METHODS, RANK
 from digital_id.oidc.jwt_policy import load_json
 from digital_id.oidc.requests import PARAMETER_LIMITS
 from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
 
-LOA_LOW: Final = "urn:digital-id:loa:low"
-LOA_SUBSTANTIAL: Final = "urn:digital-id:loa:substantial"
-ACR_VALUES: Final = (LOA_LOW, LOA_SUBSTANTIAL)
-_RANK: Final = {acr: rank for rank, acr in enumerate(ACR_VALUES)}
-METHODS: Final = {LOA_LOW: ["pin"], LOA_SUBSTANTIAL: ["pin", "otp", "mfa"]}
-
-
-def satisfies(acr: str, required: str) -> bool:
-    return _RANK.get(acr, -1) >= _RANK[required]
-
 
 def required_level(parameters: Mapping[str, str], registration: Mapping[str, Any]) -> str:
     requested = _lowest(_requested(parameters))
     minimum = _lowest(registration.get("default_acr_values") or [])
-    return max(requested or LOA_LOW, minimum or LOA_LOW, key=_RANK.__getitem__)
+    return max(requested or LOA_LOW, minimum or LOA_LOW, key=RANK.__getitem__)
 
 
 def _requested(parameters: Mapping[str, str]) -> list[str]:
@@ -60,8 +51,8 @@ def _requested(parameters: Mapping[str, str]) -> list[str]:
 
 
 def _lowest(values: Iterable[str]) -> str | None:
-    known = [value for value in values if value in _RANK]
-    return min(known, key=_RANK.__getitem__) if known else None
+    known = [value for value in values if value in RANK]
+    return min(known, key=RANK.__getitem__) if known else None
 
 
 def citizen_level(session: Session, citizen_id: int) -> str:

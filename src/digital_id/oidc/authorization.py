@@ -21,6 +21,7 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from digital_id import levels
 from digital_id.accounts import standing
 from digital_id.consent import receipts
 from digital_id.consent import service as consent_service
@@ -178,7 +179,7 @@ def _authentication_needed(
         citizen = None
     if citizen is None or browser_session is None:
         return ShowLogin(client, data.get("login_hint"))
-    if not assurance.satisfies(
+    if not levels.satisfies(
         browser_session.acr, assurance.required_level(data, client.client_metadata)
     ):
         if "none" in prompts:

@@ -17,7 +17,7 @@ from authlib.oidc.rpinitiated import OpenIDProviderMetadata as LogoutMetadata
 from digital_id.clients.jwks import ASSERTION_ALGORITHMS
 from digital_id.clients.metadata import AUTH_METHODS, LANGUAGES, SUBJECT_TYPES
 from digital_id.keys.store import ALGORITHMS
-from digital_id.oidc.assurance import ACR_VALUES
+from digital_id.levels import ACR_VALUES
 from digital_id.oidc.claims import OFFLINE_ACCESS, SCOPE_CLAIMS, SUPPORTED_CLAIMS
 from digital_id.oidc.provider import RESPONSE_MODES
 from digital_id.oidc.tokens import ACCESS_TOKEN_ALGORITHM

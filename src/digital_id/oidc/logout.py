@@ -27,14 +27,14 @@ from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.clients.models import Client
 from digital_id.consent import receipts
 from digital_id.consent import service as consent_service
+from digital_id.grants.models import AuthorizationGrant
 from digital_id.keys.store import ALGORITHMS as ID_TOKEN_ALGORITHMS
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.jwt_policy import UnacceptableJwtError, check_jwt
-from digital_id.oidc.models import AuthorizationGrant, LogoutDelivery
 from digital_id.oidc.provider import AgencyClient, ProviderContext, revoke_grant
 from digital_id.outbound import Outbound, OutboundError
 from digital_id.sessions import service as sessions
-from digital_id.sessions.models import BrowserSession
+from digital_id.sessions.models import BrowserSession, LogoutDelivery
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 MAX_ATTEMPTS = 8

@@ -1,86 +1,14 @@
-"""What the authorization flow stores: grants, authorization codes, seen client assertions."""
+"""The protocol's replay caches: client-assertion and request-object ``jti``s already used."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from digital_id.db.base import Base
 from digital_id.db.types import BigIntegerId, UtcDateTime
-
-
-class AuthorizationGrant(Base):
-    """One approved authorization: a citizen, an agency, the session it came from and the
-    claims released. Every token belongs to one; revoking it stops them all at UserInfo.
-    ``public_id`` is what access tokens carry (as the prefix of their ``jti``)."""
-
-    __tablename__ = "authorization_grants"
-
-    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
-    public_id: Mapped[str] = mapped_column(String(32), unique=True)
-    citizen_id: Mapped[int] = mapped_column(
-        BigIntegerId, ForeignKey("citizens.id", ondelete="CASCADE"), index=True
-    )
-    client_id: Mapped[int] = mapped_column(
-        BigIntegerId, ForeignKey("clients.id", ondelete="CASCADE"), index=True
-    )
-    session_id: Mapped[int | None] = mapped_column(
-        BigIntegerId, ForeignKey("browser_sessions.id", ondelete="SET NULL"), index=True
-    )
-    scope: Mapped[str] = mapped_column(String(1000))
-    userinfo_claims: Mapped[list[str]] = mapped_column(JSON)
-    id_token_claims: Mapped[list[str]] = mapped_column(JSON)
-    acr: Mapped[str] = mapped_column(String(100))
-    amr: Mapped[list[str]] = mapped_column(JSON)
-    auth_time: Mapped[datetime] = mapped_column(UtcDateTime)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    # The refresh token family: the generation of its one live token, and when it ends.
-    refresh_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    offline_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-
-class RefreshToken(Base):
-    """One refresh token, stored as its SHA-256. Tokens of a grant form a family; only the
-    newest generation is live, an older one only within the grace window after it was rotated."""
-
-    __tablename__ = "refresh_tokens"
-
-    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    grant_id: Mapped[int] = mapped_column(
-        BigIntegerId, ForeignKey("authorization_grants.id", ondelete="CASCADE"), index=True
-    )
-    generation: Mapped[int] = mapped_column(Integer)
-    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    idle_until: Mapped[datetime] = mapped_column(UtcDateTime)
-    rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-
-
-class AuthorizationCode(Base):
-    """A code as issued: only its SHA-256, bound to the client, redirect URI, PKCE challenge
-    and nonce. ``redeemed_at`` is set by the one redemption that wins."""
-
-    __tablename__ = "authorization_codes"
-    __table_args__ = (Index(None, "client_id", "nonce"),)
-
-    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
-    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    grant_id: Mapped[int] = mapped_column(
-        BigIntegerId, ForeignKey("authorization_grants.id", ondelete="CASCADE"), index=True
-    )
-    client_id: Mapped[int] = mapped_column(
-        BigIntegerId, ForeignKey("clients.id", ondelete="CASCADE")
-    )
-    redirect_uri: Mapped[str | None] = mapped_column(String(2000))
-    code_challenge: Mapped[str] = mapped_column(String(128))
-    code_challenge_method: Mapped[str] = mapped_column(String(10))
-    nonce: Mapped[str | None] = mapped_column(String(512))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    redeemed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class SeenClientAssertion(Base):
@@ -111,34 +39,3 @@ class SeenRequestObject(Base):
     )
     jti: Mapped[str] = mapped_column(String(256))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
-
-
-class RevokedAccessToken(Base):
-    """A revoked access token that no grant stands behind (client credentials), kept until
-    it would have expired anyway."""
-
-    __tablename__ = "revoked_access_tokens"
-
-    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
-    jti: Mapped[str] = mapped_column(String(64), unique=True)
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
-
-
-class LogoutDelivery(Base):
-    """A back-channel logout owed to an agency (an outbox row, written in the logout's own
-    transaction). Any worker may deliver it; the logout token is signed at each attempt."""
-
-    __tablename__ = "logout_deliveries"
-
-    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
-    client_id: Mapped[int] = mapped_column(
-        BigIntegerId, ForeignKey("clients.id", ondelete="CASCADE")
-    )
-    sub: Mapped[str] = mapped_column(String(64))
-    sid: Mapped[str] = mapped_column(String(43))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
-    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    abandoned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    last_error: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -57,9 +57,16 @@ from digital_id.clients.jwks import (
 )
 from digital_id.clients.models import Client
 from digital_id.clients.service import verify_secret
+from digital_id.clients.subjects import pairwise_subject, public_subject, sector_of
 from digital_id.config import Settings
 from digital_id.consent import service as consent_service
 from digital_id.db.types import storable
+from digital_id.grants.models import (
+    AuthorizationCode,
+    AuthorizationGrant,
+    RefreshToken,
+    RevokedAccessToken,
+)
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.claims import (
     OFFLINE_ACCESS,
@@ -74,16 +81,8 @@ from digital_id.oidc.jwt_policy import (
     UnacceptableJwtError,
     check_jwt,
 )
-from digital_id.oidc.models import (
-    AuthorizationCode,
-    AuthorizationGrant,
-    RefreshToken,
-    RevokedAccessToken,
-    SeenClientAssertion,
-    SeenRequestObject,
-)
+from digital_id.oidc.models import SeenClientAssertion, SeenRequestObject
 from digital_id.oidc.requests import Payload, ProviderRequest, describable, parameter_problem
-from digital_id.oidc.subjects import pairwise_subject, public_subject, sector_of
 from digital_id.oidc.tokens import (
     ACCESS_TOKEN_ALGORITHM,
     CLIENT_TOKEN_PREFIX,

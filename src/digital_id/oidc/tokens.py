@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from digital_id.accounts import standing
 from digital_id.clients.models import Client
+from digital_id.grants.models import AuthorizationGrant, RefreshToken, RevokedAccessToken
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.jwt_policy import check_jwt
-from digital_id.oidc.models import AuthorizationGrant, RefreshToken, RevokedAccessToken
 
 ACCESS_TOKEN_ALGORITHM = "RS256"  # noqa: S105 (an algorithm name)
 # The jti prefix of an access token that no citizen stands behind (client credentials).

@@ -1,10 +1,10 @@
-"""The server-side record behind a citizen's browser session."""
+"""The server-side record behind a citizen's browser session, and the back-channel logouts its end owes."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from digital_id.db.base import Base
@@ -35,3 +35,23 @@ class BrowserSession(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class LogoutDelivery(Base):
+    """A back-channel logout owed to an agency (an outbox row, written in the logout's own
+    transaction). Any worker may deliver it; the logout token is signed at each attempt."""
+
+    __tablename__ = "logout_deliveries"
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    client_id: Mapped[int] = mapped_column(
+        BigIntegerId, ForeignKey("clients.id", ondelete="CASCADE")
+    )
+    sub: Mapped[str] = mapped_column(String(64))
+    sid: Mapped[str] = mapped_column(String(43))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    abandoned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

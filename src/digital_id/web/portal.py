@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from digital_id import levels
 from digital_id.accounts import service as accounts
 from digital_id.accounts import standing
 from digital_id.accounts.pins import InvalidPinError
@@ -25,8 +26,8 @@ from digital_id.audit.models import AuditEvent
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent, ConsentReceipt
 from digital_id.db.types import storable, utc_now
+from digital_id.levels import LOA_LOW
 from digital_id.oidc import assurance
-from digital_id.oidc.assurance import LOA_LOW
 from digital_id.oidc.logout import end_browser_session, end_citizen_sessions, withdraw_consent
 from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
@@ -89,7 +90,7 @@ def _citizen_session(request: Request, db: Session, app: Services) -> BrowserSes
     """The browser's live session, if it has reached the level its citizen has: one with an
     authenticator has passed it in this session."""
     browser_session = _live_session(request, db, app)
-    if browser_session is None or not assurance.satisfies(
+    if browser_session is None or not levels.satisfies(
         browser_session.acr, assurance.citizen_level(db, browser_session.citizen_id)
     ):
         return None

@@ -1,6 +1,6 @@
 import pytest
 
-from digital_id.oidc.subjects import pairwise_subject, public_subject, sector_of
+from digital_id.clients.subjects import pairwise_subject, public_subject, sector_of
 
 SECRET = b"s" * 32
 

@@ -5,16 +5,15 @@ from digital_id.audit.models import AuditEvent, AuditHead
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent, ConsentReceipt
 from digital_id.db.base import Base
-from digital_id.oidc.models import (
+from digital_id.grants.models import (
     AuthorizationCode,
     AuthorizationGrant,
-    LogoutDelivery,
     RefreshToken,
     RevokedAccessToken,
-    SeenClientAssertion,
 )
+from digital_id.oidc.models import SeenClientAssertion
 from digital_id.registry.models import Citizen
-from digital_id.sessions.models import BrowserSession
+from digital_id.sessions.models import BrowserSession, LogoutDelivery
 from digital_id.throttle.models import RateLimitWindow
 
 metadata = Base.metadata
