@@ -60,7 +60,7 @@ from benchmarks.import_benchmark import (
     fresh_database,
     percentile,
 )
-from digital_id.accounts import service as accounts
+from digital_id.accounts.activation import set_pin
 from digital_id.accounts.pins import PinHasher
 from digital_id.clients import service as clients
 from digital_id.config import Settings
@@ -182,7 +182,7 @@ def seed(url: str, keys_dir: Path, workdir: Path) -> Seeded:
     hasher = production_hasher(store)
     with Session(engine) as session, session.begin():
         for nik in niks:
-            accounts.set_pin(session, hasher, nik=nik, pin=PIN)
+            set_pin(session, hasher, nik=nik, pin=PIN)
         agency = register_agency(session)
     engine.dispose()
     return Seeded(niks, agency, time.perf_counter() - started)

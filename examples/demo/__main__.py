@@ -22,7 +22,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digital_id.accounts import service as accounts
+from digital_id.accounts.activation import set_pin
 from digital_id.accounts.pins import InvalidPinError, PinHasher
 from digital_id.clients import service as clients
 from digital_id.config import load_settings
@@ -154,7 +154,7 @@ def _demo_citizens(session: Session, hasher: PinHasher) -> list[tuple[Citizen, s
             continue
         pin = DEMO_PINS[len(chosen)]
         try:
-            accounts.set_pin(session, hasher, nik=citizen.nik, pin=pin)
+            set_pin(session, hasher, nik=citizen.nik, pin=pin)
         except InvalidPinError:
             continue  # the PIN happens to be this citizen's birth date
         chosen.append((citizen, pin))

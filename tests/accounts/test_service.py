@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from digital_id.accounts import service
+from digital_id.accounts import activation, lockout, operator_actions, pin_login, second_factor
 from digital_id.accounts.pins import InvalidPinError, PinHasher
 from digital_id.accounts.totp import TotpCipher
 from digital_id.registry.importer import CitizenImporter, RejectReport
@@ -20,7 +20,7 @@ from digital_id.registry.service import find_by_nik
 from tests.factories import citizen_row
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-POLICY = service.LockoutPolicy(threshold=5, first_lock=timedelta(minutes=15))
+POLICY = lockout.LockoutPolicy(threshold=5, first_lock=timedelta(minutes=15))
 PIN = "246810"
 
 
@@ -44,24 +44,24 @@ def citizens(engine, tmp_path):
 
 def with_pin(engine, hasher, nik, pin=PIN):
     with Session(engine) as session, session.begin():
-        service.set_pin(session, hasher, nik=nik, pin=pin, now=NOW)
+        activation.set_pin(session, hasher, nik=nik, pin=pin, now=NOW)
 
 
-def login(engine, hasher, nik, pin=PIN, now=NOW) -> service.LoginOutcome:
+def login(engine, hasher, nik, pin=PIN, now=NOW) -> pin_login.LoginOutcome:
     with Session(engine) as session, session.begin():
-        return service.authenticate(session, hasher, nik=nik, pin=pin, policy=POLICY, now=now)
+        return pin_login.authenticate(session, hasher, nik=nik, pin=pin, policy=POLICY, now=now)
 
 
 def test_activation_code_works_once_and_is_stored_hashed(engine, hasher, citizens):
     nik = citizens["active"]
     with Session(engine) as session, session.begin():
-        code = service.issue_activation_code(session, nik, now=NOW)
+        code = activation.issue_activation_code(session, nik, now=NOW)
     assert len(code) == 14
     with engine.connect() as connection:
         assert code not in str(connection.execute(text("SELECT * FROM citizen_accounts")).all())
 
     with Session(engine) as session, session.begin():
-        service.activate(
+        activation.activate(
             session,
             hasher,
             nik=nik,
@@ -72,8 +72,8 @@ def test_activation_code_works_once_and_is_stored_hashed(engine, hasher, citizen
         )
     assert login(engine, hasher, nik).succeeded
 
-    with Session(engine) as session, pytest.raises(service.ActivationError):
-        service.activate(
+    with Session(engine) as session, pytest.raises(activation.ActivationError):
+        activation.activate(
             session, hasher, nik=nik, code=code, pin="135792", pin_confirm="135792", now=NOW
         )
 
@@ -81,7 +81,7 @@ def test_activation_code_works_once_and_is_stored_hashed(engine, hasher, citizen
 @pytest.mark.parametrize("case", ["wrong code", "expired", "other nik"])
 def test_activation_refuses_a_wrong_or_expired_code(engine, hasher, citizens, case):
     with Session(engine) as session, session.begin():
-        code = service.issue_activation_code(session, citizens["active"], now=NOW)
+        code = activation.issue_activation_code(session, citizens["active"], now=NOW)
     nik, when = citizens["active"], NOW
     if case == "wrong code":
         code = "0000-0000-0000"
@@ -89,30 +89,30 @@ def test_activation_refuses_a_wrong_or_expired_code(engine, hasher, citizens, ca
         when = NOW + timedelta(hours=24)
     else:
         nik = citizens["blocked"]
-    with Session(engine) as session, pytest.raises(service.ActivationError):
-        service.activate(session, hasher, nik=nik, code=code, pin=PIN, pin_confirm=PIN, now=when)
+    with Session(engine) as session, pytest.raises(activation.ActivationError):
+        activation.activate(session, hasher, nik=nik, code=code, pin=PIN, pin_confirm=PIN, now=when)
 
 
 def test_activation_checks_the_pin_twice_and_against_the_rules(engine, hasher, citizens):
     nik = citizens["active"]
     with Session(engine) as session, session.begin():
-        code = service.issue_activation_code(session, nik, now=NOW)
+        code = activation.issue_activation_code(session, nik, now=NOW)
     with Session(engine) as session:
         with pytest.raises(InvalidPinError) as mismatch:
-            service.activate(
+            activation.activate(
                 session, hasher, nik=nik, code=code, pin=PIN, pin_confirm="135792", now=NOW
             )
         assert mismatch.value.rule == "mismatch"
         with pytest.raises(InvalidPinError) as birth:
-            service.activate(
+            activation.activate(
                 session, hasher, nik=nik, code=code, pin="201090", pin_confirm="201090", now=NOW
             )
         assert birth.value.rule == "birth_date"
 
 
 def test_a_deceased_record_cannot_be_activated(engine, citizens):
-    with Session(engine) as session, pytest.raises(service.ActivationError, match="deceased"):
-        service.issue_activation_code(session, citizens["deceased"], now=NOW)
+    with Session(engine) as session, pytest.raises(activation.ActivationError, match="deceased"):
+        activation.issue_activation_code(session, citizens["deceased"], now=NOW)
 
 
 def test_every_kind_of_failure_looks_the_same(engine, hasher, citizens):
@@ -192,7 +192,7 @@ def test_parallel_failures_each_count(engine, hasher, citizens):
 
 
 def test_each_lock_doubles_up_to_the_longest():
-    policy = service.LockoutPolicy(
+    policy = lockout.LockoutPolicy(
         threshold=5, first_lock=timedelta(minutes=15), longest_lock=timedelta(hours=4)
     )
     durations = [policy.lock_duration(count) for count in (1, 2, 3, 4, 5, 6, 50, 10**6)]
@@ -210,11 +210,11 @@ def enrolled(engine, nik) -> str:
     with Session(engine) as session, session.begin():
         citizen = find_by_nik(session, nik)
         assert citizen is not None
-        secret = service.begin_totp_enrolment(
+        secret = second_factor.begin_totp_enrolment(
             session, CIPHER, citizen, issuer_name="Digital ID", now=NOW
         ).secret
         first = pyotp.TOTP(secret).at(NOW)
-        assert service.verify_totp(session, CIPHER, citizen, first, policy=POLICY, now=NOW)
+        assert second_factor.verify_totp(session, CIPHER, citizen, first, policy=POLICY, now=NOW)
     return secret
 
 
@@ -222,7 +222,7 @@ def code_passes(engine, nik, code, now) -> bool:
     with Session(engine) as session, session.begin():
         citizen = find_by_nik(session, nik)
         assert citizen is not None
-        return service.verify_totp(session, CIPHER, citizen, code, policy=POLICY, now=now)
+        return second_factor.verify_totp(session, CIPHER, citizen, code, policy=POLICY, now=now)
 
 
 def wrong_code(secret: str, now: datetime) -> str:
@@ -297,6 +297,6 @@ def test_an_operator_unlock_lifts_the_second_factors_lock(engine, hasher, citize
     for _ in range(5):
         code_passes(engine, nik, wrong_code(secret, now), now)
     with Session(engine) as session, session.begin():
-        service.unlock(session, nik, now=now)
+        operator_actions.unlock(session, nik, now=now)
     assert login(engine, hasher, nik, now=now).succeeded
     assert code_passes(engine, nik, pyotp.TOTP(secret).at(now), now)

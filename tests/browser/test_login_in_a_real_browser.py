@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from digital_id.accounts import service as accounts
+from digital_id.accounts.activation import set_pin
 from digital_id.accounts.pins import PinHasher
 from digital_id.app import create_app
 from digital_id.clients import service as clients
@@ -59,7 +59,7 @@ def demo(database_url, engine, keys_dir, key_store, tmp_path):
     hasher = PinHasher(key_store.secret("pin_pepper"), memory_kib=64, time_cost=1)
     private_jwk = generate_client_key("RS256")
     with Session(engine) as session, session.begin():
-        accounts.set_pin(session, hasher, nik=row["nik"], pin=PIN)
+        set_pin(session, hasher, nik=row["nik"], pin=PIN)
         client_id = clients.register(
             session,
             {

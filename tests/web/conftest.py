@@ -28,7 +28,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy.orm import Session
 
-from digital_id.accounts import service as accounts
+from digital_id.accounts.activation import set_pin
 from digital_id.accounts.pins import PinHasher
 from digital_id.app import create_app
 from digital_id.clients import service as clients
@@ -136,7 +136,7 @@ class Provider:
         )
         if pin is not None:
             with Session(self.engine) as session, session.begin():
-                accounts.set_pin(session, self.hasher, nik=row["nik"], pin=pin)
+                set_pin(session, self.hasher, nik=row["nik"], pin=pin)
         return row
 
     def agency(

@@ -41,7 +41,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy.orm import Session
 
-from digital_id.accounts import service as accounts
+from digital_id.accounts.operator_actions import unlock
 from digital_id.db.types import utc_now
 from digital_id.levels import LOA_LOW, METHODS
 from digital_id.registry import service as registry
@@ -230,7 +230,7 @@ class Credentials:
                 self._renew_session()
             if path in CREDENTIAL_CHECKING:
                 with Session(self.provider.engine) as session, session.begin():
-                    accounts.unlock(session, self.citizen["nik"])
+                    unlock(session, self.citizen["nik"])
 
     def _renew_session(self) -> None:
         """A fresh session for the same browser (its CSRF token stays valid), made directly,

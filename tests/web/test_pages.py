@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digital_id.accounts.activation import issue_activation_code
 from digital_id.accounts.models import CitizenAccount
-from digital_id.accounts.service import issue_activation_code
 from digital_id.consent.models import Consent
 from digital_id.grants.models import AuthorizationGrant
 from digital_id.oidc.claims import SUPPORTED_CLAIMS
@@ -220,7 +220,7 @@ def test_every_supported_claim_has_a_description():
 def test_every_pin_rule_has_a_message():
     source = "".join(
         resources.files("digital_id.accounts").joinpath(module).read_text(encoding="utf-8")
-        for module in ("pins.py", "service.py")
+        for module in ("pins.py",)
     )
     rules = set(re.findall(r'InvalidPinError\(\s*"([a-z_]+)"', source))
     assert rules == {"format", "repeated", "sequence", "birth_date", "mismatch"}

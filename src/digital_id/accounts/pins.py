@@ -40,6 +40,13 @@ def check_pin_rules(pin: str, *, birth_date: date) -> None:
         raise InvalidPinError("birth_date", "the PIN must not be your birth date")
 
 
+def check_chosen_pin(pin: str, confirmation: str, *, birth_date: date) -> None:
+    """A PIN the citizen chose, typed twice: the two must match, and the PIN keep the rules."""
+    if pin != confirmation:
+        raise InvalidPinError("mismatch", "the two PINs are not the same")
+    check_pin_rules(pin, birth_date=birth_date)
+
+
 class PinHasher:
     """argon2id over the peppered PIN, computed on at most ``concurrency`` threads (one per
     core by default) whichever thread asks.

@@ -6,7 +6,7 @@ citizen who is blocked, deceased, locked or not activated, an agency that was di
 consent that was withdrawn stops every one of them at once. A second copy of this rule, with
 one check fewer, is how a blocked citizen kept receiving tokens (issue 13).
 
-A lock belongs to a browser (``accounts.service``): the account's lock stops browsers the
+A lock belongs to a browser (``accounts.lockout``): the account's lock stops browsers the
 citizen never logged in from, a recognised browser's lock stops that browser. So the rule
 is asked with the browser in question: the one logging in, the session acting, or the
 session a grant came from; a session (and what it gave) is held to the lock of the browser

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from digital_id.accounts import service
+from digital_id.accounts import activation, operator_actions
+from digital_id.accounts.lookup import CitizenNotFoundError
 from digital_id.accounts.pins import InvalidPinError
 from digital_id.cli import common
 from digital_id.cli.common import (
@@ -52,15 +53,15 @@ def activate(
     try:
         with Session(engine) as session, session.begin():
             if hasher is not None and pin is not None:
-                service.set_pin(session, hasher, nik=nik, pin=pin)
+                activation.set_pin(session, hasher, nik=nik, pin=pin)
                 console.print(
                     f"Development: citizen {mask_nik(nik)} can now log in with the PIN given."
                 )
                 return
-            code = service.issue_activation_code(
+            code = activation.issue_activation_code(
                 session, nik, valid_for=timedelta(hours=settings.activation_code_hours)
             )
-    except (service.CitizenNotFoundError, service.ActivationError) as exc:
+    except (CitizenNotFoundError, activation.ActivationError) as exc:
         fail(f"NIK {mask_nik(nik)}: {exc}")
     except InvalidPinError as exc:
         fail(f"--pin: {exc}", EXIT_USAGE)
@@ -81,9 +82,9 @@ def show(ctx: typer.Context, nik: NikArgument, as_json: JsonOption = False) -> N
     engine = migrated_engine(ctx)
     try:
         with Session(engine) as session:
-            account = service.summary(session, nik)
+            account = operator_actions.summary(session, nik)
             agencies = consent_service.agencies_with_access(session, account.citizen.id)
-    except service.CitizenNotFoundError as exc:
+    except CitizenNotFoundError as exc:
         fail(f"NIK {mask_nik(nik)}: {exc}")
     finally:
         engine.dispose()
@@ -135,7 +136,7 @@ def show(ctx: typer.Context, nik: NikArgument, as_json: JsonOption = False) -> N
 @app.command()
 def unlock(ctx: typer.Context, nik: NikArgument) -> None:
     """Lift a lockout after failed PINs or one-time codes."""
-    _operate(ctx, nik, lambda session: service.unlock(session, nik), "unlocked")
+    _operate(ctx, nik, lambda session: operator_actions.unlock(session, nik), "unlocked")
 
 
 @app.command()
@@ -145,7 +146,7 @@ def block(ctx: typer.Context, nik: NikArgument) -> None:
     pairwise_secret = common.pairwise_secret(ctx)
 
     def block_and_log_out(session: Session) -> None:
-        citizen = service.set_blocked(session, nik, True)
+        citizen = operator_actions.set_blocked(session, nik, True)
         end_citizen_sessions(
             session,
             citizen.id,
@@ -166,7 +167,7 @@ def reset_otp(ctx: typer.Context, nik: NikArgument) -> None:
     pairwise_secret = common.pairwise_secret(ctx)
 
     def reset_and_log_out(session: Session) -> None:
-        citizen = service.reset_second_factor(session, nik)
+        citizen = operator_actions.reset_second_factor(session, nik)
         end_citizen_sessions(
             session,
             citizen.id,
@@ -182,7 +183,9 @@ def reset_otp(ctx: typer.Context, nik: NikArgument) -> None:
 @app.command()
 def unblock(ctx: typer.Context, nik: NikArgument) -> None:
     """Allow logins again."""
-    _operate(ctx, nik, lambda session: service.set_blocked(session, nik, False), "unblocked")
+    _operate(
+        ctx, nik, lambda session: operator_actions.set_blocked(session, nik, False), "unblocked"
+    )
 
 
 def _operate(ctx: typer.Context, nik: str, action: Callable[[Session], object], done: str) -> None:
@@ -190,7 +193,7 @@ def _operate(ctx: typer.Context, nik: str, action: Callable[[Session], object], 
     try:
         with Session(engine) as session, session.begin():
             action(session)
-    except service.CitizenNotFoundError as exc:
+    except CitizenNotFoundError as exc:
         fail(f"NIK {mask_nik(nik)}: {exc}")
     finally:
         engine.dispose()

@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from digital_id.accounts import service as accounts
-from digital_id.accounts.service import LockoutPolicy
+from digital_id.accounts.lockout import LockoutPolicy
+from digital_id.accounts.second_factor import second_factor_enrolled, verify_totp
 from digital_id.accounts.totp import TotpCipher
 from digital_id.levels import LOA_LOW, LOA_SUBSTANTIAL, METHODS, RANK
 from digital_id.oidc.jwt_policy import load_json
@@ -58,7 +58,7 @@ def _lowest(values: Iterable[str]) -> str | None:
 def citizen_level(session: Session, citizen_id: int) -> str:
     """The level the citizen can reach, so the level their own account pages need: with an
     authenticator, the PIN alone is not them."""
-    return LOA_SUBSTANTIAL if accounts.second_factor_enrolled(session, citizen_id) else LOA_LOW
+    return LOA_SUBSTANTIAL if second_factor_enrolled(session, citizen_id) else LOA_LOW
 
 
 def pass_second_factor(
@@ -74,7 +74,7 @@ def pass_second_factor(
     it is right, step the session up to substantial. A wrong code counts towards the second
     factor's lockout; the caller commits either way."""
     citizen = session.get_one(Citizen, browser_session.citizen_id)
-    if not accounts.verify_totp(
+    if not verify_totp(
         session,
         cipher,
         citizen,

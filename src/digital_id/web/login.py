@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from digital_id.accounts.service import LoginOutcome
+from digital_id.accounts.pin_login import LoginOutcome
 from digital_id.audit.trail import EventContext
 from digital_id.levels import LOA_LOW, METHODS
 from digital_id.oidc.logout import end_browser_session

@@ -18,9 +18,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digital_id import levels
-from digital_id.accounts import service as accounts
-from digital_id.accounts import standing
+from digital_id.accounts import pin_change, standing
+from digital_id.accounts.pin_login import authenticate
 from digital_id.accounts.pins import InvalidPinError
+from digital_id.accounts.second_factor import (
+    begin_totp_enrolment,
+    remove_totp,
+    second_factor_enrolled,
+)
 from digital_id.audit import trail
 from digital_id.audit.models import AuditEvent
 from digital_id.clients.models import Client
@@ -169,7 +174,7 @@ def account(
                 .order_by(ConsentReceipt.issued_at.desc(), ConsentReceipt.id.desc())
             ).all()
         ],
-        second_factor=accounts.second_factor_enrolled(db, citizen.id),
+        second_factor=second_factor_enrolled(db, citizen.id),
         away=trail.while_away(db, citizen.id, logged_in_at=browser_session.created_at),
         sessions=[
             {
@@ -201,7 +206,7 @@ def portal_login(request: Request, db: Database, app: App, form: Form) -> Respon
     charges = app.limits.login(client_ip(request), nik, recognised=browser is not None)
     if (refusal := view.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
         return refusal
-    outcome = accounts.authenticate(
+    outcome = authenticate(
         db,
         app.pin_hasher,
         nik=nik,
@@ -515,7 +520,7 @@ def change_pin(request: Request, db: Database, app: App, form: Form) -> Response
     citizen = db.get_one(Citizen, browser_session.citizen_id)
     now = utc_now()
     try:
-        accounts.change_pin(
+        pin_change.change_pin(
             db,
             app.pin_hasher,
             citizen,
@@ -526,7 +531,7 @@ def change_pin(request: Request, db: Database, app: App, form: Form) -> Response
             browser_session=browser_session,
             now=now,
         )
-    except accounts.ActivationError:
+    except pin_change.WrongCurrentPinError:
         db.commit()  # the failure counts
         return view.render(
             "pin.html", status=400, back_to="/account/pin", error_key="portal.wrong_old_pin"
@@ -568,9 +573,9 @@ def enrol_form(request: Request, db: Database, app: App) -> Response:
     if browser_session is None:
         return _sign_in_page(request, db, app, view)
     citizen = db.get_one(Citizen, browser_session.citizen_id)
-    if accounts.second_factor_enrolled(db, citizen.id):
+    if second_factor_enrolled(db, citizen.id):
         return RedirectResponse("/account#security", status_code=303)
-    enrolment = accounts.begin_totp_enrolment(
+    enrolment = begin_totp_enrolment(
         db, app.totp_cipher, citizen, issuer_name=view.t("app.name"), now=utc_now()
     )
     db.commit()
@@ -610,7 +615,7 @@ def enrol(request: Request, db: Database, app: App, form: Form) -> Response:
         now=now,
     ):
         db.commit()
-        enrolment = accounts.begin_totp_enrolment(
+        enrolment = begin_totp_enrolment(
             db, app.totp_cipher, citizen, issuer_name=view.t("app.name"), now=now
         )
         db.commit()
@@ -646,7 +651,7 @@ def remove_second_factor(request: Request, db: Database, app: App, form: Form) -
     browser_session = _citizen_session(request, db, app)
     if browser_session is None:
         return _sign_in_page(request, db, app, view)
-    accounts.remove_totp(db, db.get_one(Citizen, browser_session.citizen_id))
+    remove_totp(db, db.get_one(Citizen, browser_session.citizen_id))
     db.commit()
     response = RedirectResponse("/account#security", status_code=303)
     view.finish(response)

@@ -15,8 +15,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from digital_id.accounts import service as accounts
+from digital_id.accounts import activation
+from digital_id.accounts.pin_login import authenticate
 from digital_id.accounts.pins import InvalidPinError
+from digital_id.accounts.second_factor import begin_totp_enrolment, second_factor_enrolled
 from digital_id.db.types import utc_now
 from digital_id.oidc import assurance
 from digital_id.oidc.authorization import (
@@ -142,7 +144,7 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
         return refusal
     provider = app.provider(db, events(request))
     now = provider.context.now
-    outcome = accounts.authenticate(
+    outcome = authenticate(
         db,
         app.pin_hasher,
         nik=nik,
@@ -326,8 +328,8 @@ def _second_factor_page(
     failed: bool = False,
 ) -> HTMLResponse:
     enrolment = None
-    if not accounts.second_factor_enrolled(db, outcome.citizen.id):
-        enrolment = accounts.begin_totp_enrolment(
+    if not second_factor_enrolled(db, outcome.citizen.id):
+        enrolment = begin_totp_enrolment(
             db,
             page.services.totp_cipher,
             outcome.citizen,
@@ -458,7 +460,7 @@ def activate(request: Request, db: Database, app: App, form: Form) -> HTMLRespon
     if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
         return refusal
     try:
-        accounts.activate(
+        activation.activate(
             db,
             app.pin_hasher,
             nik=nik,
@@ -467,7 +469,7 @@ def activate(request: Request, db: Database, app: App, form: Form) -> HTMLRespon
             pin_confirm=_field(form, "pin_confirm"),
             now=utc_now(),
         )
-    except accounts.ActivationError:
+    except activation.ActivationError:
         return _activation_page(page, status=400, error_key="activate.invalid_code", nik=nik)
     except InvalidPinError as exc:
         return _activation_page(

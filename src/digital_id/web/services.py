@@ -14,8 +14,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from digital_id.accounts.browsers import BrowserCookies
+from digital_id.accounts.lockout import LockoutPolicy
 from digital_id.accounts.pins import PinHasher
-from digital_id.accounts.service import LockoutPolicy
 from digital_id.accounts.totp import TotpCipher
 from digital_id.audit.trail import EventContext
 from digital_id.clients.jwks import ClientKeyResolver

@@ -1,0 +1,187 @@
+"""PIN login: the NIK and PIN checked, the failure counted, the browser recognised.
+
+Functions take a session and flush; the caller commits, and must commit after a failed
+login too, or the failure would not count. Failures all look the same from outside (unknown
+NIK, wrong PIN, not activated, deceased or blocked, locked): one generic outcome, after the
+same argon2 work, so neither the message nor the timing tells whether a NIK exists. Wrong
+PINs count per browser (``accounts.lockout``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from digital_id.accounts import standing
+from digital_id.accounts.lockout import LockoutPolicy, clear_pin_failures, count_failure
+from digital_id.accounts.lookup import existing_account
+from digital_id.accounts.models import RecognisedBrowser
+from digital_id.accounts.pins import PinHasher
+from digital_id.audit import trail
+from digital_id.audit.trail import EventContext, citizen_ref
+from digital_id.db.types import utc_now
+from digital_id.registry.models import Citizen
+from digital_id.registry.service import find_by_nik
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    citizen: Citizen | None
+    # For the audit trail only, never shown: ok, wrong_pin, or the one rule's refusal.
+    reason: str
+    locked_now: bool = False  # this failure locked the account (or the browser)
+    citizen_id: int | None = None  # who failed, when known (for the audit trail only)
+    # After a success: the browser, now recognised (new, or renewed) for its cookie.
+    browser: RecognisedBrowser | None = None
+    # Whether the attempt came from a browser recognised for this citizen (audit trail only).
+    recognised: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return self.citizen is not None
+
+
+def authenticate(
+    session: Session,
+    hasher: PinHasher,
+    *,
+    nik: str,
+    pin: str,
+    policy: LockoutPolicy,
+    now: datetime | None = None,
+    events: EventContext | None = None,
+    browser: str | None = None,
+) -> LoginOutcome:
+    """Check a NIK and PIN; the outcome is recorded in the audit trail (never the NIK).
+
+    ``browser``: the public id of the recognised browser the attempt comes from, as its
+    cookie names it for this NIK (``BrowserCookies.read``), or None for a stranger."""
+    now = now or utc_now()
+    outcome = _authenticate(
+        session,
+        hasher,
+        nik=nik,
+        pin=pin,
+        policy=policy,
+        now=now,
+        browser=recognised_browser(session, browser, now=now),
+    )
+    subject = citizen_ref(outcome.citizen_id) if outcome.citizen_id is not None else None
+    if outcome.succeeded:
+        trail.record(
+            session,
+            "auth:login",
+            context=events,
+            subject=subject,
+            details={"method": "pin"},
+            now=now,
+        )
+    else:
+        trail.record(
+            session,
+            "auth:pin:failed",
+            context=events,
+            subject=subject,
+            details={"reason": outcome.reason, "recognised_browser": outcome.recognised},
+            now=now,
+        )
+        if outcome.locked_now:
+            trail.record(
+                session,
+                "auth:locked",
+                context=events,
+                subject=subject,
+                details={"recognised_browser": outcome.recognised},
+                now=now,
+            )
+    return outcome
+
+
+def recognised_browser(
+    session: Session, public_id: str | None, *, now: datetime
+) -> RecognisedBrowser | None:
+    """The recognised browser a cookie names, while it is recognised."""
+    if public_id is None:
+        return None
+    return session.scalars(
+        select(RecognisedBrowser).where(
+            RecognisedBrowser.public_id == public_id, RecognisedBrowser.expires_at > now
+        )
+    ).one_or_none()
+
+
+def _authenticate(
+    session: Session,
+    hasher: PinHasher,
+    *,
+    nik: str,
+    pin: str,
+    policy: LockoutPolicy,
+    now: datetime,
+    browser: RecognisedBrowser | None,
+) -> LoginOutcome:
+    citizen = find_by_nik(session, nik) if len(nik) == 16 and nik.isdigit() else None
+    if citizen is None:
+        hasher.verify(None, pin)
+        return LoginOutcome(None, standing.Refusal.UNKNOWN)
+    if browser is not None and browser.citizen_id != citizen.id:
+        browser = None  # another citizen's: a stranger to this one
+    recognised = browser is not None
+    refused = standing.refusal(
+        session, citizen.id, now=now, recognised_browser_id=browser.id if browser else None
+    )
+    account = existing_account(session, citizen)
+    if refused is not None or account is None or account.pin_hash is None:
+        hasher.verify(None, pin)
+        return LoginOutcome(
+            None,
+            refused or standing.Refusal.NOT_ACTIVATED,
+            citizen_id=citizen.id,
+            recognised=recognised,
+        )
+    if hasher.verify(account.pin_hash, pin):
+        if browser is None:
+            clear_pin_failures(account)  # the stranger's side: this browser is no stranger now
+        if hasher.needs_rehash(account.pin_hash):
+            account.pin_hash = hasher.hash(pin)
+        account.updated_at = now
+        browser = _recognise(session, citizen.id, browser, policy=policy, now=now)
+        session.flush()
+        return LoginOutcome(
+            citizen, "ok", citizen_id=citizen.id, browser=browser, recognised=recognised
+        )
+    locked = count_failure(session, browser or account, policy, now)
+    return LoginOutcome(
+        None, "wrong_pin", locked_now=locked, citizen_id=citizen.id, recognised=recognised
+    )
+
+
+def _recognise(
+    session: Session,
+    citizen_id: int,
+    browser: RecognisedBrowser | None,
+    *,
+    policy: LockoutPolicy,
+    now: datetime,
+) -> RecognisedBrowser:
+    """After a successful login: the browser is recognised for ``policy.recognition`` more
+    (a new one gets its row), and its own failures start again from nothing."""
+    if browser is None:
+        # Rows that lapsed go as new ones come (a few at a time, nobody waits on them).
+        lapsed = select(RecognisedBrowser.id).where(RecognisedBrowser.expires_at <= now).limit(20)
+        session.execute(delete(RecognisedBrowser).where(RecognisedBrowser.id.in_(lapsed)))
+        browser = RecognisedBrowser(
+            public_id=secrets.token_urlsafe(24),
+            citizen_id=citizen_id,
+            recognised_at=now,
+        )
+        session.add(browser)
+    clear_pin_failures(browser)
+    browser.last_login_at = now
+    browser.expires_at = now + policy.recognition
+    browser.updated_at = now
+    return browser
