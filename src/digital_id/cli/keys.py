@@ -26,7 +26,8 @@ from digital_id.cli.common import (
 from digital_id.db.engine import create_engine_for
 from digital_id.db.migrate import SchemaNotCurrentError, ensure_current
 from digital_id.keys import ALGORITHMS, KeyStoreError
-from digital_id.keys.store import SECRET_NAMES, KeyState
+from digital_id.keys.records import KeyState
+from digital_id.keys.store import SECRET_NAMES
 
 app = typer.Typer(
     help="Signing keys: generate, rotate, retire, prune, revoke.", no_args_is_help=True

@@ -6,7 +6,8 @@ from digital_id.keys.errors import (
     UnknownKeyError,
     WrongPassphraseError,
 )
-from digital_id.keys.store import ALGORITHMS, KeyRecord, KeySnapshot, KeyState, KeyStore
+from digital_id.keys.records import KeyRecord, KeyState
+from digital_id.keys.store import ALGORITHMS, KeySnapshot, KeyStore
 
 __all__ = [
     "ALGORITHMS",

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
@@ -34,10 +33,17 @@ from digital_id.keys.envelope import DecryptionError, Envelope, KdfParameters
 from digital_id.keys.errors import (
     KeyRuleError,
     KeyStoreError,
-    UnknownKeyError,
     WrongPassphraseError,
 )
 from digital_id.keys.files import ensure_private_directory, exclusive_lock, write_atomic
+from digital_id.keys.records import (
+    KeyRecord,
+    KeyState,
+    find_record,
+    oldest_next,
+    records_in,
+    rotation_problem,
+)
 
 ALGORITHMS: Final = ("RS256", "PS256", "ES256")
 RSA_SIZES: Final = (2048, 3072)
@@ -49,52 +55,6 @@ _CHECK_TEXT = b"digital-id key store"
 
 SigningKey = RSAKey | ECKey
 Clock = Callable[[], datetime]
-
-
-class KeyState(StrEnum):
-    NEXT = "next"
-    ACTIVE = "active"
-    RETIRED = "retired"
-
-
-@dataclass(frozen=True)
-class KeyRecord:
-    kid: str
-    alg: str
-    state: KeyState
-    created_at: datetime
-    activated_at: datetime | None = None
-    retired_at: datetime | None = None
-
-    def removable_after(self, grace: timedelta) -> datetime | None:
-        return self.retired_at + grace if self.retired_at is not None else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "kid": self.kid,
-            "alg": self.alg,
-            "state": self.state.value,
-            "created_at": self.created_at.isoformat(),
-            "activated_at": self.activated_at.isoformat() if self.activated_at else None,
-            "retired_at": self.retired_at.isoformat() if self.retired_at else None,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> KeyRecord:
-        def moment(name: str) -> datetime | None:
-            value = data.get(name)
-            return datetime.fromisoformat(value) if value else None
-
-        created = moment("created_at")
-        assert created is not None
-        return cls(
-            kid=data["kid"],
-            alg=data["alg"],
-            state=KeyState(data["state"]),
-            created_at=created,
-            activated_at=moment("activated_at"),
-            retired_at=moment("retired_at"),
-        )
 
 
 @dataclass(frozen=True)
@@ -176,7 +136,7 @@ class KeyStore:
         key = _new_key(alg, size)
         with self._changing() as (manifest, envelope):
             now = self._clock()
-            records = _records(manifest)
+            records = records_in(manifest)
             first = not any(r.alg == alg for r in records)
             record = KeyRecord(
                 kid=key.kid or "",
@@ -203,7 +163,7 @@ class KeyStore:
     def rotation_problem(self, alg: str, *, min_published: timedelta) -> str | None:
         """Why ``rotate(alg)`` without ``force`` would be refused, or None if it would not."""
         _check_algorithm(alg)
-        return _rotation_problem(list(self.records()), alg, self._clock(), min_published)
+        return rotation_problem(list(self.records()), alg, self._clock(), min_published)
 
     def rotate(
         self, alg: str, *, min_published: timedelta, force: bool = False
@@ -215,17 +175,17 @@ class KeyStore:
         key at all generates one and activates it at once.
         """
         _check_algorithm(alg)
-        if force and _oldest_next(list(self.records()), alg) is None:
+        if force and oldest_next(list(self.records()), alg) is None:
             fresh = self.generate(alg)
             if fresh.state == KeyState.ACTIVE:
                 return fresh, None
         with self._changing() as (manifest, _):
             now = self._clock()
-            records = _records(manifest)
-            problem = _rotation_problem(records, alg, now, min_published)
+            records = records_in(manifest)
+            problem = rotation_problem(records, alg, now, min_published)
             if problem is not None and not force:
                 raise KeyRuleError(problem)
-            promoted = _oldest_next(records, alg)
+            promoted = oldest_next(records, alg)
             assert promoted is not None
             previous = next(
                 (r for r in records if r.alg == alg and r.state == KeyState.ACTIVE), None
@@ -239,8 +199,8 @@ class KeyStore:
     def retire(self, kid: str) -> KeyRecord:
         """Stop publishing a ``next`` key for signing; an active key retires only by rotation."""
         with self._changing() as (manifest, _):
-            records = _records(manifest)
-            record = _find(records, kid)
+            records = records_in(manifest)
+            record = find_record(records, kid)
             if record.state == KeyState.ACTIVE:
                 raise KeyRuleError(
                     f"key {kid} is the active {record.alg} key; retiring it would leave {record.alg} "
@@ -256,7 +216,7 @@ class KeyStore:
         """Remove retired keys whose grace period has passed; return them."""
         with self._changing() as (manifest, _):
             now = self._clock()
-            records = _records(manifest)
+            records = records_in(manifest)
             removed = [
                 r
                 for r in records
@@ -268,13 +228,13 @@ class KeyStore:
 
     def revoke(self, kid: str) -> tuple[KeyRecord, KeyRecord | None]:
         """Unpublish a key now (it is compromised). An active key is replaced at once."""
-        record = _find(list(self.records()), kid)
+        record = find_record(list(self.records()), kid)
         replacement: KeyRecord | None = None
         if record.state == KeyState.ACTIVE:
             replacement, _ = self.rotate(record.alg, min_published=timedelta(0), force=True)
         with self._changing() as (manifest, _):
-            records = _records(manifest)
-            _find(records, kid)
+            records = records_in(manifest)
+            find_record(records, kid)
             manifest["keys"] = [r.as_dict() for r in records if r.kid != kid]
         self._delete_key_files([record])
         return record, replacement
@@ -423,48 +383,3 @@ def _new_key(alg: str, size: int | None) -> SigningKey:
 def _check_algorithm(alg: str) -> None:
     if alg not in ALGORITHMS:
         raise KeyStoreError(f"unsupported algorithm {alg!r}; choose one of {', '.join(ALGORITHMS)}")
-
-
-def _records(manifest: dict[str, Any]) -> list[KeyRecord]:
-    return [KeyRecord.from_dict(k) for k in manifest["keys"]]
-
-
-def _oldest_next(records: list[KeyRecord], alg: str) -> KeyRecord | None:
-    waiting = [r for r in records if r.alg == alg and r.state == KeyState.NEXT]
-    return min(waiting, key=lambda r: r.created_at, default=None)
-
-
-def _rotation_problem(
-    records: list[KeyRecord], alg: str, now: datetime, min_published: timedelta
-) -> str | None:
-    candidate = _oldest_next(records, alg)
-    if candidate is None:
-        return (
-            f"no next {alg} key to promote; run `digital-id keys generate --alg {alg}`, wait "
-            f"{_duration(min_published)} for relying parties to fetch it, then rotate "
-            "(or rotate --force to activate a brand-new key now)"
-        )
-    published_for = now - candidate.created_at
-    if published_for < min_published:
-        return (
-            f"{alg} key {candidate.kid} has been published for {_duration(published_for)}, less than "
-            f"the JWKS cache lifetime ({_duration(min_published)}); relying parties may not have it "
-            "yet. Wait, or pass --force"
-        )
-    return None
-
-
-def _find(records: list[KeyRecord], kid: str) -> KeyRecord:
-    for record in records:
-        if record.kid == kid:
-            return record
-    raise UnknownKeyError(f"no key with kid {kid} in the key store")
-
-
-def _duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h"
