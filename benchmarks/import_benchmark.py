@@ -42,7 +42,8 @@ _IMPORT_CHILD = """
 import json, sys, time
 from pathlib import Path
 from digital_id.db.engine import create_engine_for
-from digital_id.registry.importer import CitizenImporter, RegisterFile, RejectReport
+from digital_id.registry.importer import CitizenImporter
+from digital_id.registry.register_files import RegisterFile, RejectReport
 from digital_id.registry.records import RecordValidator
 from digital_id.registry.regions import load_regions
 

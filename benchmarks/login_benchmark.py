@@ -66,9 +66,10 @@ from digital_id.clients import service as clients
 from digital_id.config import Settings
 from digital_id.db.engine import create_engine_for
 from digital_id.keys.store import KeyStore
-from digital_id.registry.importer import CitizenImporter, RegisterFile, RejectReport
+from digital_id.registry.importer import CitizenImporter
 from digital_id.registry.records import RecordValidator
 from digital_id.registry.regions import load_regions
+from digital_id.registry.register_files import RegisterFile, RejectReport
 from digital_id.registry.synthetic import generate_citizens, write_file
 
 # Floors, checked at the default concurrency and workers (they describe this load on a

@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 from digital_id.accounts import activation, lockout, operator_actions, pin_login, second_factor
 from digital_id.accounts.pins import InvalidPinError, PinHasher
 from digital_id.accounts.totp import TotpCipher
-from digital_id.registry.importer import CitizenImporter, RejectReport
+from digital_id.registry.importer import CitizenImporter
 from digital_id.registry.records import RecordValidator
 from digital_id.registry.regions import load_regions
+from digital_id.registry.register_files import RejectReport
 from digital_id.registry.service import find_by_nik
 from tests.factories import citizen_row
 

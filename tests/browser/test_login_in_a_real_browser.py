@@ -17,9 +17,10 @@ from digital_id.accounts.pins import PinHasher
 from digital_id.app import create_app
 from digital_id.clients import service as clients
 from digital_id.config import load_settings
-from digital_id.registry.importer import CitizenImporter, RejectReport
+from digital_id.registry.importer import CitizenImporter
 from digital_id.registry.records import RecordValidator
 from digital_id.registry.regions import load_regions
+from digital_id.registry.register_files import RejectReport
 from examples.agency_app import AgencyConfig
 from examples.agency_app import create_app as create_agency_app
 from examples.agency_app.keys import generate_client_key, public_jwks

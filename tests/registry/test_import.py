@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from digital_id.registry.importer import CitizenImporter, ImportSummary, RegisterFile, RejectReport
+from digital_id.registry.importer import CitizenImporter, ImportSummary
 from digital_id.registry.models import Citizen
 from digital_id.registry.records import RecordValidator
 from digital_id.registry.regions import load_regions
+from digital_id.registry.register_files import RegisterFile, RejectReport
 from tests.factories import citizen_row, citizen_rows, write_csv, write_jsonl
 
 

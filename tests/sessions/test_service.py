@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from digital_id.registry.importer import CitizenImporter, RejectReport
+from digital_id.registry.importer import CitizenImporter
 from digital_id.registry.records import RecordValidator
 from digital_id.registry.regions import load_regions
+from digital_id.registry.register_files import RejectReport
 from digital_id.registry.service import find_by_nik
 from digital_id.sessions import service
 from tests.factories import citizen_row

@@ -33,9 +33,10 @@ from digital_id.accounts.pins import PinHasher
 from digital_id.app import create_app
 from digital_id.clients import service as clients
 from digital_id.config import load_settings
-from digital_id.registry.importer import CitizenImporter, RejectReport
+from digital_id.registry.importer import CitizenImporter
 from digital_id.registry.records import RecordValidator
 from digital_id.registry.regions import load_regions
+from digital_id.registry.register_files import RejectReport
 from tests.conftest import TEST_PASSPHRASE
 from tests.factories import citizen_row
 

@@ -10,9 +10,6 @@ then one set-based upsert bumps ``record_version`` only where a field really cha
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import queue
 import threading
 import time
@@ -20,8 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Literal, TextIO, cast
+from typing import Any, cast
 
 from sqlalchemy import (
     Column,
@@ -41,23 +37,15 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from digital_id.db.types import UtcDateTime, utc_now
 from digital_id.registry.models import Citizen
-from digital_id.registry.nik import mask_nik
 from digital_id.registry.records import (
     RECORD_FIELDS,
-    REQUIRED_FIELDS,
     CitizenRecord,
     InvalidRecordError,
     RecordValidator,
 )
+from digital_id.registry.register_files import RejectReport
 
 CITIZENS = cast(Table, Citizen.__table__)
-
-FileFormat = Literal["csv", "jsonl"]
-FORMAT_BY_SUFFIX: dict[str, FileFormat] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-
-
-class ImportFileError(Exception):
-    """The file as a whole cannot be imported (missing, wrong format, unknown column)."""
 
 
 @dataclass
@@ -75,161 +63,6 @@ class ImportSummary:
     @property
     def committed(self) -> int:
         return self.inserted + self.updated + self.unchanged
-
-
-# --- reading -------------------------------------------------------------------------------
-
-
-def detect_format(path: Path, declared: FileFormat | None = None) -> FileFormat:
-    if declared is not None:
-        return declared
-    try:
-        return FORMAT_BY_SUFFIX[path.suffix.lower()]
-    except KeyError:
-        raise ImportFileError(
-            f"cannot tell the format of {path} from its extension; name it .csv or .jsonl, "
-            "or pass --format csv|jsonl"
-        ) from None
-
-
-class RegisterFile:
-    """A register file opened for streaming: rows with their line numbers, and progress in bytes."""
-
-    def __init__(self, path: Path, file_format: FileFormat | None = None) -> None:
-        self.path = path
-        self.format = detect_format(path, file_format)
-        if not path.is_file():
-            raise ImportFileError(f"{path}: no such file")
-        self.size = path.stat().st_size
-        self._binary = path.open("rb")
-        # utf-8-sig: spreadsheets often start a CSV with a byte-order mark.
-        self._text = io.TextIOWrapper(self._binary, encoding="utf-8-sig", newline="")
-        # Read up to the first row now, so a bad header fails at open, before any work.
-        self._rows = self._read()
-        try:
-            self._first = next(self._rows, None)
-        except BaseException:
-            self._text.close()
-            raise
-
-    def __enter__(self) -> RegisterFile:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._text.close()
-
-    @property
-    def bytes_read(self) -> int:
-        return self._binary.tell()
-
-    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Yield ``(line, row)`` for every row after the header."""
-        if self._first is not None:
-            yield self._first
-            yield from self._rows
-
-    def _read(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        reader = self._csv_rows if self.format == "csv" else self._jsonl_rows
-        try:
-            yield from reader(self._text)
-        except UnicodeDecodeError as exc:
-            raise ImportFileError(f"{self.path}: not UTF-8 text ({exc.reason})") from None
-
-    def _csv_rows(self, text: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
-        reader = csv.reader(text, strict=True)
-        try:
-            header = next(reader, None)
-        except csv.Error as exc:
-            raise ImportFileError(f"{self.path}: not a CSV file ({exc})") from None
-        if header is None:
-            raise ImportFileError(f"{self.path}: the file is empty; expected a header row")
-        header = [name.strip() for name in header]
-        self._check_columns(header)
-        width = len(header)
-        while True:
-            try:
-                values = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                yield reader.line_num, {"__error__": f"malformed CSV ({exc})"}
-                continue
-            if not values:
-                continue  # a blank line
-            if len(values) != width:
-                error = f"has {len(values)} fields but the header has {width}"
-                yield reader.line_num, {"__error__": error, "nik": values[0] if values else ""}
-                continue
-            yield reader.line_num, dict(zip(header, values, strict=True))
-
-    def _jsonl_rows(self, text: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
-        checked = False
-        for line_number, line in enumerate(text, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                row = {"__error__": f"not a JSON object ({exc.msg})"}
-            if not isinstance(row, dict):
-                row = {"__error__": "not a JSON object"}
-            if not checked:
-                # The first object plays the part of a CSV header.
-                if "__error__" in row:
-                    raise ImportFileError(
-                        f"{self.path}: line {line_number} is {row['__error__']}; expected JSON Lines"
-                    )
-                self._check_columns(list(row))
-                checked = True
-            else:
-                unknown = sorted(set(row) - set(RECORD_FIELDS) - {"__error__"})
-                if unknown:
-                    row = {"__error__": f"unknown field {unknown[0]!r}", "nik": row.get("nik", "")}
-            yield line_number, row
-
-    def _check_columns(self, columns: list[str]) -> None:
-        unknown = [c for c in columns if c not in RECORD_FIELDS]
-        if unknown:
-            raise ImportFileError(
-                f"{self.path}: unknown column {unknown[0]!r}; columns are {', '.join(RECORD_FIELDS)}"
-            )
-        duplicated = sorted({c for c in columns if columns.count(c) > 1})
-        if duplicated:
-            raise ImportFileError(f"{self.path}: column {duplicated[0]!r} appears twice")
-        missing = [c for c in REQUIRED_FIELDS if c not in columns]
-        if missing:
-            raise ImportFileError(f"{self.path}: missing column {missing[0]!r}")
-
-
-class RejectReport:
-    """CSV of rejected rows: line, NIK masked to its last four digits, field, reason."""
-
-    HEADER = ("line", "nik", "field", "reason")
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle: TextIO | None = None
-        self._writer: Any = None
-
-    def reject(self, line: int, raw_nik: object, field: str, reason: str) -> None:
-        if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("w", encoding="utf-8", newline="")
-            self._writer = csv.writer(self._handle)
-            self._writer.writerow(self.HEADER)
-        nik = mask_nik(raw_nik) if isinstance(raw_nik, str) else ""
-        self._writer.writerow((line, nik, field, reason))
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-
-    @property
-    def written(self) -> bool:
-        return self._handle is not None
-
-
-# --- writing -------------------------------------------------------------------------------
 
 
 class CitizenImporter:

@@ -16,10 +16,10 @@ from datetime import date, timedelta
 from itertools import accumulate, islice
 from pathlib import Path
 
-from digital_id.registry.importer import FORMAT_BY_SUFFIX, FileFormat
 from digital_id.registry.nik import Sex, encode_nik
 from digital_id.registry.records import RECORD_FIELDS, CitizenRecord
 from digital_id.registry.regions import Region, load_regions
+from digital_id.registry.register_files import FORMAT_BY_SUFFIX, FileFormat
 
 REFERENCE_DATE = date(2026, 1, 1)
 
