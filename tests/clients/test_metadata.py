@@ -2,7 +2,8 @@
 
 import pytest
 
-from digital_id.clients.metadata import InvalidClientMetadataError, validate_metadata
+from digital_id.clients.metadata import validate_metadata
+from digital_id.clients.metadata_fields import InvalidClientMetadataError
 
 BASE = {
     "client_name#id": "Layanan Pajak",
@@ -288,7 +289,8 @@ def test_pairwise_clients_with_several_redirect_hosts_need_a_sector_identifier()
 
 
 def test_back_channel_logout_registration_fields():
-    from digital_id.clients.metadata import InvalidClientMetadataError, validate_metadata
+    from digital_id.clients.metadata import validate_metadata
+    from digital_id.clients.metadata_fields import InvalidClientMetadataError
 
     base = {
         "client_name": "Layanan",

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select, text
 
 from digital_id.clients import service
-from digital_id.clients.metadata import InvalidClientMetadataError
+from digital_id.clients.metadata_fields import InvalidClientMetadataError
 from digital_id.clients.models import Client
 
 REGISTRATION = {

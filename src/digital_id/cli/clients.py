@@ -24,7 +24,7 @@ from digital_id.cli.common import (
     settings_of,
 )
 from digital_id.clients import service
-from digital_id.clients.metadata import InvalidClientMetadataError
+from digital_id.clients.metadata_fields import InvalidClientMetadataError
 from digital_id.keys import KeyState, KeyStoreError
 from digital_id.outbound import Outbound
 

@@ -7,16 +7,16 @@ refused rather than ignored: for an operator-run registry a typo must not pass s
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from digital_id.clients import metadata_fields as fields
 from digital_id.clients.jwks import ASSERTION_ALGORITHMS
+from digital_id.clients.metadata_fields import InvalidClientMetadataError
 from digital_id.clients.subjects import sector_of
 from digital_id.keys.store import ALGORITHMS
 from digital_id.levels import ACR_VALUES
@@ -48,20 +48,6 @@ _KNOWN: Final = frozenset(
 )  # fmt: skip
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 section 3.3
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-class InvalidClientMetadataError(ValueError):
-    """RFC 7591 section 3.2.2: ``invalid_redirect_uri`` or ``invalid_client_metadata``."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-        self.error = (
-            "invalid_redirect_uri"
-            if field.startswith("redirect_uris")
-            else "invalid_client_metadata"
-        )
 
 
 @dataclass(frozen=True)
@@ -152,38 +138,38 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
         )
 
     names = {
-        lang: _text(data, f"client_name#{lang}")
+        lang: fields.text(data, f"client_name#{lang}")
         for lang in LANGUAGES
         if f"client_name#{lang}" in data
     }
     if "client_name" in data:
-        names.setdefault("id", _text(data, "client_name"))
+        names.setdefault("id", fields.text(data, "client_name"))
     if not names:
         raise InvalidClientMetadataError(
             "client_name", "is required (client_name, client_name#id or client_name#en)"
         )
 
-    grant_types = _choices(data, "grant_types", GRANT_TYPES, default=("authorization_code",))
-    response_types = _choices(data, "response_types", ("code",), default=("code",))
-    method = _choice(
+    grant_types = fields.choices(data, "grant_types", GRANT_TYPES, default=("authorization_code",))
+    response_types = fields.choices(data, "response_types", ("code",), default=("code",))
+    method = fields.choice(
         data, "token_endpoint_auth_method", AUTH_METHODS, default="client_secret_basic"
     )
     uses_browser = "authorization_code" in grant_types
 
-    redirect_uris = _uri_list(data, "redirect_uris", production)
+    redirect_uris = fields.uri_list(data, "redirect_uris", production)
     if uses_browser and not redirect_uris:
         raise InvalidClientMetadataError(
             "redirect_uris", "at least one is required for the authorization_code grant"
         )
-    post_logout = _uri_list(data, "post_logout_redirect_uris", production)
+    post_logout = fields.uri_list(data, "post_logout_redirect_uris", production)
     uris: dict[str, str] = {
-        name: _web_uri(data[name], name, production) for name in _URI_FIELDS if name in data
+        name: fields.web_uri(data[name], name, production) for name in _URI_FIELDS if name in data
     }
     _check_called_uris(uris, production)
     signing_algorithms = tuple(sorted(ASSERTION_ALGORITHMS))
     assertion_alg = _assertion_signing_alg(data, method, signing_algorithms)
     jwks = _check_client_authentication(data, method, grant_types, uris)
-    scope = tuple(_text(data, "scope").split()) if "scope" in data else ("openid",)
+    scope = tuple(fields.text(data, "scope").split()) if "scope" in data else ("openid",)
     for index, token in enumerate(scope):
         if not _SCOPE_TOKEN.match(token):
             raise InvalidClientMetadataError(
@@ -194,7 +180,7 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
             "scope", "must include openid for the authorization_code grant"
         )
 
-    subject_type = _choice(data, "subject_type", SUBJECT_TYPES, default="pairwise")
+    subject_type = fields.choice(data, "subject_type", SUBJECT_TYPES, default="pairwise")
     if subject_type == "pairwise":
         try:
             sector_of(
@@ -208,7 +194,7 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
                 "required for pairwise subjects when redirect_uris span several hosts "
                 "(OpenID Connect Core 1.0, section 8.1)",
             ) from None
-    contacts = tuple(_strings(data, "contacts"))
+    contacts = tuple(fields.strings(data, "contacts"))
     for index, contact in enumerate(contacts):
         if not _EMAIL.match(contact):
             raise InvalidClientMetadataError(
@@ -224,21 +210,23 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
         token_endpoint_auth_method=method,
         scope=scope,
         subject_type=subject_type,
-        id_token_signed_response_alg=_choice(
+        id_token_signed_response_alg=fields.choice(
             data, "id_token_signed_response_alg", ALGORITHMS, default="RS256"
         ),
-        userinfo_signed_response_alg=_choice(
+        userinfo_signed_response_alg=fields.choice(
             data, "userinfo_signed_response_alg", ALGORITHMS, default=None
         ),
         jwks=jwks,
         uris=uris,
         contacts=contacts,
         resource_server=_resource_server(data, method),
-        default_acr_values=_choices(data, "default_acr_values", ACR_VALUES, default=()),
-        backchannel_logout_session_required=_flag(data, "backchannel_logout_session_required"),
-        purpose=_text(data, "purpose") if "purpose" in data else None,
+        default_acr_values=fields.choices(data, "default_acr_values", ACR_VALUES, default=()),
+        backchannel_logout_session_required=fields.flag(
+            data, "backchannel_logout_session_required"
+        ),
+        purpose=fields.text(data, "purpose") if "purpose" in data else None,
         token_endpoint_auth_signing_alg=assertion_alg,
-        request_object_signing_alg=_choice(
+        request_object_signing_alg=fields.choice(
             data, "request_object_signing_alg", signing_algorithms, default=None
         ),
     )
@@ -258,7 +246,9 @@ def _check_called_uris(uris: dict[str, str], production: bool) -> None:
 def _assertion_signing_alg(
     data: dict[str, Any], method: str, algorithms: tuple[str, ...]
 ) -> str | None:
-    alg: str | None = _choice(data, "token_endpoint_auth_signing_alg", algorithms, default=None)
+    alg: str | None = fields.choice(
+        data, "token_endpoint_auth_signing_alg", algorithms, default=None
+    )
     if alg is not None and method != "private_key_jwt":
         raise InvalidClientMetadataError(
             "token_endpoint_auth_signing_alg", "applies only to private_key_jwt"
@@ -266,16 +256,9 @@ def _assertion_signing_alg(
     return alg
 
 
-def _flag(data: dict[str, Any], name: str) -> bool:
-    value = data.get(name, False)
-    if not isinstance(value, bool):
-        raise InvalidClientMetadataError(name, "must be true or false")
-    return value
-
-
 def _resource_server(data: dict[str, Any], method: str) -> bool:
     """Not RFC 7591: marks an agency API that may introspect any agency's tokens (RFC 7662)."""
-    resource_server = _flag(data, "resource_server")
+    resource_server = fields.flag(data, "resource_server")
     if resource_server and method == "none":
         raise InvalidClientMetadataError(
             "resource_server", "a resource server must authenticate (not auth method none)"
@@ -327,100 +310,3 @@ def _check_public_jwks(jwks: dict[str, Any]) -> None:
         KeySet.import_key_set(jwks)  # type: ignore[arg-type]
     except (ValueError, TypeError, KeyError, JoseError) as exc:
         raise InvalidClientMetadataError("jwks", f"is not a valid JWK Set ({exc})") from None
-
-
-def _text(data: dict[str, Any], name: str) -> str:
-    value = data.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidClientMetadataError(name, "must be a non-empty string")
-    return value.strip()
-
-
-def _strings(data: dict[str, Any], name: str) -> list[str]:
-    value = data.get(name, [])
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise InvalidClientMetadataError(name, "must be an array of strings")
-    return value
-
-
-def _choice(data: dict[str, Any], name: str, allowed: tuple[str, ...], *, default: Any) -> Any:
-    if name not in data:
-        return default
-    value = data[name]
-    if value not in allowed:
-        raise InvalidClientMetadataError(name, f"{value!r} is not one of {', '.join(allowed)}")
-    return value
-
-
-def _choices(
-    data: dict[str, Any], name: str, allowed: tuple[str, ...], *, default: tuple[str, ...]
-) -> tuple[str, ...]:
-    if name not in data:
-        return default
-    values = _strings(data, name)
-    if not values:
-        raise InvalidClientMetadataError(name, "must not be empty")
-    for index, value in enumerate(values):
-        if value not in allowed:
-            raise InvalidClientMetadataError(
-                f"{name}[{index}]", f"{value!r} is not one of {', '.join(allowed)}"
-            )
-    return tuple(dict.fromkeys(values))
-
-
-def _uri_list(data: dict[str, Any], name: str, production: bool) -> tuple[str, ...]:
-    values = _strings(data, name)
-    for index, value in enumerate(values):
-        _redirect_uri(value, f"{name}[{index}]", production)
-    if len(set(values)) != len(values):
-        raise InvalidClientMetadataError(name, "lists the same URI twice")
-    return tuple(values)
-
-
-def _redirect_uri(value: str, name: str, production: bool) -> None:
-    """OAuth 2.0 Security BCP: exact strings, no fragments, https except loopback and native apps."""
-    parts = urlsplit(value)
-    if not parts.scheme:
-        raise InvalidClientMetadataError(name, "must be an absolute URI")
-    if parts.fragment or "#" in value:
-        raise InvalidClientMetadataError(name, "fragments are not allowed")
-    if "*" in value:
-        raise InvalidClientMetadataError(
-            name, "wildcards are not allowed; register each URI exactly"
-        )
-    if parts.scheme in ("http", "https"):
-        if not parts.hostname:
-            raise InvalidClientMetadataError(name, "must name a host")
-        if production and parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise InvalidClientMetadataError(
-                name, "must use https in production (http only for loopback)"
-            )
-    elif "." not in parts.scheme:
-        # RFC 8252 section 7.1: native apps use a reverse-domain private-use scheme.
-        raise InvalidClientMetadataError(
-            name, f"scheme {parts.scheme!r} is neither https nor a reverse-domain app scheme"
-        )
-
-
-def _web_uri(value: object, name: str, production: bool) -> str:
-    if not isinstance(value, str):
-        raise InvalidClientMetadataError(name, "must be a string")
-    parts = urlsplit(value)
-    if name == "backchannel_logout_uri" and (parts.fragment or "#" in value):
-        raise InvalidClientMetadataError(
-            name, "fragments are not allowed (Back-Channel Logout 1.0, section 2.2)"
-        )
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidClientMetadataError(name, "must be an absolute http(s) URL")
-    if production and parts.scheme != "https":
-        raise InvalidClientMetadataError(name, "must use https in production")
-    return value
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

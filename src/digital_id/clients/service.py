@@ -19,12 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_id.audit import trail
-from digital_id.clients.metadata import (
-    CALLED_URIS,
-    ClientMetadata,
-    InvalidClientMetadataError,
-    validate_metadata,
-)
+from digital_id.clients.metadata import CALLED_URIS, ClientMetadata, validate_metadata
+from digital_id.clients.metadata_fields import InvalidClientMetadataError
 from digital_id.clients.models import Client
 from digital_id.db.types import utc_now
 from digital_id.outbound import Outbound, OutboundError
