@@ -1,1 +1,1 @@
-"""OpenID Connect: claims, subject identifiers, and (next) the authlib server wiring."""
+"""OpenID Connect: the authlib server wiring, its grants and endpoints, claims and tokens."""

@@ -1159,7 +1159,8 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
             )
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
-        """No signal bus; the audit trail hooks in here later."""
+        """authlib's signal hook; nothing listens: ``save_token`` and the endpoints write the
+        audit trail themselves."""
 
     def create_oauth2_request(self, request: ProviderRequest) -> ProviderRequest:
         return request
