@@ -54,7 +54,7 @@ def unlock(session: Session, nik: str, *, now: datetime | None = None) -> Citize
     """Lift every lock after failed PINs or one-time codes: the strangers', each recognised
     browser's and the second factor's."""
     now = now or utc_now()
-    citizen, account = _operated(session, nik, now)
+    citizen, account = _citizen_and_account(session, nik, now)
     clear_pin_failures(account)
     clear_code_failures(account)
     account.updated_at = now
@@ -78,7 +78,7 @@ def set_blocked(
     and revokes their grants in the same transaction (``oidc.logout.end_citizen_sessions``),
     which tells the agencies."""
     now = now or utc_now()
-    citizen, account = _operated(session, nik, now)
+    citizen, account = _citizen_and_account(session, nik, now)
     account.blocked_at = now if blocked else None
     account.updated_at = now
     session.flush()
@@ -98,7 +98,7 @@ def reset_second_factor(session: Session, nik: str, *, now: datetime | None = No
     same transaction (``oidc.logout.end_citizen_sessions``): whoever holds one may be the
     reason for the reset."""
     now = now or utc_now()
-    citizen, account = _operated(session, nik, now)
+    citizen, account = _citizen_and_account(session, nik, now)
     forget_authenticator(account, now)
     session.flush()
     trail.record(
@@ -107,6 +107,6 @@ def reset_second_factor(session: Session, nik: str, *, now: datetime | None = No
     return citizen
 
 
-def _operated(session: Session, nik: str, now: datetime) -> tuple[Citizen, CitizenAccount]:
+def _citizen_and_account(session: Session, nik: str, now: datetime) -> tuple[Citizen, CitizenAccount]:
     citizen = registered_citizen(session, nik)
     return citizen, account_for(session, citizen, now)

@@ -34,7 +34,11 @@ class ClientError(Exception):
 
 
 class UnknownClientError(ClientError):
-    pass
+    """No client with that client_id is registered."""
+
+
+class NoClientSecretError(ClientError):
+    """The client authenticates without a client secret, so it has none to rotate."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ def rotate_secret(session: Session, client_id: str) -> Registered:
         "client_secret_basic",
         "client_secret_post",
     ):
-        raise ClientError(
+        raise NoClientSecretError(
             f"client {client_id} authenticates with {client.registration['token_endpoint_auth_method']}, "
             "not a client secret"
         )
