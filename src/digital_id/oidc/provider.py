@@ -44,7 +44,7 @@ from authlib.oidc.core import AuthorizationCodeMixin
 from authlib.oidc.core.grants import OpenIDCode
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -57,16 +57,18 @@ from digital_id.clients.jwks import (
 )
 from digital_id.clients.models import Client
 from digital_id.clients.service import verify_secret
-from digital_id.clients.subjects import pairwise_subject, public_subject, sector_of
+from digital_id.clients.subjects import subject_for
 from digital_id.config import Settings
 from digital_id.consent import service as consent_service
+from digital_id.db.purge import purge_expired
 from digital_id.db.types import storable
+from digital_id.grants.digests import token_digest
 from digital_id.grants.models import (
     AuthorizationCode,
     AuthorizationGrant,
     RefreshToken,
-    RevokedAccessToken,
 )
+from digital_id.grants.revocation import revoke_access_token, revoke_grant
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.claims import (
     OFFLINE_ACCESS,
@@ -89,7 +91,6 @@ from digital_id.oidc.tokens import (
     PresentedToken,
     find_token,
     grant_problem,
-    token_digest,
 )
 from digital_id.registry.models import Citizen
 from digital_id.registry.regions import RegionTable
@@ -184,21 +185,10 @@ class AgencyClient(ClientMixin):  # type: ignore[misc]
         return frozenset({registered}) if registered else ASSERTION_ALGORITHMS
 
     def name(self, language: str) -> str:
-        return str(
-            self.client_metadata.get(f"client_name#{language}")
-            or self.client_metadata.get("client_name")
-            or self.client_id
-        )
+        return self.row.display_name(language)
 
     def subject_for(self, citizen_id: int, secret: bytes) -> str:
-        if self.client_metadata.get("subject_type") == "public":
-            return public_subject(secret, citizen_id=citizen_id)
-        sector = sector_of(
-            client_id=self.client_id,
-            redirect_uris=self.redirect_uris,
-            sector_identifier_uri=self.client_metadata.get("sector_identifier_uri"),
-        )
-        return pairwise_subject(secret, sector=sector, citizen_id=citizen_id)
+        return subject_for(self.row, citizen_id, secret)
 
     # --- authlib's ClientMixin -------------------------------------------------------------
 
@@ -295,42 +285,6 @@ class IssuedCode(AuthorizationCodeMixin):  # type: ignore[misc]
 
     def get_amr(self) -> list[str]:
         return list(self.grant.amr)
-
-
-def purge_expired(session: Session, model: type[Any], condition: Any) -> None:
-    """Delete rows nobody needs any more, skipping rows another worker is deleting right now
-    (so two purges never wait on, or deadlock with, each other)."""
-    doomed = select(model.id).where(condition).limit(500).with_for_update(skip_locked=True)
-    session.execute(delete(model).where(model.id.in_(doomed)))
-
-
-def revoke_grant(
-    session: Session,
-    grant_id: int,
-    now: datetime,
-    *,
-    reason: str,
-    events: EventContext | None = None,
-    actor: str | None = None,
-) -> None:
-    revoked = session.execute(
-        update(AuthorizationGrant)
-        .where(AuthorizationGrant.id == grant_id, AuthorizationGrant.revoked_at.is_(None))
-        .values(revoked_at=now)
-        .returning(AuthorizationGrant.citizen_id, AuthorizationGrant.client_id)
-    ).one_or_none()
-    if revoked is not None:
-        client_id = session.scalar(select(Client.client_id).where(Client.id == revoked[1]))
-        trail.record(
-            session,
-            "token:revoked",
-            context=events,
-            actor=actor,
-            client_id=client_id,
-            subject=citizen_ref(revoked[0]),
-            details={"reason": reason},
-            now=now,
-        )
 
 
 class _OnServer:
@@ -835,15 +789,8 @@ class TokenRevocation(_FindsTokens, RevocationEndpoint):  # type: ignore[misc]
                 events=context.events,
             )
             return
-        try:
-            with context.session.begin_nested():
-                context.session.add(
-                    RevokedAccessToken(jti=token.claims["jti"], expires_at=token.expires_at)
-                )
-        except IntegrityError:
-            pass  # revoked already
-        purge_expired(
-            context.session, RevokedAccessToken, RevokedAccessToken.expires_at < context.now
+        revoke_access_token(
+            context.session, token.claims["jti"], expires_at=token.expires_at, now=context.now
         )
 
 
