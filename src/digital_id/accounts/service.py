@@ -574,7 +574,7 @@ def set_blocked(
 ) -> Citizen:
     """Block or unblock logins. From the moment the block commits, the one rule
     (``accounts.standing``) refuses the citizen everywhere; the caller ends their sessions
-    and revokes their grants in the same transaction (``oidc.logout.end_citizen_sessions``),
+    and revokes their grants in the same transaction (``sessions.ending.end_citizen_sessions``),
     which tells the agencies."""
     now = now or utc_now()
     citizen, account = _operated(session, nik, now)
@@ -666,7 +666,7 @@ def remove_totp(session: Session, citizen: Citizen, *, now: datetime | None = No
 def reset_second_factor(session: Session, nik: str, *, now: datetime | None = None) -> Citizen:
     """An operator removes the citizen's authenticator (lost or replaced phone), and with it
     the second factor's failure count and lock. The caller ends the citizen's sessions in the
-    same transaction (``oidc.logout.end_citizen_sessions``): whoever holds one may be the
+    same transaction (``sessions.ending.end_citizen_sessions``): whoever holds one may be the
     reason for the reset."""
     now = now or utc_now()
     citizen, account = _operated(session, nik, now)

@@ -28,7 +28,6 @@ from digital_id.cli.common import (
     settings_of,
 )
 from digital_id.db.types import utc_now
-from digital_id.oidc.logout import end_citizen_sessions
 from digital_id.registry import service, synthetic
 from digital_id.registry.importer import (
     CitizenImporter,
@@ -41,6 +40,7 @@ from digital_id.registry.importer import (
 from digital_id.registry.nik import InvalidNikError, mask_nik, parse_nik
 from digital_id.registry.records import RecordValidator
 from digital_id.registry.regions import load_regions
+from digital_id.sessions.ending import end_citizen_sessions
 
 app = typer.Typer(help="The population register.", no_args_is_help=True)
 
