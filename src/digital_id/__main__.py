@@ -1,3 +1,5 @@
+"""`python -m digital_id`: the same command line as `digital-id`."""
+
 from digital_id.cli import main
 
 main()

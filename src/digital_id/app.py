@@ -30,9 +30,9 @@ from digital_id.db.migrate import SchemaNotCurrentError, ensure_current
 from digital_id.keys.errors import KeyStoreError
 from digital_id.keys.ring import KeyRing
 from digital_id.keys.store import KeyStore
-from digital_id.oidc.logout import Courier
 from digital_id.outbound import Outbound
 from digital_id.registry.regions import load_regions
+from digital_id.sessions.backchannel import Courier
 from digital_id.web import apidoc, observability, outage, portal, protocol, routes
 from digital_id.web.courier import CourierThread
 from digital_id.web.limits import RequestLimits

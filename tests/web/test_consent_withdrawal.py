@@ -12,8 +12,8 @@ from digital_id.audit.models import AuditEvent
 from digital_id.clients.models import Client
 from digital_id.consent.models import ConsentReceipt
 from digital_id.consent.receipts import verify
+from digital_id.consent.withdrawal import withdraw_consent
 from digital_id.db.types import utc_now
-from digital_id.oidc.logout import withdraw_consent
 from digital_id.registry.service import find_by_nik
 from tests.web.conftest import ISSUER
 from tests.web.test_authorization_endpoint import pkce

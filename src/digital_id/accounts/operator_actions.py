@@ -107,6 +107,8 @@ def reset_second_factor(session: Session, nik: str, *, now: datetime | None = No
     return citizen
 
 
-def _citizen_and_account(session: Session, nik: str, now: datetime) -> tuple[Citizen, CitizenAccount]:
+def _citizen_and_account(
+    session: Session, nik: str, now: datetime
+) -> tuple[Citizen, CitizenAccount]:
     citizen = registered_citizen(session, nik)
     return citizen, account_for(session, citizen, now)

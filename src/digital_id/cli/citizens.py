@@ -27,8 +27,8 @@ from digital_id.cli.common import (
 )
 from digital_id.consent import service as consent_service
 from digital_id.db.types import utc_now
-from digital_id.oidc.logout import end_citizen_sessions
 from digital_id.registry.nik import mask_nik
+from digital_id.sessions.ending import end_citizen_sessions
 
 app = typer.Typer(
     help="Citizen accounts: activation, lockouts, second factor, blocking.", no_args_is_help=True

@@ -28,7 +28,6 @@ from digital_id.cli.common import (
     settings_of,
 )
 from digital_id.db.types import utc_now
-from digital_id.oidc.logout import end_citizen_sessions
 from digital_id.registry import service, synthetic
 from digital_id.registry.importer import CitizenImporter, ImportSummary
 from digital_id.registry.nik import InvalidNikError, mask_nik, parse_nik
@@ -40,6 +39,7 @@ from digital_id.registry.register_files import (
     RegisterFile,
     RejectReport,
 )
+from digital_id.sessions.ending import end_citizen_sessions
 
 app = typer.Typer(help="The population register.", no_args_is_help=True)
 

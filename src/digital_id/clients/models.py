@@ -32,3 +32,11 @@ class Client(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     secret_rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    def display_name(self, language: str) -> str:
+        """The name the agency registered for ``language``, else its default name."""
+        return str(
+            self.registration.get(f"client_name#{language}")
+            or self.registration.get("client_name")
+            or self.client_id
+        )

@@ -14,6 +14,8 @@ import hmac
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from digital_id.clients.models import Client
+
 
 def sector_of(
     *, client_id: str, redirect_uris: Iterable[str], sector_identifier_uri: str | None
@@ -30,6 +32,20 @@ def sector_of(
             "redirect URIs span several hosts; the client needs a sector_identifier_uri"
         )
     return hosts.pop() if hosts else f"client:{client_id}"
+
+
+def subject_for(client: Client, citizen_id: int, pairwise_secret: bytes) -> str:
+    """The ``sub`` by which ``client`` knows the citizen: public if it registered so, else
+    pairwise for its sector."""
+    registration = client.registration
+    if registration.get("subject_type") == "public":
+        return public_subject(pairwise_secret, citizen_id=citizen_id)
+    sector = sector_of(
+        client_id=client.client_id,
+        redirect_uris=registration.get("redirect_uris", []),
+        sector_identifier_uri=registration.get("sector_identifier_uri"),
+    )
+    return pairwise_subject(pairwise_secret, sector=sector, citizen_id=citizen_id)
 
 
 def pairwise_subject(secret: bytes, *, sector: str, citizen_id: int) -> str:

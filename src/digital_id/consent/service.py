@@ -6,14 +6,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_id.audit import trail
 from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent
-from digital_id.grants.models import AuthorizationGrant
+from digital_id.grants.revocation import revoke_agency_grants
 
 
 def current(session: Session, *, citizen_id: int, client_pk: int) -> Consent | None:
@@ -113,20 +113,7 @@ def withdraw(
         return None
     consent.revoked_at = now
     consent.updated_at = now
-    revoked = (
-        session.execute(
-            update(AuthorizationGrant)
-            .where(
-                AuthorizationGrant.citizen_id == citizen_id,
-                AuthorizationGrant.client_id == client_pk,
-                AuthorizationGrant.revoked_at.is_(None),
-            )
-            .values(revoked_at=now)
-            .returning(AuthorizationGrant.session_id)
-        )
-        .scalars()
-        .all()
-    )
+    revoked = revoke_agency_grants(session, citizen_id=citizen_id, client_pk=client_pk, now=now)
     session.flush()
     trail.record(
         session,

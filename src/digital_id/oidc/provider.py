@@ -44,7 +44,7 @@ from authlib.oidc.core import AuthorizationCodeMixin
 from authlib.oidc.core.grants import OpenIDCode
 from joserfc import jwt
 from joserfc.jwk import KeySet
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -57,16 +57,31 @@ from digital_id.clients.jwks import (
 )
 from digital_id.clients.models import Client
 from digital_id.clients.service import verify_secret
-from digital_id.clients.subjects import pairwise_subject, public_subject, sector_of
+from digital_id.clients.subjects import subject_for
 from digital_id.config import Settings
 from digital_id.consent import service as consent_service
+from digital_id.db.purge import purge_expired
 from digital_id.db.types import storable
+from digital_id.grants.codes import (
+    Authentication,
+    CodeRequest,
+    create_grant,
+    issue_code,
+    nonce_used,
+    redeem_code,
+)
 from digital_id.grants.models import (
     AuthorizationCode,
     AuthorizationGrant,
     RefreshToken,
-    RevokedAccessToken,
 )
+from digital_id.grants.refresh import (
+    accept_generation,
+    issue_refresh_token,
+    live_family_member,
+    mark_rotated,
+)
+from digital_id.grants.revocation import revoke_access_token, revoke_grant
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.claims import (
     OFFLINE_ACCESS,
@@ -89,7 +104,6 @@ from digital_id.oidc.tokens import (
     PresentedToken,
     find_token,
     grant_problem,
-    token_digest,
 )
 from digital_id.registry.models import Citizen
 from digital_id.registry.regions import RegionTable
@@ -103,9 +117,6 @@ MAX_ASSERTION_LIFETIME = 300
 # A request object may be prepared ahead (a link in a letter), but not for longer than this.
 MAX_REQUEST_OBJECT_LIFETIME = 3600
 ASSERTION_LEEWAY = 10
-CODE_RETENTION = timedelta(minutes=10)
-# A rotated refresh token still works this long, so a lost response does not strand the app.
-REFRESH_GRACE = timedelta(seconds=30)
 # Scopes that release something about a citizen: never for a client acting as itself.
 CITIZEN_SCOPES: Final = frozenset({*SCOPE_CLAIMS, OFFLINE_ACCESS})
 CLIENT_AUTH_METHODS: Final = (
@@ -184,21 +195,10 @@ class AgencyClient(ClientMixin):  # type: ignore[misc]
         return frozenset({registered}) if registered else ASSERTION_ALGORITHMS
 
     def name(self, language: str) -> str:
-        return str(
-            self.client_metadata.get(f"client_name#{language}")
-            or self.client_metadata.get("client_name")
-            or self.client_id
-        )
+        return self.row.display_name(language)
 
     def subject_for(self, citizen_id: int, secret: bytes) -> str:
-        if self.client_metadata.get("subject_type") == "public":
-            return public_subject(secret, citizen_id=citizen_id)
-        sector = sector_of(
-            client_id=self.client_id,
-            redirect_uris=self.redirect_uris,
-            sector_identifier_uri=self.client_metadata.get("sector_identifier_uri"),
-        )
-        return pairwise_subject(secret, sector=sector, citizen_id=citizen_id)
+        return subject_for(self.row, citizen_id, secret)
 
     # --- authlib's ClientMixin -------------------------------------------------------------
 
@@ -297,42 +297,6 @@ class IssuedCode(AuthorizationCodeMixin):  # type: ignore[misc]
         return list(self.grant.amr)
 
 
-def purge_expired(session: Session, model: type[Any], condition: Any) -> None:
-    """Delete rows nobody needs any more, skipping rows another worker is deleting right now
-    (so two purges never wait on, or deadlock with, each other)."""
-    doomed = select(model.id).where(condition).limit(500).with_for_update(skip_locked=True)
-    session.execute(delete(model).where(model.id.in_(doomed)))
-
-
-def revoke_grant(
-    session: Session,
-    grant_id: int,
-    now: datetime,
-    *,
-    reason: str,
-    events: EventContext | None = None,
-    actor: str | None = None,
-) -> None:
-    revoked = session.execute(
-        update(AuthorizationGrant)
-        .where(AuthorizationGrant.id == grant_id, AuthorizationGrant.revoked_at.is_(None))
-        .values(revoked_at=now)
-        .returning(AuthorizationGrant.citizen_id, AuthorizationGrant.client_id)
-    ).one_or_none()
-    if revoked is not None:
-        client_id = session.scalar(select(Client.client_id).where(Client.id == revoked[1]))
-        trail.record(
-            session,
-            "token:revoked",
-            context=events,
-            actor=actor,
-            client_id=client_id,
-            subject=citizen_ref(revoked[0]),
-            details={"reason": reason},
-            now=now,
-        )
-
-
 class _OnServer:
     """For authlib grants and endpoints: the request's context, from the server they serve."""
 
@@ -353,76 +317,50 @@ class CodeGrant(_OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
         client: AgencyClient = request.client
         context = self.context
         data = request.payload.data
-        grant = AuthorizationGrant(
-            public_id=secrets.token_hex(16),
+        browser_session = approval.browser_session
+        grant = create_grant(
+            context.session,
             citizen_id=approval.citizen.id,
-            client_id=client.pk,
-            session_id=approval.browser_session.id,
+            client_pk=client.pk,
+            authentication=Authentication(
+                session_id=browser_session.id,
+                acr=browser_session.acr,
+                amr=browser_session.amr,
+                auth_time=browser_session.auth_time,
+            ),
             scope=request.scope,
-            userinfo_claims=list(approval.claims.userinfo),
-            id_token_claims=list(approval.claims.id_token),
-            acr=approval.browser_session.acr,
-            amr=list(approval.browser_session.amr),
-            auth_time=approval.browser_session.auth_time,
-            created_at=context.now,
+            userinfo_claims=approval.claims.userinfo,
+            id_token_claims=approval.claims.id_token,
             offline_until=context.now + timedelta(days=context.settings.refresh_token_absolute_days)
             if approval.claims.offline_access
             else None,
+            now=context.now,
         )
-        context.session.add(grant)
-        context.session.flush()
-        # Codes matter only until they expire (reuse detection); keep the table small.
-        purge_expired(
+        issue_code(
             context.session,
-            AuthorizationCode,
-            AuthorizationCode.expires_at < context.now - CODE_RETENTION,
-        )
-        context.session.add(
-            AuthorizationCode(
-                code_hash=token_digest(code),
-                grant_id=grant.id,
-                client_id=client.pk,
+            grant,
+            code,
+            request=CodeRequest(
                 redirect_uri=data.get("redirect_uri"),
                 code_challenge=data["code_challenge"],
                 code_challenge_method=data["code_challenge_method"],
                 nonce=data.get("nonce"),
-                created_at=context.now,
-                expires_at=context.now
-                + timedelta(seconds=context.settings.authorization_code_seconds),
-            )
+            ),
+            now=context.now,
+            lifetime=timedelta(seconds=context.settings.authorization_code_seconds),
         )
-        context.session.flush()
 
     def query_authorization_code(self, code: str, client: AgencyClient) -> IssuedCode | None:
-        """Redeem the code: one atomic UPDATE, so of any number of parallel redemptions in any
-        workers exactly one wins. A code presented again revokes what the first one issued
-        (RFC 6749 section 4.1.2)."""
+        """Redeem the code, once (``grants.codes.redeem_code``)."""
         context = self.context
-        session = context.session
-        hashed = token_digest(code)
-        claimed = session.execute(
-            update(AuthorizationCode)
-            .where(
-                AuthorizationCode.code_hash == hashed,
-                AuthorizationCode.client_id == client.pk,
-                AuthorizationCode.redeemed_at.is_(None),
-                AuthorizationCode.expires_at > context.now,
-            )
-            .values(redeemed_at=context.now)
-            .returning(AuthorizationCode.id)
-        ).scalar_one_or_none()
-        row = session.scalars(
-            select(AuthorizationCode).where(AuthorizationCode.code_hash == hashed)
-        ).one_or_none()
-        if claimed is None or row is None:
-            if row is not None and row.client_id == client.pk and row.redeemed_at is not None:
-                revoke_grant(
-                    session, row.grant_id, context.now, reason="code_reused", events=context.events
-                )
+        redeemed = redeem_code(
+            context.session, code, client_pk=client.pk, now=context.now, events=context.events
+        )
+        if redeemed is None:
             return None
-        grant = session.get_one(AuthorizationGrant, row.grant_id)
+        row, grant = redeemed
         browser_session = (
-            session.get(BrowserSession, grant.session_id) if grant.session_id else None
+            context.session.get(BrowserSession, grant.session_id) if grant.session_id else None
         )
         return IssuedCode(row, grant, browser_session.sid if browser_session else None)
 
@@ -475,48 +413,6 @@ class PresentedRefreshToken:
         return self.grant.scope
 
 
-def lock_family(session: Session, grant_id: int) -> AuthorizationGrant | None:
-    """Serialise work on one refresh token family: a no-op UPDATE takes the grant's row lock
-    (PostgreSQL) or the write lock (SQLite) before anything is read."""
-    session.execute(
-        update(AuthorizationGrant)
-        .where(AuthorizationGrant.id == grant_id)
-        .values(refresh_generation=AuthorizationGrant.refresh_generation)
-    )
-    return session.scalars(
-        select(AuthorizationGrant)
-        .where(AuthorizationGrant.id == grant_id)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
-
-
-def store_refresh_token(
-    context: ProviderContext,
-    grant: AuthorizationGrant,
-    token: str,
-    parent: PresentedRefreshToken | None,
-) -> None:
-    """The next generation after ``parent`` (the first without one). Tokens issued from the
-    same parent within the grace window are siblings of one generation; using any of them
-    starts the next, and every older one goes stale."""
-    assert grant.offline_until is not None
-    generation = parent.row.generation + 1 if parent is not None else 1
-    grant.refresh_generation = max(grant.refresh_generation, generation)
-    context.session.add(
-        RefreshToken(
-            token_hash=token_digest(token),
-            grant_id=grant.id,
-            generation=generation,
-            issued_at=context.now,
-            idle_until=min(
-                context.now + timedelta(days=context.settings.refresh_token_idle_days),
-                grant.offline_until,
-            ),
-        )
-    )
-    context.session.flush()
-
-
 class RefreshGrant(_OnServer, RefreshTokenGrant):  # type: ignore[misc]
     """Rotation on every use (OAuth 2.0 Security BCP 4.14). Only the newest generation of a
     family is live; a token rotated less than REFRESH_GRACE ago still works (its response may
@@ -528,34 +424,21 @@ class RefreshGrant(_OnServer, RefreshTokenGrant):  # type: ignore[misc]
 
     def authenticate_refresh_token(self, refresh_token: str) -> PresentedRefreshToken | None:
         context = self.context
-        session = context.session
-        row = session.scalars(
-            select(RefreshToken).where(RefreshToken.token_hash == token_digest(refresh_token))
-        ).one_or_none()
-        if row is None:
-            return None
         client: AgencyClient = self.request.client
-        grant = lock_family(session, row.grant_id)
-        if grant is None or grant.client_id != client.pk:
-            return None  # another client's token: refused, and it changes nothing
-        session.refresh(row)
-        now = context.now
-        if (
-            grant.revoked_at is not None
-            or grant.offline_until is None
-            or now >= grant.offline_until
-            or now >= row.idle_until
-        ):
+        found = live_family_member(
+            context.session, refresh_token, client_pk=client.pk, now=context.now
+        )
+        if found is None:
             return None
-        consent = consent_service.current(session, citizen_id=grant.citizen_id, client_pk=client.pk)
+        row, grant = found
+        consent = consent_service.current(
+            context.session, citizen_id=grant.citizen_id, client_pk=client.pk
+        )
         if consent is None or OFFLINE_ACCESS not in consent.claims:
             return None  # withdrawn since (the one rule, in subject_of, asks the rest)
-        if row.generation != grant.refresh_generation and (
-            row.rotated_at is None or now - row.rotated_at > REFRESH_GRACE
+        if not accept_generation(
+            context.session, row, grant, now=context.now, events=context.events
         ):
-            revoke_grant(
-                session, grant.id, now, reason="refresh_token_reused", events=context.events
-            )
             return None
         return PresentedRefreshToken(row, grant)
 
@@ -563,9 +446,7 @@ class RefreshGrant(_OnServer, RefreshTokenGrant):  # type: ignore[misc]
         return subject_of(self.context, self.request.client, refresh_token.grant)
 
     def revoke_old_credential(self, refresh_token: PresentedRefreshToken) -> None:
-        if refresh_token.row.rotated_at is None:
-            refresh_token.row.rotated_at = self.context.now
-            self.context.session.flush()
+        mark_rotated(self.context.session, refresh_token.row, now=self.context.now)
 
 
 class RequiredS256(CodeChallenge):  # type: ignore[misc]
@@ -631,15 +512,7 @@ class OpenIDExtension(OpenIDCode):  # type: ignore[misc]
 
     def exists_nonce(self, nonce: str, request: ProviderRequest) -> bool:
         client: AgencyClient = request.client
-        return bool(
-            self.context.session.scalar(
-                select(
-                    exists().where(
-                        AuthorizationCode.client_id == client.pk, AuthorizationCode.nonce == nonce
-                    )
-                )
-            )
-        )
+        return nonce_used(self.context.session, client_pk=client.pk, nonce=nonce)
 
     def resolve_client_private_key(self, client: AgencyClient) -> Any:
         return self.context.keys.signing_key(client.id_token_signed_response_alg)
@@ -835,15 +708,8 @@ class TokenRevocation(_FindsTokens, RevocationEndpoint):  # type: ignore[misc]
                 events=context.events,
             )
             return
-        try:
-            with context.session.begin_nested():
-                context.session.add(
-                    RevokedAccessToken(jti=token.claims["jti"], expires_at=token.expires_at)
-                )
-        except IntegrityError:
-            pass  # revoked already
-        purge_expired(
-            context.session, RevokedAccessToken, RevokedAccessToken.expires_at < context.now
+        revoke_access_token(
+            context.session, token.claims["jti"], expires_at=token.expires_at, now=context.now
         )
 
 
@@ -1117,8 +983,14 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         client: AgencyClient = request.client
         if "refresh_token" in token:
             assert subject is not None
-            store_refresh_token(
-                self.context, subject.grant, token["refresh_token"], request.refresh_token
+            parent: PresentedRefreshToken | None = request.refresh_token
+            issue_refresh_token(
+                self.context.session,
+                subject.grant,
+                token["refresh_token"],
+                parent=parent.row if parent is not None else None,
+                idle=timedelta(days=self.context.settings.refresh_token_idle_days),
+                now=self.context.now,
             )
         trail.record(
             self.context.session,

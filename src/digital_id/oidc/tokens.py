@@ -9,19 +9,20 @@ citizen's register record.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import standing
 from digital_id.clients.models import Client
-from digital_id.grants.models import AuthorizationGrant, RefreshToken, RevokedAccessToken
+from digital_id.grants.lookup import grant_by_public_id, refresh_token_row
+from digital_id.grants.models import AuthorizationGrant
+from digital_id.grants.revocation import access_token_revoked
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.jwt_policy import check_jwt
 
@@ -32,11 +33,6 @@ CLIENT_TOKEN_PREFIX = "cc"  # noqa: S105 (a prefix, not a secret)
 
 class InvalidAccessTokenError(Exception):
     """RFC 6750 ``invalid_token``: the message is for logs, the client sees only the code."""
-
-
-def token_digest(token: str) -> str:
-    """What is stored of a code or refresh token: 256-bit random values need no slow hash."""
-    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
 
 
 def decode_access_token(
@@ -116,9 +112,7 @@ def grant_of(session: Session, claims: dict[str, Any]) -> AuthorizationGrant | N
     prefix = str(claims["jti"]).split(".", 1)[0]
     if prefix == CLIENT_TOKEN_PREFIX:
         return None
-    return session.scalars(
-        select(AuthorizationGrant).where(AuthorizationGrant.public_id == prefix)
-    ).one_or_none()
+    return grant_by_public_id(session, prefix)
 
 
 def find_token(
@@ -149,8 +143,7 @@ def _access_token(
         return None
     expires_at = datetime.fromtimestamp(int(claims["exp"]), tz=now.tzinfo)
     if str(claims["jti"]).startswith(CLIENT_TOKEN_PREFIX + "."):
-        revoked = session.scalar(select(exists().where(RevokedAccessToken.jti == claims["jti"])))
-        live = client.enabled and not revoked
+        live = client.enabled and not access_token_revoked(session, claims["jti"])
         return PresentedToken("access_token", client, None, claims, expires_at, live, now)
     grant = grant_of(session, claims)
     if grant is None or grant.client_id != client.id:
@@ -160,9 +153,7 @@ def _access_token(
 
 
 def _refresh_token(session: Session, token: str, now: datetime) -> PresentedToken | None:
-    row = session.scalars(
-        select(RefreshToken).where(RefreshToken.token_hash == token_digest(token))
-    ).one_or_none()
+    row = refresh_token_row(session, token)
     if row is None:
         return None
     grant = session.get_one(AuthorizationGrant, row.grant_id)

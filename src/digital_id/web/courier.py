@@ -13,7 +13,7 @@ import threading
 from digital_id.db.engine import database_unavailable
 from digital_id.db.types import utc_now
 from digital_id.keys.ring import KeyRing
-from digital_id.oidc.logout import Courier
+from digital_id.sessions.backchannel import Courier
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from digital_id.accounts.pin_login import LoginOutcome
 from digital_id.audit.trail import EventContext
 from digital_id.levels import LOA_LOW, METHODS
-from digital_id.oidc.logout import end_browser_session
 from digital_id.sessions import service as sessions
+from digital_id.sessions.ending import end_browser_session
 from digital_id.sessions.models import BrowserSession
 from digital_id.web.rendering import Page
 from digital_id.web.services import SESSION_COOKIE

@@ -30,12 +30,13 @@ from digital_id.audit import trail
 from digital_id.audit.models import AuditEvent
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent, ConsentReceipt
+from digital_id.consent.withdrawal import withdraw_consent
 from digital_id.db.types import storable, utc_now
 from digital_id.levels import LOA_LOW
 from digital_id.oidc import assurance
-from digital_id.oidc.logout import end_browser_session, end_citizen_sessions, withdraw_consent
 from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
+from digital_id.sessions.ending import end_browser_session, end_citizen_sessions
 from digital_id.sessions.models import BrowserSession
 from digital_id.web import apidoc
 from digital_id.web.apidoc import CSRF_REFUSED, PAGE_UNAVAILABLE, page, redirect, throttled_page

@@ -30,11 +30,11 @@ from digital_id.oidc.authorization import (
     authorize,
     login_proof,
 )
-from digital_id.oidc.logout import end_browser_session
 from digital_id.oidc.provider import AgencyClient, Provider
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
+from digital_id.sessions.ending import end_browser_session
 from digital_id.sessions.models import BrowserSession
 from digital_id.web import apidoc
 from digital_id.web.apidoc import CSRF_REFUSED, PAGE_UNAVAILABLE, page, redirect, throttled_page

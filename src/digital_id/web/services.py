@@ -22,7 +22,7 @@ from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.config import Settings
 from digital_id.db.types import utc_now
 from digital_id.keys.ring import KeyRing
-from digital_id.oidc.logout import EndSession
+from digital_id.oidc.end_session import EndSession
 from digital_id.oidc.provider import Provider, ProviderContext
 from digital_id.oidc.userinfo import RecordedReleases
 from digital_id.registry.regions import RegionTable

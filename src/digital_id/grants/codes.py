@@ -1,0 +1,147 @@
+"""Authorization grants and their codes: creating a grant, issuing a code for it, redeeming
+the code exactly once (RFC 6749 section 4.1), and telling a nonce already used."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
+
+from digital_id.audit.trail import EventContext
+from digital_id.db.purge import purge_expired
+from digital_id.grants.digests import token_digest
+from digital_id.grants.models import AuthorizationCode, AuthorizationGrant
+from digital_id.grants.revocation import revoke_grant
+
+# Codes matter only until they expire (reuse detection), and a little after; then they go.
+CODE_RETENTION = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """How the citizen authenticated in the browser session a grant comes from."""
+
+    session_id: int
+    acr: str
+    amr: Sequence[str]
+    auth_time: datetime
+
+
+@dataclass(frozen=True)
+class CodeRequest:
+    """What a code binds from the authorization request, for the token request to match."""
+
+    redirect_uri: str | None
+    code_challenge: str
+    code_challenge_method: str
+    nonce: str | None
+
+
+def create_grant(
+    session: Session,
+    *,
+    citizen_id: int,
+    client_pk: int,
+    authentication: Authentication,
+    scope: str,
+    userinfo_claims: Sequence[str],
+    id_token_claims: Sequence[str],
+    offline_until: datetime | None,
+    now: datetime,
+) -> AuthorizationGrant:
+    """A new grant: the citizen approved the agency, releasing these claims; offline access
+    (a refresh token family) until ``offline_until`` if they consented to it."""
+    grant = AuthorizationGrant(
+        public_id=secrets.token_hex(16),
+        citizen_id=citizen_id,
+        client_id=client_pk,
+        session_id=authentication.session_id,
+        scope=scope,
+        userinfo_claims=list(userinfo_claims),
+        id_token_claims=list(id_token_claims),
+        acr=authentication.acr,
+        amr=list(authentication.amr),
+        auth_time=authentication.auth_time,
+        created_at=now,
+        offline_until=offline_until,
+    )
+    session.add(grant)
+    session.flush()
+    return grant
+
+
+def issue_code(
+    session: Session,
+    grant: AuthorizationGrant,
+    code: str,
+    *,
+    request: CodeRequest,
+    now: datetime,
+    lifetime: timedelta,
+) -> None:
+    """Store ``code`` (its digest) for ``grant``, valid for ``lifetime``."""
+    purge_expired(session, AuthorizationCode, AuthorizationCode.expires_at < now - CODE_RETENTION)
+    session.add(
+        AuthorizationCode(
+            code_hash=token_digest(code),
+            grant_id=grant.id,
+            client_id=grant.client_id,
+            redirect_uri=request.redirect_uri,
+            code_challenge=request.code_challenge,
+            code_challenge_method=request.code_challenge_method,
+            nonce=request.nonce,
+            created_at=now,
+            expires_at=now + lifetime,
+        )
+    )
+    session.flush()
+
+
+def redeem_code(
+    session: Session,
+    code: str,
+    *,
+    client_pk: int,
+    now: datetime,
+    events: EventContext | None = None,
+) -> tuple[AuthorizationCode, AuthorizationGrant] | None:
+    """Redeem the code: one atomic UPDATE, so of any number of parallel redemptions in any
+    workers exactly one wins. A code presented again revokes what the first one issued
+    (RFC 6749 section 4.1.2)."""
+    hashed = token_digest(code)
+    claimed = session.execute(
+        update(AuthorizationCode)
+        .where(
+            AuthorizationCode.code_hash == hashed,
+            AuthorizationCode.client_id == client_pk,
+            AuthorizationCode.redeemed_at.is_(None),
+            AuthorizationCode.expires_at > now,
+        )
+        .values(redeemed_at=now)
+        .returning(AuthorizationCode.id)
+    ).scalar_one_or_none()
+    row = session.scalars(
+        select(AuthorizationCode).where(AuthorizationCode.code_hash == hashed)
+    ).one_or_none()
+    if claimed is None or row is None:
+        if row is not None and row.client_id == client_pk and row.redeemed_at is not None:
+            revoke_grant(session, row.grant_id, now, reason="code_reused", events=events)
+        return None
+    return row, session.get_one(AuthorizationGrant, row.grant_id)
+
+
+def nonce_used(session: Session, *, client_pk: int, nonce: str) -> bool:
+    """Whether a code the agency was issued already carried ``nonce``."""
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    AuthorizationCode.client_id == client_pk, AuthorizationCode.nonce == nonce
+                )
+            )
+        )
+    )

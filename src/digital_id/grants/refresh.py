@@ -1,0 +1,113 @@
+"""Refresh token families: issuing the next generation, recognising a presented token, and
+rotation with a grace window (OAuth 2.0 Security BCP 4.14).
+
+Only the newest generation of a family is live; a token rotated less than REFRESH_GRACE ago
+still works (its response may have been lost), and any other stale token presented revokes
+the family: that grant only, not the citizen's other sessions or agencies.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from digital_id.audit.trail import EventContext
+from digital_id.grants.digests import token_digest
+from digital_id.grants.lookup import refresh_token_row
+from digital_id.grants.models import AuthorizationGrant, RefreshToken
+from digital_id.grants.revocation import revoke_grant
+
+# A rotated refresh token still works this long, so a lost response does not strand the app.
+REFRESH_GRACE = timedelta(seconds=30)
+
+
+def lock_family(session: Session, grant_id: int) -> AuthorizationGrant | None:
+    """Serialise work on one refresh token family: a no-op UPDATE takes the grant's row lock
+    (PostgreSQL) or the write lock (SQLite) before anything is read."""
+    session.execute(
+        update(AuthorizationGrant)
+        .where(AuthorizationGrant.id == grant_id)
+        .values(refresh_generation=AuthorizationGrant.refresh_generation)
+    )
+    return session.scalars(
+        select(AuthorizationGrant)
+        .where(AuthorizationGrant.id == grant_id)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def live_family_member(
+    session: Session, token: str, *, client_pk: int, now: datetime
+) -> tuple[RefreshToken, AuthorizationGrant] | None:
+    """The presented token and its grant, its family locked, while the grant is the client's,
+    unrevoked, and within its offline and idle limits; None otherwise. Whether its
+    generation may still be used is ``accept_generation``'s question."""
+    row = refresh_token_row(session, token)
+    if row is None:
+        return None
+    grant = lock_family(session, row.grant_id)
+    if grant is None or grant.client_id != client_pk:
+        return None  # another client's token: refused, and it changes nothing
+    session.refresh(row)
+    if (
+        grant.revoked_at is not None
+        or grant.offline_until is None
+        or now >= grant.offline_until
+        or now >= row.idle_until
+    ):
+        return None
+    return row, grant
+
+
+def accept_generation(
+    session: Session,
+    row: RefreshToken,
+    grant: AuthorizationGrant,
+    *,
+    now: datetime,
+    events: EventContext | None = None,
+) -> bool:
+    """Whether ``row`` may be used: the newest generation, or rotated within the grace
+    window. Any other use is a replay, and revokes the family."""
+    if row.generation != grant.refresh_generation and (
+        row.rotated_at is None or now - row.rotated_at > REFRESH_GRACE
+    ):
+        revoke_grant(session, grant.id, now, reason="refresh_token_reused", events=events)
+        return False
+    return True
+
+
+def issue_refresh_token(
+    session: Session,
+    grant: AuthorizationGrant,
+    token: str,
+    *,
+    parent: RefreshToken | None,
+    idle: timedelta,
+    now: datetime,
+) -> None:
+    """The next generation after ``parent`` (the first without one). Tokens issued from the
+    same parent within the grace window are siblings of one generation; using any of them
+    starts the next, and every older one goes stale."""
+    assert grant.offline_until is not None
+    generation = parent.generation + 1 if parent is not None else 1
+    grant.refresh_generation = max(grant.refresh_generation, generation)
+    session.add(
+        RefreshToken(
+            token_hash=token_digest(token),
+            grant_id=grant.id,
+            generation=generation,
+            issued_at=now,
+            idle_until=min(now + idle, grant.offline_until),
+        )
+    )
+    session.flush()
+
+
+def mark_rotated(session: Session, row: RefreshToken, *, now: datetime) -> None:
+    """``row`` was just exchanged for the next generation: its grace window starts now."""
+    if row.rotated_at is None:
+        row.rotated_at = now
+        session.flush()
