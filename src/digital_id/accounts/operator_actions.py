@@ -1,5 +1,5 @@
-"""What an operator does to a citizen's account: look at it, unlock, block or unblock, reset
-the second factor."""
+"""What an operator does to a citizen's account: look at it, unlock, block (ending their
+sessions and grants) or unblock, reset the second factor."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from digital_id.audit import trail
 from digital_id.audit.trail import citizen_ref
 from digital_id.db.types import utc_now
 from digital_id.registry.models import Citizen
+from digital_id.sessions.ending import end_citizen_sessions
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,32 @@ def unlock(session: Session, nik: str, *, now: datetime | None = None) -> Citize
     return citizen
 
 
-def set_blocked(
-    session: Session, nik: str, blocked: bool, *, now: datetime | None = None
+def block(
+    session: Session, nik: str, *, pairwise_secret: bytes, now: datetime | None = None
 ) -> Citizen:
-    """Block or unblock logins. From the moment the block commits, the one rule
-    (``accounts.standing``) refuses the citizen everywhere; the caller ends their sessions
-    and revokes their grants in the same transaction (``oidc.logout.end_citizen_sessions``),
-    which tells the agencies."""
+    """Refuse all logins and tokens at once. From the moment the block commits, the one rule
+    (``accounts.standing``) refuses the citizen everywhere; in the same transaction their
+    sessions end through the logout path (each agency gets a back-channel logout) and their
+    grants are revoked, so lifting the block later brings no old token back."""
     now = now or utc_now()
+    citizen = _set_blocked(session, nik, True, now)
+    end_citizen_sessions(
+        session,
+        citizen.id,
+        pairwise_secret=pairwise_secret,
+        now=now,
+        reason="citizen_blocked",
+        actor="operator",
+    )
+    return citizen
+
+
+def unblock(session: Session, nik: str, *, now: datetime | None = None) -> Citizen:
+    """Allow logins again (sessions and grants the block ended stay ended)."""
+    return _set_blocked(session, nik, False, now or utc_now())
+
+
+def _set_blocked(session: Session, nik: str, blocked: bool, now: datetime) -> Citizen:
     citizen, account = _citizen_and_account(session, nik, now)
     account.blocked_at = now if blocked else None
     account.updated_at = now
@@ -92,10 +111,12 @@ def set_blocked(
     return citizen
 
 
-def reset_second_factor(session: Session, nik: str, *, now: datetime | None = None) -> Citizen:
+def reset_second_factor(
+    session: Session, nik: str, *, pairwise_secret: bytes, now: datetime | None = None
+) -> Citizen:
     """An operator removes the citizen's authenticator (lost or replaced phone), and with it
-    the second factor's failure count and lock. The caller ends the citizen's sessions in the
-    same transaction (``oidc.logout.end_citizen_sessions``): whoever holds one may be the
+    the second factor's failure count and lock. In the same transaction the citizen's sessions
+    end through the logout path and their grants are revoked: whoever holds one may be the
     reason for the reset."""
     now = now or utc_now()
     citizen, account = _citizen_and_account(session, nik, now)
@@ -103,6 +124,14 @@ def reset_second_factor(session: Session, nik: str, *, now: datetime | None = No
     session.flush()
     trail.record(
         session, "citizen:otp_reset", actor="operator", subject=citizen_ref(citizen.id), now=now
+    )
+    end_citizen_sessions(
+        session,
+        citizen.id,
+        pairwise_secret=pairwise_secret,
+        now=now,
+        reason="second_factor_reset",
+        actor="operator",
     )
     return citizen
 

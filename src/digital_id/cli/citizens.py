@@ -26,9 +26,7 @@ from digital_id.cli.common import (
     settings_of,
 )
 from digital_id.consent import service as consent_service
-from digital_id.db.types import utc_now
 from digital_id.registry.nik import mask_nik
-from digital_id.sessions.ending import end_citizen_sessions
 
 app = typer.Typer(
     help="Citizen accounts: activation, lockouts, second factor, blocking.", no_args_is_help=True
@@ -144,19 +142,12 @@ def block(ctx: typer.Context, nik: NikArgument) -> None:
     """Refuse all logins and tokens at once; the citizen's sessions end (each agency gets a
     back-channel logout) and their grants are revoked."""
     pairwise_secret = common.pairwise_secret(ctx)
-
-    def block_and_log_out(session: Session) -> None:
-        citizen = operator_actions.set_blocked(session, nik, True)
-        end_citizen_sessions(
-            session,
-            citizen.id,
-            pairwise_secret=pairwise_secret,
-            now=utc_now(),
-            reason="citizen_blocked",
-            actor="operator",
-        )
-
-    _operate(ctx, nik, block_and_log_out, "blocked")
+    _operate(
+        ctx,
+        nik,
+        lambda session: operator_actions.block(session, nik, pairwise_secret=pairwise_secret),
+        "blocked",
+    )
 
 
 @app.command("reset-otp")
@@ -165,27 +156,20 @@ def reset_otp(ctx: typer.Context, nik: NikArgument) -> None:
     citizen's sessions end (each agency gets a back-channel logout) and their grants are
     revoked. They log in with the PIN and set up a new authenticator."""
     pairwise_secret = common.pairwise_secret(ctx)
-
-    def reset_and_log_out(session: Session) -> None:
-        citizen = operator_actions.reset_second_factor(session, nik)
-        end_citizen_sessions(
-            session,
-            citizen.id,
-            pairwise_secret=pairwise_secret,
-            now=utc_now(),
-            reason="second_factor_reset",
-            actor="operator",
-        )
-
-    _operate(ctx, nik, reset_and_log_out, "has no authenticator now; their sessions ended")
+    _operate(
+        ctx,
+        nik,
+        lambda session: operator_actions.reset_second_factor(
+            session, nik, pairwise_secret=pairwise_secret
+        ),
+        "has no authenticator now; their sessions ended",
+    )
 
 
 @app.command()
 def unblock(ctx: typer.Context, nik: NikArgument) -> None:
     """Allow logins again."""
-    _operate(
-        ctx, nik, lambda session: operator_actions.set_blocked(session, nik, False), "unblocked"
-    )
+    _operate(ctx, nik, lambda session: operator_actions.unblock(session, nik), "unblocked")
 
 
 def _operate(ctx: typer.Context, nik: str, action: Callable[[Session], object], done: str) -> None:
