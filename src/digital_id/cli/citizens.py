@@ -32,11 +32,13 @@ app = typer.Typer(
     help="Citizen accounts: activation, lockouts, second factor, blocking.", no_args_is_help=True
 )
 
+NikArgument = Annotated[str, typer.Argument(help="The citizen's NIK.")]
+
 
 @app.command()
 def activate(
     ctx: typer.Context,
-    nik: Annotated[str, typer.Argument(help="The citizen's NIK.")],
+    nik: NikArgument,
     pin: Annotated[
         str | None,
         typer.Option("--pin", help="Development only: set this PIN directly, without a code."),
@@ -69,9 +71,6 @@ def activate(
     console.print(
         f"Give it to the citizen; it is shown once and works for {settings.activation_code_hours} h at /activate."
     )
-
-
-NikArgument = Annotated[str, typer.Argument(help="The citizen's NIK.")]
 
 
 @app.command()
