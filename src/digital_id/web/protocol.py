@@ -9,10 +9,11 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from digital_id.db.types import utc_now
+from digital_id.oidc.context import OAuthResponse
 from digital_id.oidc.discovery import provider_metadata_json
-from digital_id.oidc.provider import OAuthResponse
+from digital_id.oidc.errors import InvalidAccessTokenError
 from digital_id.oidc.requests import ProviderRequest
-from digital_id.oidc.userinfo import InvalidAccessTokenError, userinfo
+from digital_id.oidc.userinfo import userinfo
 from digital_id.web import apidoc
 from digital_id.web.apidoc import OAUTH_UNAVAILABLE, OAuthError, oauth_error, throttled_oauth
 from digital_id.web.routes import Database, Form
