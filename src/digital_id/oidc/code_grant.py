@@ -18,6 +18,7 @@ from authlib.oauth2.rfc6749.grants import (
 )
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import AuthorizationCodeMixin
+from authlib.oidc.core.errors import RegistrationNotSupportedError, RequestURINotSupportedError
 from authlib.oidc.core.grants import OpenIDCode
 
 from digital_id.grants.codes import (
@@ -212,6 +213,13 @@ class RequiredS256(CodeChallenge):  # type: ignore[misc]
         super().validate_code_challenge(grant, redirect_uri)
 
 
+# Parameters we do not offer, each refused with its own error code (Core 3.1.2.6).
+_UNSUPPORTED: dict[str, type[OAuth2Error]] = {
+    "request_uri": RequestURINotSupportedError,
+    "registration": RegistrationNotSupportedError,
+}
+
+
 def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
     """The OpenID Connect parameters authlib's grant does not check itself."""
     data = grant.request.payload.data
@@ -219,12 +227,9 @@ def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
         raise InvalidScopeError("this is an OpenID provider: the scope must include openid")
     if data.get("response_mode", "query") not in RESPONSE_MODES:
         raise InvalidRequestError("response_mode must be query or form_post")
-    for name in ("request_uri", "registration"):
+    for name, refusal in _UNSUPPORTED.items():
         if name in data:
-            raise OAuth2Error(
-                error=f"{name}_not_supported",
-                description=f"the {name} parameter is not supported",
-            )
+            raise refusal(description=f"the {name} parameter is not supported")
     prompts = set(data.get("prompt", "").split())
     if prompts - PROMPTS:
         unknown = describable(sorted(prompts - PROMPTS)[0])

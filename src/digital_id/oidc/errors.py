@@ -1,8 +1,15 @@
-"""The protocol's own error classes, each carrying its OAuth error code and HTTP status."""
+"""The protocol's own error classes, each carrying its OAuth error code, HTTP status and
+headers (authlib's ``OAuth2Error``); the web layer renders every one the same way."""
 
 from __future__ import annotations
 
+from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6750 import InvalidTokenError
 from authlib.oauth2.rfc8628 import SlowDownError as DeviceSlowDownError
+
+# The protection space of our bearer tokens (RFC 6750 section 3).
+REALM = "digital-id"
+_INVALID_TOKEN = "The access token is invalid, expired or revoked"  # noqa: S105 (a description)
 
 
 class SlowDownError(DeviceSlowDownError):  # type: ignore[misc]
@@ -21,5 +28,31 @@ class SlowDownError(DeviceSlowDownError):  # type: ignore[misc]
         return [*headers, ("Retry-After", str(self.retry_after))]
 
 
-class InvalidAccessTokenError(Exception):
-    """RFC 6750 ``invalid_token``: the message is for logs, the client sees only the code."""
+class InvalidAccessTokenError(InvalidTokenError):  # type: ignore[misc]
+    """RFC 6750 section 3.1 ``invalid_token``, 401. ``reason`` is for logs: the client sees
+    only the code, and in the challenge one description for every reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(description=_INVALID_TOKEN, realm=REALM)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+    def get_body(self) -> list[tuple[str, str]]:
+        return [("error", self.error)]
+
+
+class MissingAccessTokenError(OAuth2Error):  # type: ignore[misc]
+    """No bearer token at all: 401 with a bare challenge, which RFC 6750 section 3.1 says
+    should carry no error code; the body names ``invalid_request``."""
+
+    error = "invalid_request"
+    status_code = 401
+
+    def get_body(self) -> list[tuple[str, str]]:
+        return [("error", self.error)]
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        headers: list[tuple[str, str]] = super().get_headers()
+        return [*headers, ("WWW-Authenticate", f'Bearer realm="{REALM}"')]
