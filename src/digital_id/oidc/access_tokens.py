@@ -11,10 +11,7 @@ from joserfc.jwk import KeySet
 from digital_id.config import Settings
 from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.code_grant import Subject
-from digital_id.oidc.constants import (
-    ACCESS_TOKEN_ALGORITHM,
-    CLIENT_TOKEN_PREFIX,
-)
+from digital_id.oidc.constants import ACCESS_TOKEN_ALGORITHM, CLIENT_TOKEN_PREFIX
 from digital_id.oidc.context import OnServer
 
 

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from authlib.oauth2.rfc6749 import (
-    ClientMixin,
-)
+from authlib.oauth2.rfc6749 import ClientMixin
 
-from digital_id.clients.jwks import (
-    ASSERTION_ALGORITHMS,
-)
+from digital_id.clients.jwks import ASSERTION_ALGORITHMS
 from digital_id.clients.models import Client
 from digital_id.clients.service import verify_secret
 from digital_id.clients.subjects import subject_for
-from digital_id.oidc.constants import (
-    CITIZEN_SCOPES,
-)
+from digital_id.oidc.constants import CITIZEN_SCOPES
 
 
 class AgencyClient(ClientMixin):  # type: ignore[misc]

@@ -9,31 +9,20 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from authlib.oauth2.rfc6749 import (
-    InvalidClientError,
-)
+from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from digital_id.clients.jwks import (
-    ASSERTION_ALGORITHMS,
-    ClientKeysUnavailableError,
-)
+from digital_id.clients.jwks import ASSERTION_ALGORITHMS, ClientKeysUnavailableError
 from digital_id.clients.models import Client
 from digital_id.db.purge import purge_expired
 from digital_id.oidc.agency_client import AgencyClient
-from digital_id.oidc.constants import (
-    ASSERTION_LEEWAY,
-    MAX_ASSERTION_LIFETIME,
-)
+from digital_id.oidc.constants import ASSERTION_LEEWAY, MAX_ASSERTION_LIFETIME
 from digital_id.oidc.context import OnServer, ProviderContext
 from digital_id.oidc.errors import SlowDownError
-from digital_id.oidc.jwt_policy import (
-    UnacceptableJwtError,
-    check_jwt,
-)
+from digital_id.oidc.jwt_policy import UnacceptableJwtError, check_jwt
 from digital_id.oidc.models import SeenClientAssertion
 from digital_id.throttle.limiter import RateLimitedError
 

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from authlib.oauth2.rfc6749 import (
-    InvalidScopeError,
-)
-from authlib.oauth2.rfc6749.grants import (
-    ClientCredentialsGrant,
-)
+from authlib.oauth2.rfc6749 import InvalidScopeError
+from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 
 from digital_id.oidc.agency_client import AgencyClient
-from digital_id.oidc.constants import (
-    CITIZEN_SCOPES,
-    CLIENT_AUTH_METHODS,
-)
+from digital_id.oidc.constants import CITIZEN_SCOPES, CLIENT_AUTH_METHODS
 
 
 class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]

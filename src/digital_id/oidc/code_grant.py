@@ -8,14 +8,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from authlib.oauth2.rfc6749 import (
-    InvalidRequestError,
-    InvalidScopeError,
-    OAuth2Error,
-)
-from authlib.oauth2.rfc6749.grants import (
-    AuthorizationCodeGrant,
-)
+from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, OAuth2Error
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import AuthorizationCodeMixin
 from authlib.oidc.core.errors import RegistrationNotSupportedError, RequestURINotSupportedError
@@ -29,10 +23,7 @@ from digital_id.grants.codes import (
     nonce_used,
     redeem_code,
 )
-from digital_id.grants.models import (
-    AuthorizationCode,
-    AuthorizationGrant,
-)
+from digital_id.grants.models import AuthorizationCode, AuthorizationGrant
 from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.claims import (
     OFFLINE_ACCESS,
@@ -41,11 +32,7 @@ from digital_id.oidc.claims import (
     claim_values,
     resolve_claims_request,
 )
-from digital_id.oidc.constants import (
-    CLIENT_AUTH_METHODS,
-    PROMPTS,
-    RESPONSE_MODES,
-)
+from digital_id.oidc.constants import CLIENT_AUTH_METHODS, PROMPTS, RESPONSE_MODES
 from digital_id.oidc.context import OnServer, ProviderContext
 from digital_id.oidc.requests import ProviderRequest, describable
 from digital_id.oidc.tokens import grant_problem

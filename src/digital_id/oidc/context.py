@@ -10,9 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from digital_id.audit.trail import EventContext
-from digital_id.clients.jwks import (
-    ClientKeyResolver,
-)
+from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.config import Settings
 from digital_id.keys.store import KeySnapshot
 from digital_id.registry.regions import RegionTable

@@ -7,9 +7,7 @@ from typing import Any
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
 from digital_id.oidc.agency_client import AgencyClient
-from digital_id.oidc.constants import (
-    CLIENT_AUTH_METHODS,
-)
+from digital_id.oidc.constants import CLIENT_AUTH_METHODS
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.tokens import FindsTokens, PresentedToken
 

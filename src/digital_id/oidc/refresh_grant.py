@@ -3,28 +3,15 @@ the family's storage and its rules are ``grants.refresh``'s."""
 
 from __future__ import annotations
 
-from authlib.oauth2.rfc6749.grants import (
-    RefreshTokenGrant,
-)
+from authlib.oauth2.rfc6749.grants import RefreshTokenGrant
 
 from digital_id.consent import service as consent_service
-from digital_id.grants.models import (
-    AuthorizationGrant,
-    RefreshToken,
-)
-from digital_id.grants.refresh import (
-    accept_generation,
-    live_family_member,
-    mark_rotated,
-)
+from digital_id.grants.models import AuthorizationGrant, RefreshToken
+from digital_id.grants.refresh import accept_generation, live_family_member, mark_rotated
 from digital_id.oidc.agency_client import AgencyClient
-from digital_id.oidc.claims import (
-    OFFLINE_ACCESS,
-)
+from digital_id.oidc.claims import OFFLINE_ACCESS
 from digital_id.oidc.code_grant import Subject, subject_of
-from digital_id.oidc.constants import (
-    CLIENT_AUTH_METHODS,
-)
+from digital_id.oidc.constants import CLIENT_AUTH_METHODS
 from digital_id.oidc.context import OnServer
 
 

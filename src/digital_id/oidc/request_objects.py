@@ -7,31 +7,19 @@ import json
 from datetime import datetime
 from typing import Any
 
-from authlib.oauth2.rfc6749 import (
-    AuthorizationServer,
-)
+from authlib.oauth2.rfc6749 import AuthorizationServer
 from authlib.oauth2.rfc9101 import JWTAuthenticationRequest
 from authlib.oauth2.rfc9101.errors import InvalidRequestObjectError
 from joserfc import jwt
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
-from digital_id.clients.jwks import (
-    ASSERTION_ALGORITHMS,
-    ClientKeysUnavailableError,
-)
+from digital_id.clients.jwks import ASSERTION_ALGORITHMS, ClientKeysUnavailableError
 from digital_id.db.purge import purge_expired
 from digital_id.oidc.agency_client import AgencyClient
-from digital_id.oidc.constants import (
-    ASSERTION_LEEWAY,
-    MAX_REQUEST_OBJECT_LIFETIME,
-)
+from digital_id.oidc.constants import ASSERTION_LEEWAY, MAX_REQUEST_OBJECT_LIFETIME
 from digital_id.oidc.context import OnServer
-from digital_id.oidc.jwt_policy import (
-    MAX_REQUEST_OBJECT_LENGTH,
-    UnacceptableJwtError,
-    check_jwt,
-)
+from digital_id.oidc.jwt_policy import MAX_REQUEST_OBJECT_LENGTH, UnacceptableJwtError, check_jwt
 from digital_id.oidc.models import SeenRequestObject
 from digital_id.oidc.requests import Payload, ProviderRequest, parameter_problem
 

@@ -8,9 +8,7 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 
 from digital_id.grants.revocation import revoke_access_token, revoke_grant
 from digital_id.oidc.agency_client import AgencyClient
-from digital_id.oidc.constants import (
-    CLIENT_AUTH_METHODS,
-)
+from digital_id.oidc.constants import CLIENT_AUTH_METHODS
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.tokens import FindsTokens, PresentedToken
 

@@ -28,14 +28,10 @@ from digital_id.audit.trail import citizen_ref
 from digital_id.clients.models import Client
 from digital_id.config import Settings
 from digital_id.db.types import storable
-from digital_id.grants.refresh import (
-    issue_refresh_token,
-)
+from digital_id.grants.refresh import issue_refresh_token
 from digital_id.oidc.access_tokens import AccessTokens
 from digital_id.oidc.agency_client import AgencyClient
-from digital_id.oidc.claims import (
-    SCOPE_CLAIMS,
-)
+from digital_id.oidc.claims import SCOPE_CLAIMS
 from digital_id.oidc.client_auth import PrivateKeyJwt, authenticate_within_limits
 from digital_id.oidc.client_credentials import ClientCredentials
 from digital_id.oidc.code_grant import CodeGrant, OpenIDExtension, RequiredS256, Subject
