@@ -10,6 +10,7 @@ from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 
+from authlib.oauth2.rfc6749 import OAuth2Error
 from fastapi import FastAPI, Response
 from fastapi.middleware import Middleware
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -155,7 +156,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The committed openapi/openapi.json is the integrators' copy; a running server
         # publishes its own only where the operator wants it (DIGITAL_ID_API_DOCS).
         openapi_url="/openapi.json" if settings.serves_api_docs else None,
-        exception_handlers=outage.exception_handlers(),
+        exception_handlers={
+            **outage.exception_handlers(),
+            OAuth2Error: protocol.render_oauth_error,
+        },
         # Inside security_headers (below), which sets the request id: the telemetry first, so
         # it counts and logs the size limits' refusals too; those get the same headers as any page.
         middleware=[*observability.middleware(engine), Middleware(RequestLimits)],

@@ -27,10 +27,13 @@ from digital_id.consent import receipts
 from digital_id.consent import service as consent_service
 from digital_id.keys.store import ALGORITHMS as ID_TOKEN_ALGORITHMS
 from digital_id.oidc import assurance
+from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.claims import ClaimsRequest
+from digital_id.oidc.code_grant import Approval, CodeGrant
+from digital_id.oidc.context import OAuthResponse
 from digital_id.oidc.jwt_policy import check_jwt
-from digital_id.oidc.provider import AgencyClient, Approval, CodeGrant, OAuthResponse, Provider
 from digital_id.oidc.requests import PARAMETER_LIMITS, ProviderRequest
+from digital_id.oidc.server import Provider
 from digital_id.registry.models import Citizen
 from digital_id.sessions.models import BrowserSession
 

@@ -19,8 +19,7 @@ from digital_id.clients.metadata import AUTH_METHODS, LANGUAGES, SUBJECT_TYPES
 from digital_id.keys.store import ALGORITHMS
 from digital_id.levels import ACR_VALUES
 from digital_id.oidc.claims import OFFLINE_ACCESS, SCOPE_CLAIMS, SUPPORTED_CLAIMS
-from digital_id.oidc.provider import RESPONSE_MODES
-from digital_id.oidc.tokens import ACCESS_TOKEN_ALGORITHM
+from digital_id.oidc.constants import ACCESS_TOKEN_ALGORITHM, RESPONSE_MODES
 
 ENDPOINTS = {
     "authorization_endpoint": "/authorize",

@@ -12,15 +12,15 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from joserfc.jwk import KeySet
 
 from digital_id.keys.store import ALGORITHMS as ID_TOKEN_ALGORITHMS
+from digital_id.oidc.context import OnServer
 from digital_id.oidc.jwt_policy import UnacceptableJwtError, check_jwt
-from digital_id.oidc.provider import ProviderContext
 
 # Claims that only our other JWTs carry: an access token (RFC 9068), a logout token, a
 # consent receipt. A JWT holding one is not an ID token, whatever else it says.
 _NOT_ID_TOKEN_CLAIMS = frozenset({"client_id", "scope", "events", "decision", "agency"})
 
 
-class EndSession(EndSessionEndpoint):  # type: ignore[misc]
+class EndSession(OnServer, EndSessionEndpoint):  # type: ignore[misc]
     """RP-initiated logout: authlib checks the hint's signature and the redirect URI; we add
     that the hint is an ID token we issued to a registered agency for a browser session.
 
@@ -29,10 +29,6 @@ class EndSession(EndSessionEndpoint):  # type: ignore[misc]
     browser out unasked. So the hint must be an ID token (header ``typ`` JWT, none of the
     other kinds' claims), its ``aud`` a registered agency, and it must name a ``sid``; the
     web layer then ends the browser's session only if that ``sid`` is the session's own."""
-
-    def __init__(self, context: ProviderContext) -> None:
-        super().__init__()
-        self.context = context
 
     def get_server_jwks(self) -> KeySet:
         return self.context.keys.verification_keys()

@@ -24,15 +24,10 @@ from digital_id.grants.lookup import grant_by_public_id, refresh_token_row
 from digital_id.grants.models import AuthorizationGrant
 from digital_id.grants.revocation import access_token_revoked
 from digital_id.keys.store import KeySnapshot
+from digital_id.oidc.constants import ACCESS_TOKEN_ALGORITHM, CLIENT_TOKEN_PREFIX
+from digital_id.oidc.context import OnServer
+from digital_id.oidc.errors import InvalidAccessTokenError
 from digital_id.oidc.jwt_policy import check_jwt
-
-ACCESS_TOKEN_ALGORITHM = "RS256"  # noqa: S105 (an algorithm name)
-# The jti prefix of an access token that no citizen stands behind (client credentials).
-CLIENT_TOKEN_PREFIX = "cc"  # noqa: S105 (a prefix, not a secret)
-
-
-class InvalidAccessTokenError(Exception):
-    """RFC 6750 ``invalid_token``: the message is for logs, the client sees only the code."""
 
 
 def decode_access_token(
@@ -162,3 +157,17 @@ def _refresh_token(session: Session, token: str, now: datetime) -> PresentedToke
     live = grant_problem(session, grant, now) is None and row.generation == grant.refresh_generation
     claims = {"scope": grant.scope, "client_id": client.client_id, "sub": None}
     return PresentedToken("refresh_token", client, grant, claims, ends, live, now)
+
+
+class FindsTokens(OnServer):
+    """Revocation and introspection look a presented token up the same way."""
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
+        context = self.context
+        return find_token(
+            context.session,
+            token_string,
+            keys=context.keys,
+            issuer=context.settings.issuer,
+            now=context.now,
+        )

@@ -23,16 +23,10 @@ from digital_id.clients.models import Client
 from digital_id.consent import service as consent_service
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.claims import claim_values
-from digital_id.oidc.tokens import (
-    InvalidAccessTokenError,
-    decode_access_token,
-    grant_of,
-    grant_problem,
-)
+from digital_id.oidc.errors import InvalidAccessTokenError
+from digital_id.oidc.tokens import decode_access_token, grant_of, grant_problem
 from digital_id.registry.models import Citizen
 from digital_id.registry.regions import RegionTable
-
-__all__ = ["InvalidAccessTokenError", "RecordedReleases", "UserInfo", "userinfo"]
 
 # The claims one access token released: its jti and the claim names (not their values).
 Release = tuple[str, tuple[str, ...]]

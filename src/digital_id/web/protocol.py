@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from authlib.oauth2.rfc6749 import OAuth2Error
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from digital_id.db.types import utc_now
+from digital_id.oidc.context import OAuthResponse
 from digital_id.oidc.discovery import provider_metadata_json
-from digital_id.oidc.provider import OAuthResponse
+from digital_id.oidc.errors import MissingAccessTokenError
 from digital_id.oidc.requests import ProviderRequest
-from digital_id.oidc.userinfo import InvalidAccessTokenError, userinfo
+from digital_id.oidc.userinfo import userinfo
 from digital_id.web import apidoc
 from digital_id.web.apidoc import OAUTH_UNAVAILABLE, OAuthError, oauth_error, throttled_oauth
 from digital_id.web.routes import Database, Form
@@ -115,6 +117,19 @@ def _oauth_json(db: Session, response: OAuthResponse) -> JSONResponse:
     else:
         # Commit whatever the outcome: a redeemed code, a revoked grant, a seen assertion id.
         db.commit()
+    return _json(response)
+
+
+async def render_oauth_error(request: Request, exc: Exception) -> Response:
+    """The one handler for an OAuth error raised out of a route: its status, body and
+    headers are the error class's own (as authlib renders those its endpoints catch)."""
+    assert isinstance(exc, OAuth2Error)
+    status, body, headers = exc()
+    return _json(OAuthResponse(status, body, list(headers)))
+
+
+def _json(response: OAuthResponse) -> JSONResponse:
+    """A protocol answer as JSON, never cached."""
     headers = {name: value for name, value in response.headers if name.lower() != "content-type"}
     return JSONResponse(
         response.body, status_code=response.status, headers={**headers, **_NO_STORE}
@@ -153,24 +168,18 @@ def userinfo_post(request: Request, db: Database, app: App) -> Response:
 def _userinfo(request: Request, db: Session, app: Services) -> Response:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return _unauthorized('Bearer realm="digital-id"')
+        raise MissingAccessTokenError()
     keys = app.key_ring.current()
-    try:
-        info = userinfo(
-            db,
-            token.strip(),
-            keys=keys,
-            issuer=app.settings.issuer,
-            regions=app.regions,
-            now=utc_now(),
-            events=events(request, "client"),
-            recorded=app.recorded_releases,
-        )
-    except InvalidAccessTokenError:
-        return _unauthorized(
-            'Bearer realm="digital-id", error="invalid_token", '
-            'error_description="The access token is invalid, expired or revoked"'
-        )
+    info = userinfo(
+        db,
+        token.strip(),
+        keys=keys,
+        issuer=app.settings.issuer,
+        regions=app.regions,
+        now=utc_now(),
+        events=events(request, "client"),
+        recorded=app.recorded_releases,
+    )
     db.commit()  # the release of claims is recorded in the audit trail
     if info.release is not None:
         app.recorded_releases.add(info.release, info.expires)
@@ -183,11 +192,3 @@ def _userinfo(request: Request, db: Session, app: Services) -> Response:
         "aud": info.client.client_id,
     }
     return Response(keys.sign(signed, alg), media_type="application/jwt", headers=_NO_STORE)
-
-
-def _unauthorized(challenge: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": "invalid_token"} if "error=" in challenge else {"error": "invalid_request"},
-        status_code=401,
-        headers={"WWW-Authenticate": challenge, **_NO_STORE},
-    )

@@ -21,6 +21,7 @@ from digital_id.accounts.pins import InvalidPinError
 from digital_id.accounts.second_factor import begin_totp_enrolment, second_factor_enrolled
 from digital_id.db.types import utc_now
 from digital_id.oidc import assurance
+from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.authorization import (
     Respond,
     ShowConsent,
@@ -30,8 +31,8 @@ from digital_id.oidc.authorization import (
     authorize,
     login_proof,
 )
-from digital_id.oidc.provider import AgencyClient, Provider
 from digital_id.oidc.requests import ProviderRequest
+from digital_id.oidc.server import Provider
 from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
 from digital_id.sessions.ending import end_browser_session

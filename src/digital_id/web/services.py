@@ -22,8 +22,8 @@ from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.config import Settings
 from digital_id.db.types import utc_now
 from digital_id.keys.ring import KeyRing
-from digital_id.oidc.end_session import EndSession
-from digital_id.oidc.provider import Provider, ProviderContext
+from digital_id.oidc.context import ProviderContext
+from digital_id.oidc.server import Provider
 from digital_id.oidc.userinfo import RecordedReleases
 from digital_id.registry.regions import RegionTable
 from digital_id.sessions.service import SessionPolicy
@@ -59,10 +59,12 @@ class Services:
     courier: CourierThread | None = None
     rate_limiter: RateLimiter = field(init=False)
     limits: Limits = field(init=False)
+    oauth_server: Provider = field(init=False)
 
     def __post_init__(self) -> None:
         self.rate_limiter = RateLimiter(self.csrf_secret)
         self.limits = Limits.from_settings(self.settings)
+        self.oauth_server = Provider(self.settings)
 
     recorded_releases: RecordedReleases = field(default_factory=RecordedReleases)
 
@@ -91,7 +93,8 @@ class Services:
         return cookie_name(RECOGNISED_COOKIE, secure=self.settings.secure_cookies)
 
     def provider(self, session: Session, events: EventContext | None = None) -> Provider:
-        provider = Provider(
+        """The process's authorization server, working for this request from now on."""
+        return self.oauth_server.serving(
             ProviderContext(
                 session=session,
                 settings=self.settings,
@@ -105,8 +108,6 @@ class Services:
                 limits=self.limits,
             )
         )
-        provider.register_endpoint(EndSession(provider.context))
-        return provider
 
     def logged_out(self) -> None:
         """Logouts were just queued: send them now rather than at the next poll."""

@@ -1,0 +1,291 @@
+"""The authorization code grant (RFC 6749 section 4.1) with PKCE S256 always (RFC 7636) and
+OpenID Connect's ID token (Core 3.1), on authlib's grant and extensions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, OAuth2Error
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import AuthorizationCodeMixin
+from authlib.oidc.core.errors import RegistrationNotSupportedError, RequestURINotSupportedError
+from authlib.oidc.core.grants import OpenIDCode
+
+from digital_id.grants.codes import (
+    Authentication,
+    CodeRequest,
+    create_grant,
+    issue_code,
+    nonce_used,
+    redeem_code,
+)
+from digital_id.grants.models import AuthorizationCode, AuthorizationGrant
+from digital_id.oidc.agency_client import AgencyClient
+from digital_id.oidc.claims import (
+    OFFLINE_ACCESS,
+    ClaimsRequest,
+    InvalidClaimsRequestError,
+    claim_values,
+    resolve_claims_request,
+)
+from digital_id.oidc.constants import CLIENT_AUTH_METHODS, PROMPTS, RESPONSE_MODES
+from digital_id.oidc.context import OnServer, ProviderContext
+from digital_id.oidc.requests import ProviderRequest, describable
+from digital_id.oidc.tokens import grant_problem
+from digital_id.registry.models import Citizen
+from digital_id.sessions.models import BrowserSession
+
+
+@dataclass
+class Approval:
+    """The citizen's yes at the authorization endpoint: who, from which session, releasing what."""
+
+    citizen: Citizen
+    browser_session: BrowserSession
+    claims: ClaimsRequest
+
+    def get_user_id(self) -> int:
+        return self.citizen.id
+
+
+@dataclass
+class Subject:
+    """The citizen as one agency knows them, behind an authorization grant."""
+
+    sub: str
+    grant: AuthorizationGrant
+    citizen: Citizen
+
+    def get_user_id(self) -> str:
+        return self.sub
+
+
+class IssuedCode(AuthorizationCodeMixin):  # type: ignore[misc]
+    def __init__(self, row: AuthorizationCode, grant: AuthorizationGrant, sid: str | None) -> None:
+        self.row = row
+        self.grant = grant
+        self.sid = sid
+        self.code_challenge = row.code_challenge
+        self.code_challenge_method = row.code_challenge_method
+
+    def get_redirect_uri(self) -> str | None:
+        return self.row.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.grant.scope
+
+    def get_nonce(self) -> str | None:
+        return self.row.nonce
+
+    def get_auth_time(self) -> int:
+        return int(self.grant.auth_time.timestamp())
+
+    def get_acr(self) -> str:
+        return self.grant.acr
+
+    def get_amr(self) -> list[str]:
+        return list(self.grant.amr)
+
+
+class CodeGrant(OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    AUTHORIZATION_CODE_LENGTH = 43  # 256 bits of token_urlsafe-like alphabet
+
+    def save_authorization_code(self, code: str, request: ProviderRequest) -> None:
+        approval: Approval = request.user
+        client: AgencyClient = request.client
+        context = self.context
+        data = request.payload.data
+        browser_session = approval.browser_session
+        grant = create_grant(
+            context.session,
+            citizen_id=approval.citizen.id,
+            client_pk=client.pk,
+            authentication=Authentication(
+                session_id=browser_session.id,
+                acr=browser_session.acr,
+                amr=browser_session.amr,
+                auth_time=browser_session.auth_time,
+            ),
+            scope=request.scope,
+            userinfo_claims=approval.claims.userinfo,
+            id_token_claims=approval.claims.id_token,
+            offline_until=context.now + timedelta(days=context.settings.refresh_token_absolute_days)
+            if approval.claims.offline_access
+            else None,
+            now=context.now,
+        )
+        issue_code(
+            context.session,
+            grant,
+            code,
+            request=CodeRequest(
+                redirect_uri=data.get("redirect_uri"),
+                code_challenge=data["code_challenge"],
+                code_challenge_method=data["code_challenge_method"],
+                nonce=data.get("nonce"),
+            ),
+            now=context.now,
+            lifetime=timedelta(seconds=context.settings.authorization_code_seconds),
+        )
+
+    def query_authorization_code(self, code: str, client: AgencyClient) -> IssuedCode | None:
+        """Redeem the code, once (``grants.codes.redeem_code``)."""
+        context = self.context
+        redeemed = redeem_code(
+            context.session, code, client_pk=client.pk, now=context.now, events=context.events
+        )
+        if redeemed is None:
+            return None
+        row, grant = redeemed
+        browser_session = (
+            context.session.get(BrowserSession, grant.session_id) if grant.session_id else None
+        )
+        return IssuedCode(row, grant, browser_session.sid if browser_session else None)
+
+    def generate_token(
+        self,
+        user: Subject | None = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        # A refresh token only when the citizen consented to offline access (Core 11).
+        offline = user is not None and user.grant.offline_until is not None
+        token: dict[str, Any] = super().generate_token(
+            user, scope, grant_type, expires_in, include_refresh_token and offline
+        )
+        return token
+
+    def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
+        """Nothing to delete: the redemption already marked it, and the mark is what lets a
+        second presentation be recognised and its tokens revoked."""
+
+    def authenticate_user(self, authorization_code: IssuedCode) -> Subject | None:
+        """The citizen behind the code, if the one rule still lets them receive this agency's
+        tokens: a code issued just before a block, a logout or a withdrawal is worth nothing
+        (its ID token would name a ``sid`` whose back-channel logout was already sent)."""
+        return subject_of(self.context, self.request.client, authorization_code.grant)
+
+
+def subject_of(
+    context: ProviderContext, client: AgencyClient, grant: AuthorizationGrant
+) -> Subject | None:
+    """The citizen behind ``grant`` as ``client`` knows them, or None when the grant no longer
+    stands (``tokens.grant_problem``: revoked, or refused by the one rule)."""
+    if grant_problem(context.session, grant, context.now) is not None:
+        return None
+    citizen = context.session.get_one(Citizen, grant.citizen_id)
+    return Subject(client.subject_for(citizen.id, context.pairwise_secret), grant, citizen)
+
+
+class RequiredS256(CodeChallenge):  # type: ignore[misc]
+    """PKCE for every client, S256 only (authlib would accept ``plain`` and no challenge)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]  # noqa: RUF012 (authlib's class attribute)
+
+    def validate_code_challenge(self, grant: CodeGrant, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError(
+                "code_challenge is required: every client uses PKCE with S256 (RFC 7636)"
+            )
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256; plain is not accepted")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+# Parameters we do not offer, each refused with its own error code (Core 3.1.2.6).
+_UNSUPPORTED: dict[str, type[OAuth2Error]] = {
+    "request_uri": RequestURINotSupportedError,
+    "registration": RegistrationNotSupportedError,
+}
+
+
+def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
+    """The OpenID Connect parameters authlib's grant does not check itself."""
+    data = grant.request.payload.data
+    if "openid" not in (grant.request.scope or "").split():
+        raise InvalidScopeError("this is an OpenID provider: the scope must include openid")
+    if data.get("response_mode", "query") not in RESPONSE_MODES:
+        raise InvalidRequestError("response_mode must be query or form_post")
+    for name, refusal in _UNSUPPORTED.items():
+        if name in data:
+            raise refusal(description=f"the {name} parameter is not supported")
+    prompts = set(data.get("prompt", "").split())
+    if prompts - PROMPTS:
+        unknown = describable(sorted(prompts - PROMPTS)[0])
+        raise InvalidRequestError(f"unknown prompt value '{unknown}'")
+    if "max_age" in data and not (data["max_age"].isdigit() and len(data["max_age"]) <= 9):
+        raise InvalidRequestError("max_age must be a non-negative number of seconds")
+    client: AgencyClient = grant.request.client
+    try:
+        grant.request.claims_request = resolve_claims_request(
+            (grant.request.scope or "").split(),
+            data.get("claims"),
+            registered_scopes=client.registered_scopes,
+        )
+    except InvalidClaimsRequestError as exc:
+        raise InvalidRequestError(describable(str(exc), limit=200)) from None
+    if OFFLINE_ACCESS in (grant.request.scope or "").split() and client.check_grant_type(
+        "refresh_token"
+    ):
+        grant.request.claims_request = replace(grant.request.claims_request, offline_access=True)
+
+
+class OpenIDExtension(OnServer, OpenIDCode):  # type: ignore[misc]
+    """The ID token: signed with the algorithm the client registered, ``sid`` of the session
+    the code came from, and the claims asked for by name (Core 5.5); nonce optional."""
+
+    def __init__(self, server: Any) -> None:
+        super().__init__(require_nonce=False)
+        self.server = server
+
+    def __call__(self, grant: CodeGrant) -> None:
+        grant.register_hook(
+            "after_validate_authorization_request_payload", validate_request_parameters
+        )
+        super().__call__(grant)
+
+    def exists_nonce(self, nonce: str, request: ProviderRequest) -> bool:
+        client: AgencyClient = request.client
+        return nonce_used(self.context.session, client_pk=client.pk, nonce=nonce)
+
+    def resolve_client_private_key(self, client: AgencyClient) -> Any:
+        return self.context.keys.signing_key(client.id_token_signed_response_alg)
+
+    def get_encode_header(self, client: AgencyClient) -> dict[str, str]:
+        alg = client.id_token_signed_response_alg
+        return {"alg": alg, "kid": self.context.keys.signing_key(alg).kid or "", "typ": "JWT"}
+
+    def get_client_claims(self, client: AgencyClient) -> dict[str, Any]:
+        now = int(time.time())
+        return {
+            "iss": self.context.settings.issuer,
+            "aud": client.client_id,
+            "iat": now,
+            "exp": now + self.context.settings.id_token_lifetime_seconds,
+        }
+
+    def get_authorization_code_claims(self, authorization_code: IssuedCode) -> dict[str, Any]:
+        claims: dict[str, Any] = super().get_authorization_code_claims(authorization_code)
+        if authorization_code.sid:
+            claims["sid"] = authorization_code.sid
+        return claims
+
+    def generate_user_info(self, user: Subject, scope: str) -> dict[str, Any]:
+        # Scope claims go to UserInfo (Core 5.4); only those asked for by name come here.
+        return {
+            "sub": user.sub,
+            **claim_values(
+                user.citizen,
+                user.grant.id_token_claims,
+                regions=self.context.regions,
+                today=self.context.now.date(),
+            ),
+        }

@@ -1,0 +1,64 @@
+"""What one request's protocol work needs (``ProviderContext``), the response handed back
+to the web layer, and how authlib's grants and endpoints find the request's context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from digital_id.audit.trail import EventContext
+from digital_id.clients.jwks import ClientKeyResolver
+from digital_id.config import Settings
+from digital_id.keys.store import KeySnapshot
+from digital_id.registry.regions import RegionTable
+from digital_id.throttle.limiter import Limits, RateLimiter
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What one request's protocol work needs: its database session, time and caller, and
+    the process's keys, secrets and limits it works with."""
+
+    session: Session
+    settings: Settings
+    keys: KeySnapshot
+    pairwise_secret: bytes
+    regions: RegionTable
+    client_keys: ClientKeyResolver
+    now: datetime
+    events: EventContext = field(default_factory=EventContext)
+    rate_limiter: RateLimiter | None = None
+    limits: Limits | None = None
+    # The agencies this request looked up (authlib asks for the same one several times).
+    clients: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.settings.issuer.rstrip("/") + "/token"
+
+
+@dataclass(frozen=True)
+class OAuthResponse:
+    """A response as authlib produces it, for the web layer to send."""
+
+    status: int
+    body: Any
+    headers: list[tuple[str, str]]
+
+    @property
+    def location(self) -> str | None:
+        return next((value for name, value in self.headers if name.lower() == "location"), None)
+
+
+class OnServer:
+    """For authlib grants and endpoints: the request's context, from the server they serve."""
+
+    server: Any
+
+    @property
+    def context(self) -> ProviderContext:
+        context: ProviderContext = self.server.context
+        return context

@@ -1,0 +1,55 @@
+"""The introspection endpoint (RFC 7662), on authlib's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+
+from digital_id.oidc.agency_client import AgencyClient
+from digital_id.oidc.constants import CLIENT_AUTH_METHODS
+from digital_id.oidc.requests import ProviderRequest
+from digital_id.oidc.tokens import FindsTokens, PresentedToken
+
+
+class TokenIntrospection(FindsTokens, IntrospectionEndpoint):  # type: ignore[misc]
+    """RFC 7662. A client sees its own tokens; a client registered as a resource server sees
+    any. Inactive, expired, revoked, unknown and foreign tokens all answer ``active: false``."""
+
+    CLIENT_AUTH_METHODS = tuple(m for m in CLIENT_AUTH_METHODS if m != "none")
+
+    def check_permission(
+        self, token: PresentedToken, client: AgencyClient, request: ProviderRequest
+    ) -> bool:
+        return token.check_client(client) or client.is_resource_server
+
+    def introspect_token(self, token: PresentedToken) -> dict[str, Any]:
+        if token.kind == "access_token":
+            payload: dict[str, Any] = {
+                name: token.claims[name]
+                for name in (
+                    "scope",
+                    "client_id",
+                    "sub",
+                    "aud",
+                    "iss",
+                    "exp",
+                    "iat",
+                    "jti",
+                    "acr",
+                    "auth_time",
+                )
+                if name in token.claims
+            }
+            return {"active": True, "token_type": "Bearer", **payload}
+        assert token.grant is not None
+        owner = AgencyClient(token.client)
+        return {
+            "active": True,
+            "token_type": "refresh_token",
+            "scope": token.grant.scope,
+            "client_id": token.client.client_id,
+            "sub": owner.subject_for(token.grant.citizen_id, self.context.pairwise_secret),
+            "iss": self.context.settings.issuer,
+            "exp": int(token.expires_at.timestamp()),
+        }
