@@ -1,1 +1,2 @@
-"""Citizen credentials: PIN hashing with a pepper, PIN rules, activation, login and lockout, the second factor, operator actions."""
+"""Citizen credentials: PIN rules and hashing, activation, PIN login and lockout, the second
+factor, and what operators do to an account."""
