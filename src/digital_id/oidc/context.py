@@ -13,6 +13,7 @@ from digital_id.audit.trail import EventContext
 from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.config import Settings
 from digital_id.keys.store import KeySnapshot
+from digital_id.oidc.agency_client import AgencyClient
 from digital_id.registry.regions import RegionTable
 from digital_id.throttle.limiter import Limits, RateLimiter
 
@@ -33,7 +34,7 @@ class ProviderContext:
     rate_limiter: RateLimiter | None = None
     limits: Limits | None = None
     # The agencies this request looked up (authlib asks for the same one several times).
-    clients: dict[str, Any] = field(default_factory=dict)
+    clients: dict[str, AgencyClient | None] = field(default_factory=dict)
 
     @property
     def token_endpoint(self) -> str:

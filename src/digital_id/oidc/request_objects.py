@@ -4,6 +4,7 @@ extension, with their seen-``jti`` cache."""
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,13 @@ class RequestObjects(OnServer, JWTAuthenticationRequest):  # type: ignore[misc]
     def __init__(self, server: Any) -> None:
         super().__init__(support_request=True, support_request_uri=False)
         self.server = server
+        # authlib reads the claim rules off the extension, which serves every request of the
+        # process; each request's rules (its client, its time) live in its own context.
+        self._claim_rules: ContextVar[jwt.JWTClaimsRegistry] = ContextVar("request_object_rules")
+
+    @property
+    def claims_validator(self) -> jwt.JWTClaimsRegistry:
+        return self._claim_rules.get()
 
     def resolve_client_public_key(self, client: AgencyClient) -> Any:
         return self.context.client_keys.resolver(
@@ -65,15 +73,17 @@ class RequestObjects(OnServer, JWTAuthenticationRequest):  # type: ignore[misc]
                 )
             except UnacceptableJwtError as exc:
                 raise InvalidRequestObjectError(description=str(exc), state=query.state) from None
-        self.claims_validator = jwt.JWTClaimsRegistry(
-            now=int(self.context.now.timestamp()),
-            leeway=ASSERTION_LEEWAY,
-            client_id={"essential": True, "value": client_id},
-            aud={"essential": True, "value": self.context.settings.issuer},
-            exp={"essential": True},
-            iat={"essential": True},
-            jti={"essential": True},
-            iss={"essential": False, "value": client_id},
+        self._claim_rules.set(
+            jwt.JWTClaimsRegistry(
+                now=int(self.context.now.timestamp()),
+                leeway=ASSERTION_LEEWAY,
+                client_id={"essential": True, "value": client_id},
+                aud={"essential": True, "value": self.context.settings.issuer},
+                exp={"essential": True},
+                iat={"essential": True},
+                jti={"essential": True},
+                iss={"essential": False, "value": client_id},
+            )
         )
         try:
             super().parse_authorization_request(authorization_server, request)

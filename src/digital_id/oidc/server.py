@@ -88,8 +88,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
                 select(Client).where(Client.client_id == client_id)
             ).one_or_none()
             known[client_id] = AgencyClient(row) if row is not None and row.enabled else None
-        found: AgencyClient | None = known[client_id]
-        return found
+        return known[client_id]
 
     def validate_requested_scope(self, scope: str | None) -> None:
         """Unknown scopes are ignored, as OpenID Connect Core 3.1.2.1 asks, not refused."""
