@@ -42,13 +42,12 @@ from digital_id.web.services import (
     SESSION_COOKIE,
     Services,
     client_ip,
-    database,
     events,
     services,
 )
+from digital_id.web.unit_of_work import UnitOfWork, after_commit
 
 router = APIRouter(tags=["portal"])
-Database = Annotated[Session, Depends(database)]
 App = Annotated[Services, Depends(services)]
 
 RECORD_FIELDS = ("nik", "kk_number", "full_name", "birth_place", "birth_date", "sex", "blood_type", "religion", "marital_status", "occupation", "nationality", "street", "rt", "rw", "village", "district_code")  # fmt: skip
@@ -126,13 +125,12 @@ def _code_page(view: Page, *, failed: bool = False) -> HTMLResponse:
 )
 def account(
     request: Request,
-    db: Database,
+    db: UnitOfWork,
     app: App,
     page: Annotated[str, Query(description="The page of the release history, from 1.")] = "1",
 ) -> Response:
     view = Page(request, app, request.query_params.get("ui_locales"))
     browser_session = _citizen_session(request, db, app)
-    db.commit()
     if browser_session is None:
         return _sign_in_page(request, db, app, view)
     citizen = db.get_one(Citizen, browser_session.citizen_id)
@@ -193,7 +191,7 @@ def account(
     responses=_FORM | throttled_page(),
     openapi_extra=apidoc.form(apidoc.PortalLoginForm),
 )
-def portal_login(request: Request, db: Database, app: App, form: Form) -> Response:
+def portal_login(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     view = Page(request, app)
     nik = _field(form, "nik").strip()
     now = utc_now()
@@ -212,14 +210,12 @@ def portal_login(request: Request, db: Database, app: App, form: Form) -> Respon
         browser=browser,
     )
     if outcome.citizen is None:
-        db.commit()
         return _login_page(view, failed=True)
     _browser_session, queued = begin_session(
         view, db, outcome, nik=nik, now=now, events=events(request)
     )
-    db.commit()
     if queued:
-        app.logged_out()
+        after_commit(db, app.logged_out)
     if assurance.citizen_level(db, outcome.citizen.id) != LOA_LOW:
         # The session stays at the PIN's level, so pending, until the code passes.
         response: Response = _code_page(view)
@@ -237,25 +233,23 @@ def portal_login(request: Request, db: Database, app: App, form: Form) -> Respon
     responses=_FORM,
     openapi_extra=apidoc.form(apidoc.PortalOtpForm),
 )
-def portal_otp(request: Request, db: Database, app: App, form: Form) -> Response:
+def portal_otp(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     view = Page(request, app)
     if not view.csrf_valid(_field(form, "csrf_token")):
         return view.csrf_refusal()
     browser_session = _live_session(request, db, app)
     if browser_session is None:
         return _login_page(view)
-    if _citizen_session(request, db, app) is None:  # pending: else nothing to pass
-        if not assurance.pass_second_factor(
-            db,
-            app.totp_cipher,
-            browser_session,
-            _field(form, "otp").strip(),
-            policy=app.lockout_policy,
-            now=utc_now(),
-        ):
-            db.commit()  # the failure counts towards the second factor's lockout
-            return _code_page(view, failed=True)
-        db.commit()
+    pending = _citizen_session(request, db, app) is None  # else there is nothing to pass
+    if pending and not assurance.pass_second_factor(
+        db,
+        app.totp_cipher,
+        browser_session,
+        _field(form, "otp").strip(),
+        policy=app.lockout_policy,
+        now=utc_now(),
+    ):
+        return _code_page(view, failed=True)
     response = RedirectResponse("/account", status_code=303)
     view.finish(response)
     return response
@@ -267,7 +261,7 @@ def portal_otp(request: Request, db: Database, app: App, form: Form) -> Response
     response_model=apidoc.PersonalData,
     responses=_TO_PORTAL,
 )
-def download(request: Request, db: Database, app: App) -> Response:
+def download(request: Request, db: UnitOfWork, app: App) -> Response:
     """The citizen's register record and access history (UU PDP's right to a copy)."""
     browser_session = _citizen_session(request, db, app)
     if browser_session is None:
@@ -307,7 +301,7 @@ def download(request: Request, db: Database, app: App) -> Response:
     response_class=apidoc.JwtResponse,
     responses={404: {"description": "No such receipt of this citizen's."}, **_TO_PORTAL},
 )
-def receipt(receipt_id: str, request: Request, db: Database, app: App) -> Response:
+def receipt(receipt_id: str, request: Request, db: UnitOfWork, app: App) -> Response:
     browser_session = _citizen_session(request, db, app)
     if browser_session is None:
         return RedirectResponse("/account", status_code=303)
@@ -340,7 +334,7 @@ def receipt(receipt_id: str, request: Request, db: Database, app: App) -> Respon
     response_description=_LOGIN_PAGE,
     responses=_TO_PORTAL,
 )
-def revoke_confirmation(client_id: str, request: Request, db: Database, app: App) -> Response:
+def revoke_confirmation(client_id: str, request: Request, db: UnitOfWork, app: App) -> Response:
     view = Page(request, app)
     if _citizen_session(request, db, app) is None:
         return _sign_in_page(request, db, app, view)
@@ -358,7 +352,7 @@ def revoke_confirmation(client_id: str, request: Request, db: Database, app: App
     responses=_FORM,
     openapi_extra=apidoc.form(apidoc.CsrfForm),
 )
-def revoke(client_id: str, request: Request, db: Database, app: App, form: Form) -> Response:
+def revoke(client_id: str, request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     view = Page(request, app)
     if not view.csrf_valid(_field(form, "csrf_token")):
         return view.csrf_refusal()
@@ -376,8 +370,7 @@ def revoke(client_id: str, request: Request, db: Database, app: App, form: Form)
         now=utc_now(),
         events=events(request),
     ):
-        db.commit()
-        app.logged_out()
+        after_commit(db, app.logged_out)
     response = RedirectResponse("/account#agencies", status_code=303)
     view.finish(response)
     return response
@@ -391,7 +384,7 @@ def revoke(client_id: str, request: Request, db: Database, app: App, form: Form)
     responses=_FORM,
     openapi_extra=apidoc.form(apidoc.EndSessionsForm),
 )
-def end_sessions(request: Request, db: Database, app: App, form: Form) -> Response:
+def end_sessions(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     view = Page(request, app)
     if not view.csrf_valid(_field(form, "csrf_token")):
         return view.csrf_refusal()
@@ -407,8 +400,7 @@ def end_sessions(request: Request, db: Database, app: App, form: Form) -> Respon
                 db, item, pairwise_secret=app.pairwise_secret, now=now, events=events(request)
             )
             ended_current = ended_current or item.id == current.id
-    db.commit()
-    app.logged_out()
+    after_commit(db, app.logged_out)
     if ended_current:
         view.logged_out()
     response = RedirectResponse("/account", status_code=303)
@@ -489,7 +481,7 @@ def _agencies(db: Session, citizen_id: int) -> list[dict[str, Any]]:
     response_description=_LOGIN_PAGE,
     responses=PAGE_UNAVAILABLE,
 )
-def pin_form(request: Request, db: Database, app: App) -> Response:
+def pin_form(request: Request, db: UnitOfWork, app: App) -> Response:
     view = Page(request, app)
     if _citizen_session(request, db, app) is None:
         return _sign_in_page(request, db, app, view)
@@ -505,7 +497,7 @@ def pin_form(request: Request, db: Database, app: App) -> Response:
     | {400: page("The change-PIN page with the reason (wrong old PIN, PIN rules), or CSRF.")},
     openapi_extra=apidoc.form(apidoc.PinChangeForm),
 )
-def change_pin(request: Request, db: Database, app: App, form: Form) -> Response:
+def change_pin(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     view = Page(request, app)
     if not view.csrf_valid(_field(form, "csrf_token")):
         return view.csrf_refusal()
@@ -527,7 +519,6 @@ def change_pin(request: Request, db: Database, app: App, form: Form) -> Response
             now=now,
         )
     except accounts.ActivationError:
-        db.commit()  # the failure counts
         return view.render(
             "pin.html", status=400, back_to="/account/pin", error_key="portal.wrong_old_pin"
         )
@@ -548,8 +539,7 @@ def change_pin(request: Request, db: Database, app: App, form: Form) -> Response
         keep=browser_session,
         events=events(request),
     )
-    db.commit()
-    app.logged_out()
+    after_commit(db, app.logged_out)
     response = RedirectResponse("/account#security", status_code=303)
     view.finish(response)
     return response
@@ -562,7 +552,7 @@ def change_pin(request: Request, db: Database, app: App, form: Form) -> Response
     response_description=_LOGIN_PAGE,
     responses={303: redirect("Already enrolled: to the portal."), **PAGE_UNAVAILABLE},
 )
-def enrol_form(request: Request, db: Database, app: App) -> Response:
+def enrol_form(request: Request, db: UnitOfWork, app: App) -> Response:
     view = Page(request, app)
     browser_session = _citizen_session(request, db, app)
     if browser_session is None:
@@ -573,7 +563,6 @@ def enrol_form(request: Request, db: Database, app: App) -> Response:
     enrolment = accounts.begin_totp_enrolment(
         db, app.totp_cipher, citizen, issuer_name=view.t("app.name"), now=utc_now()
     )
-    db.commit()
     return view.render(
         "otp.html",
         agency="",
@@ -592,7 +581,7 @@ def enrol_form(request: Request, db: Database, app: App) -> Response:
     responses=_FORM | {400: page("The enrolment page again after a wrong code, or CSRF.")},
     openapi_extra=apidoc.form(apidoc.PortalOtpForm),
 )
-def enrol(request: Request, db: Database, app: App, form: Form) -> Response:
+def enrol(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     view = Page(request, app)
     if not view.csrf_valid(_field(form, "csrf_token")):
         return view.csrf_refusal()
@@ -609,11 +598,9 @@ def enrol(request: Request, db: Database, app: App, form: Form) -> Response:
         policy=app.lockout_policy,
         now=now,
     ):
-        db.commit()
         enrolment = accounts.begin_totp_enrolment(
             db, app.totp_cipher, citizen, issuer_name=view.t("app.name"), now=now
         )
-        db.commit()
         return view.render(
             "otp.html",
             status=400,
@@ -623,7 +610,6 @@ def enrol(request: Request, db: Database, app: App, form: Form) -> Response:
             action="/account/otp/enrol",
             authorization_request="",
         )
-    db.commit()
     response = RedirectResponse("/account#security", status_code=303)
     view.finish(response)
     return response
@@ -637,7 +623,7 @@ def enrol(request: Request, db: Database, app: App, form: Form) -> Response:
     responses=_FORM,
     openapi_extra=apidoc.form(apidoc.CsrfForm),
 )
-def remove_second_factor(request: Request, db: Database, app: App, form: Form) -> Response:
+def remove_second_factor(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     """Only from a session that passed the second factor itself: a citizen with an
     authenticator has no other portal session."""
     view = Page(request, app)
@@ -647,7 +633,6 @@ def remove_second_factor(request: Request, db: Database, app: App, form: Form) -
     if browser_session is None:
         return _sign_in_page(request, db, app, view)
     accounts.remove_totp(db, db.get_one(Citizen, browser_session.citizen_id))
-    db.commit()
     response = RedirectResponse("/account#security", status_code=303)
     view.finish(response)
     return response

@@ -22,6 +22,7 @@ from digital_id.web.services import (
     Services,
     new_browser_id,
 )
+from digital_id.web.unit_of_work import admit
 
 _templates = Environment(
     loader=PackageLoader("digital_id.web", "templates"),
@@ -129,7 +130,7 @@ class Page:
         first (so a forged post spends nobody's budget), then a spent rate limit."""
         if not self.csrf_valid(csrf_token):
             return self.csrf_refusal()
-        refused = self.services.admit(db, *charges)
+        refused = admit(db, self.services, *charges)
         return None if refused is None else self.rate_limited(refused)
 
     def rate_limited(self, refused: RateLimitedError) -> HTMLResponse:

@@ -44,14 +44,13 @@ from digital_id.web.services import (
     SESSION_COOKIE,
     Services,
     client_ip,
-    database,
     events,
     services,
 )
+from digital_id.web.unit_of_work import UnitOfWork, admit, after_commit
 
 router = APIRouter(tags=["pages"])
 
-Database = Annotated[Session, Depends(database)]
 App = Annotated[Services, Depends(services)]
 FormPairs = list[tuple[str, str]]
 
@@ -106,7 +105,7 @@ _AUTHORIZATION_FORM: apidoc.Responses = {
     responses=_AUTHORIZATION,
     openapi_extra=apidoc.query(apidoc.AuthorizationRequest),
 )
-def authorize_get(request: Request, db: Database, app: App) -> Response:
+def authorize_get(request: Request, db: UnitOfWork, app: App) -> Response:
     return _authorization_step(request, db, app, list(request.query_params.multi_items()))
 
 
@@ -118,7 +117,7 @@ def authorize_get(request: Request, db: Database, app: App) -> Response:
     responses=_AUTHORIZATION,
     openapi_extra=apidoc.form(apidoc.AuthorizationRequest),
 )
-def authorize_post(request: Request, db: Database, app: App, form: Form) -> Response:
+def authorize_post(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     return _authorization_step(request, db, app, form)
 
 
@@ -130,7 +129,7 @@ def authorize_post(request: Request, db: Database, app: App, form: Form) -> Resp
     responses=_AUTHORIZATION_FORM | throttled_page(),
     openapi_extra=apidoc.form(apidoc.LoginForm),
 )
-def login(request: Request, db: Database, app: App, form: Form) -> Response:
+def login(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
     nik = _field(form, "nik").strip()
     browser = recognised_browser(page, nik, utc_now())
@@ -153,7 +152,6 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
         browser=browser,
     )
     if outcome.citizen is None:
-        db.commit()  # the failure counts towards the lockout
         oauth_request = _oauth_request(app, parameters)
         client = provider.query_client(oauth_request.payload.client_id or "")
         return page.render(
@@ -174,7 +172,7 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
         page, provider, db, parameters, browser_session, fresh_login=True, continues_flow=True
     )
     if queued:
-        app.logged_out()
+        after_commit(db, app.logged_out)
     return response
 
 
@@ -186,7 +184,7 @@ def login(request: Request, db: Database, app: App, form: Form) -> Response:
     responses=_AUTHORIZATION_FORM,
     openapi_extra=apidoc.form(apidoc.ConsentForm),
 )
-def consent(request: Request, db: Database, app: App, form: Form) -> Response:
+def consent(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
     charges = app.limits.request_object(client_ip(request), parameters)
     if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
@@ -224,7 +222,7 @@ def _authorization_step(
     request: Request, db: Session, app: Services, parameters: FormPairs
 ) -> Response:
     page = Page(request, app, dict(parameters).get("ui_locales"))
-    refused = app.admit(db, *app.limits.request_object(client_ip(request), parameters))
+    refused = admit(db, app, *app.limits.request_object(client_ip(request), parameters))
     if refused is not None:
         return page.rate_limited(refused)
     provider = app.provider(db, events(request))
@@ -252,7 +250,6 @@ def _continue(
     outcome = authorize(
         provider, oauth_request, browser_session, fresh_login=fresh_login, decision=decision
     )
-    db.commit()
     back_to = _authorize_url(parameters)
     carried = urlencode(parameters)
     if isinstance(outcome, ShowError):
@@ -334,7 +331,6 @@ def _second_factor_page(
             issuer_name=page.t("app.name"),
             now=utc_now(),
         )
-        db.commit()
     return page.render(
         "otp.html",
         back_to=back_to,
@@ -355,7 +351,7 @@ def _second_factor_page(
     responses=_AUTHORIZATION_FORM,
     openapi_extra=apidoc.form(apidoc.SecondFactorForm),
 )
-def second_factor(request: Request, db: Database, app: App, form: Form) -> Response:
+def second_factor(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
     charges = app.limits.request_object(client_ip(request), parameters)
     if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
@@ -375,7 +371,6 @@ def second_factor(request: Request, db: Database, app: App, form: Form) -> Respo
         policy=app.lockout_policy,
         now=now,
     ):
-        db.commit()  # the failure counts towards the lockout
         client = provider.query_client(dict(parameters).get("client_id", ""))
         if client is None:
             return _continue(page, provider, db, parameters, browser_session, continues_flow=True)
@@ -450,7 +445,7 @@ def activation_form(request: Request, app: App) -> HTMLResponse:
     },
     openapi_extra=apidoc.query(apidoc.UiLocales) | apidoc.form(apidoc.ActivationForm),
 )
-def activate(request: Request, db: Database, app: App, form: Form) -> HTMLResponse:
+def activate(request: Request, db: UnitOfWork, app: App, form: Form) -> HTMLResponse:
     page = Page(request, app, request.query_params.get("ui_locales"))
     nik = _field(form, "nik").strip()
     code = _field(form, "code").strip()
@@ -473,7 +468,6 @@ def activate(request: Request, db: Database, app: App, form: Form) -> HTMLRespon
         return _activation_page(
             page, status=400, error_key=f"activate.pin.{exc.rule}", nik=nik, code=code
         )
-    db.commit()
     return page.render("activated.html", back_to="/activate")
 
 
@@ -508,7 +502,7 @@ _LOGOUT: apidoc.Responses = {
     responses=_LOGOUT,
     openapi_extra=apidoc.query(apidoc.LogoutRequest),
 )
-def end_session_get(request: Request, db: Database, app: App) -> Response:
+def end_session_get(request: Request, db: UnitOfWork, app: App) -> Response:
     return _end_session(request, db, app, list(request.query_params.multi_items()))
 
 
@@ -520,7 +514,7 @@ def end_session_get(request: Request, db: Database, app: App) -> Response:
     responses=_LOGOUT | CSRF_REFUSED,
     openapi_extra=apidoc.form(apidoc.LogoutForm),
 )
-def end_session_post(request: Request, db: Database, app: App, form: Form) -> Response:
+def end_session_post(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     if any(name == "csrf_token" for name, _ in form):
         return _confirmed_logout(request, db, app, form)
     return _end_session(request, db, app, form)
@@ -587,9 +581,8 @@ def _log_out(request: Request, db: Session, app: Services, now: datetime) -> Non
     if browser_session is None:
         return
     queued = end_browser_session(db, browser_session, pairwise_secret=app.pairwise_secret, now=now)
-    db.commit()
     if queued:
-        app.logged_out()
+        after_commit(db, app.logged_out)
 
 
 @router.get(

@@ -27,7 +27,7 @@ from digital_id.oidc.provider import Provider, ProviderContext
 from digital_id.oidc.userinfo import RecordedReleases
 from digital_id.registry.regions import RegionTable
 from digital_id.sessions.service import SessionPolicy
-from digital_id.throttle.limiter import Charge, Limits, RateLimitedError, RateLimiter
+from digital_id.throttle.limiter import Limits, RateLimiter
 from digital_id.web.courier import CourierThread
 
 BROWSER_COOKIE = "dgid_browser"
@@ -112,18 +112,6 @@ class Services:
         """Logouts were just queued: send them now rather than at the next poll."""
         if self.courier is not None:
             self.courier.wake()
-
-    def admit(self, session: Session, *charges: Charge) -> RateLimitedError | None:
-        """Charge a page's rate limits in a transaction of their own, committed before the
-        slow work (a PIN hash) so no counter stays locked through it; a refusal keeps
-        nothing and is returned for the page to show."""
-        try:
-            self.rate_limiter.charge(session, charges, now=utc_now())
-        except RateLimitedError as refused:
-            session.rollback()
-            return refused
-        session.commit()
-        return None
 
     def endpoint(self, path: str) -> str:
         return self.settings.issuer.rstrip("/") + path
