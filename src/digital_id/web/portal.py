@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digital_id import levels
 from digital_id.accounts import service as accounts
-from digital_id.accounts import standing
 from digital_id.accounts.pins import InvalidPinError
 from digital_id.audit import trail
 from digital_id.audit.models import AuditEvent
@@ -31,24 +29,23 @@ from digital_id.oidc import assurance
 from digital_id.oidc.logout import end_browser_session, end_citizen_sessions, withdraw_consent
 from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
-from digital_id.sessions.models import BrowserSession
 from digital_id.web import apidoc
 from digital_id.web.apidoc import CSRF_REFUSED, PAGE_UNAVAILABLE, page, redirect, throttled_page
-from digital_id.web.login import begin_session, recognised_browser
-from digital_id.web.rendering import Page
-from digital_id.web.routes import Form
-from digital_id.web.routes import field_value as _field
-from digital_id.web.services import (
-    SESSION_COOKIE,
-    Services,
-    client_ip,
-    events,
-    services,
+from digital_id.web.citizen_session import (
+    CitizenDownload,
+    CitizenForm,
+    CitizenPage,
+    PendingForm,
+    View,
+    code_page,
+    login_page,
 )
+from digital_id.web.forms import Form, field_value
+from digital_id.web.login import begin_session, recognised_browser
+from digital_id.web.services import ServicesDep, client_ip, events
 from digital_id.web.unit_of_work import UnitOfWork, after_commit
 
 router = APIRouter(tags=["portal"])
-App = Annotated[Services, Depends(services)]
 
 RECORD_FIELDS = ("nik", "kk_number", "full_name", "birth_place", "birth_date", "sex", "blood_type", "religion", "marital_status", "occupation", "nationality", "street", "rt", "rw", "village", "district_code")  # fmt: skip
 
@@ -71,51 +68,6 @@ _TO_PORTAL: apidoc.Responses = {
 }
 
 
-def _live_session(request: Request, db: Session, app: Services) -> BrowserSession | None:
-    """The browser's live session, at whatever level, if the one rule still lets its citizen
-    in."""
-    now = utc_now()
-    browser_session = sessions.resume(
-        db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
-    )
-    if browser_session is None or standing.refusal(
-        db, browser_session.citizen_id, now=now, browser_session_id=browser_session.id
-    ):
-        return None
-    return browser_session
-
-
-def _citizen_session(request: Request, db: Session, app: Services) -> BrowserSession | None:
-    """The browser's live session, if it has reached the level its citizen has: one with an
-    authenticator has passed it in this session."""
-    browser_session = _live_session(request, db, app)
-    if browser_session is None or not levels.satisfies(
-        browser_session.acr, assurance.citizen_level(db, browser_session.citizen_id)
-    ):
-        return None
-    return browser_session
-
-
-def _sign_in_page(request: Request, db: Session, app: Services, view: Page) -> HTMLResponse:
-    """What a browser without a portal session sees: the one-time-code page when its session
-    is below the citizen's level (the step-up asks for the code, never the PIN again), else
-    the login page."""
-    if _live_session(request, db, app) is not None:
-        return _code_page(view)
-    return _login_page(view)
-
-
-def _code_page(view: Page, *, failed: bool = False) -> HTMLResponse:
-    return view.render(
-        "otp.html",
-        agency="",
-        enrolment=None,
-        failed=failed,
-        action="/account/otp",
-        authorization_request="",
-    )
-
-
 @router.get(
     "/account",
     summary="The portal: the citizen's record, agencies with access, releases, sessions.",
@@ -124,15 +76,14 @@ def _code_page(view: Page, *, failed: bool = False) -> HTMLResponse:
     responses=PAGE_UNAVAILABLE,
 )
 def account(
-    request: Request,
+    visit: CitizenPage,
     db: UnitOfWork,
-    app: App,
+    services: ServicesDep,
     page: Annotated[str, Query(description="The page of the release history, from 1.")] = "1",
 ) -> Response:
-    view = Page(request, app, request.query_params.get("ui_locales"))
-    browser_session = _citizen_session(request, db, app)
-    if browser_session is None:
-        return _sign_in_page(request, db, app, view)
+    if isinstance(visit, Response):
+        return visit
+    view, browser_session = visit.view, visit.session
     citizen = db.get_one(Citizen, browser_session.citizen_id)
     number = _page_number(page)
     history, more = trail.releases(db, citizen.id, page=number)
@@ -177,7 +128,7 @@ def account(
                 "current": item.id == browser_session.id,
             }
             for item in sessions.live_sessions(
-                db, citizen.id, policy=app.session_policy, now=utc_now()
+                db, citizen.id, policy=services.session_policy, now=utc_now()
             )
         ],
     )
@@ -191,26 +142,27 @@ def account(
     responses=_FORM | throttled_page(),
     openapi_extra=apidoc.form(apidoc.PortalLoginForm),
 )
-def portal_login(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
-    view = Page(request, app)
-    nik = _field(form, "nik").strip()
+def portal_login(
+    request: Request, db: UnitOfWork, app: ServicesDep, form: Form, view: View
+) -> Response:
+    nik = field_value(form, "nik").strip()
     now = utc_now()
     browser = recognised_browser(view, nik, now)
     charges = app.limits.login(client_ip(request), nik, recognised=browser is not None)
-    if (refusal := view.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
+    if (refusal := view.refusal(db, field_value(form, "csrf_token"), *charges)) is not None:
         return refusal
     outcome = accounts.authenticate(
         db,
         app.pin_hasher,
         nik=nik,
-        pin=_field(form, "pin"),
+        pin=field_value(form, "pin"),
         policy=app.lockout_policy,
         now=now,
         events=events(request),
         browser=browser,
     )
     if outcome.citizen is None:
-        return _login_page(view, failed=True)
+        return login_page(view, failed=True)
     _browser_session, queued = begin_session(
         view, db, outcome, nik=nik, now=now, events=events(request)
     )
@@ -218,7 +170,7 @@ def portal_login(request: Request, db: UnitOfWork, app: App, form: Form) -> Resp
         after_commit(db, app.logged_out)
     if assurance.citizen_level(db, outcome.citizen.id) != LOA_LOW:
         # The session stays at the PIN's level, so pending, until the code passes.
-        response: Response = _code_page(view)
+        response: Response = code_page(view)
     else:
         response = RedirectResponse("/account", status_code=303)
         view.finish(response)
@@ -233,23 +185,19 @@ def portal_login(request: Request, db: UnitOfWork, app: App, form: Form) -> Resp
     responses=_FORM,
     openapi_extra=apidoc.form(apidoc.PortalOtpForm),
 )
-def portal_otp(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
-    view = Page(request, app)
-    if not view.csrf_valid(_field(form, "csrf_token")):
-        return view.csrf_refusal()
-    browser_session = _live_session(request, db, app)
-    if browser_session is None:
-        return _login_page(view)
-    pending = _citizen_session(request, db, app) is None  # else there is nothing to pass
-    if pending and not assurance.pass_second_factor(
+def portal_otp(visit: PendingForm, db: UnitOfWork, app: ServicesDep, form: Form) -> Response:
+    if isinstance(visit, Response):
+        return visit
+    view = visit.view
+    if not visit.at_level and not assurance.pass_second_factor(
         db,
         app.totp_cipher,
-        browser_session,
-        _field(form, "otp").strip(),
+        visit.session,
+        field_value(form, "otp").strip(),
         policy=app.lockout_policy,
         now=utc_now(),
     ):
-        return _code_page(view, failed=True)
+        return code_page(view, failed=True)
     response = RedirectResponse("/account", status_code=303)
     view.finish(response)
     return response
@@ -261,12 +209,11 @@ def portal_otp(request: Request, db: UnitOfWork, app: App, form: Form) -> Respon
     response_model=apidoc.PersonalData,
     responses=_TO_PORTAL,
 )
-def download(request: Request, db: UnitOfWork, app: App) -> Response:
+def download(visit: CitizenDownload, db: UnitOfWork) -> Response:
     """The citizen's register record and access history (UU PDP's right to a copy)."""
-    browser_session = _citizen_session(request, db, app)
-    if browser_session is None:
-        return RedirectResponse("/account", status_code=303)
-    citizen = db.get_one(Citizen, browser_session.citizen_id)
+    if isinstance(visit, Response):
+        return visit
+    citizen = db.get_one(Citizen, visit.session.citizen_id)
     history = db.scalars(
         select(AuditEvent)
         .where(
@@ -301,17 +248,16 @@ def download(request: Request, db: UnitOfWork, app: App) -> Response:
     response_class=apidoc.JwtResponse,
     responses={404: {"description": "No such receipt of this citizen's."}, **_TO_PORTAL},
 )
-def receipt(receipt_id: str, request: Request, db: UnitOfWork, app: App) -> Response:
-    browser_session = _citizen_session(request, db, app)
-    if browser_session is None:
-        return RedirectResponse("/account", status_code=303)
+def receipt(receipt_id: str, visit: CitizenDownload, db: UnitOfWork) -> Response:
+    if isinstance(visit, Response):
+        return visit
     token = (
         None
         if not storable(receipt_id)
         else db.scalar(
             select(ConsentReceipt.token).where(
                 ConsentReceipt.receipt_id == receipt_id,
-                ConsentReceipt.citizen_id == browser_session.citizen_id,
+                ConsentReceipt.citizen_id == visit.session.citizen_id,
             )
         )
     )
@@ -334,14 +280,13 @@ def receipt(receipt_id: str, request: Request, db: UnitOfWork, app: App) -> Resp
     response_description=_LOGIN_PAGE,
     responses=_TO_PORTAL,
 )
-def revoke_confirmation(client_id: str, request: Request, db: UnitOfWork, app: App) -> Response:
-    view = Page(request, app)
-    if _citizen_session(request, db, app) is None:
-        return _sign_in_page(request, db, app, view)
+def revoke_confirmation(client_id: str, visit: CitizenPage, db: UnitOfWork) -> Response:
+    if isinstance(visit, Response):
+        return visit
     client = _agency(db, client_id)
     if client is None:
         return RedirectResponse("/account#agencies", status_code=303)
-    return view.render("revoke.html", agency=client.client_name, client_id=client.client_id)
+    return visit.view.render("revoke.html", agency=client.client_name, client_id=client.client_id)
 
 
 @router.post(
@@ -352,27 +297,25 @@ def revoke_confirmation(client_id: str, request: Request, db: UnitOfWork, app: A
     responses=_FORM,
     openapi_extra=apidoc.form(apidoc.CsrfForm),
 )
-def revoke(client_id: str, request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
-    view = Page(request, app)
-    if not view.csrf_valid(_field(form, "csrf_token")):
-        return view.csrf_refusal()
-    browser_session = _citizen_session(request, db, app)
-    if browser_session is None:
-        return _sign_in_page(request, db, app, view)
+def revoke(
+    client_id: str, request: Request, visit: CitizenForm, db: UnitOfWork, app: ServicesDep
+) -> Response:
+    if isinstance(visit, Response):
+        return visit
     client = _agency(db, client_id)
     if client is not None and withdraw_consent(
         db,
         app.key_ring.current(),
         issuer=app.settings.issuer,
         pairwise_secret=app.pairwise_secret,
-        citizen_id=browser_session.citizen_id,
+        citizen_id=visit.session.citizen_id,
         client=client,
         now=utc_now(),
         events=events(request),
     ):
         after_commit(db, app.logged_out)
     response = RedirectResponse("/account#agencies", status_code=303)
-    view.finish(response)
+    visit.view.finish(response)
     return response
 
 
@@ -384,14 +327,13 @@ def revoke(client_id: str, request: Request, db: UnitOfWork, app: App, form: For
     responses=_FORM,
     openapi_extra=apidoc.form(apidoc.EndSessionsForm),
 )
-def end_sessions(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
-    view = Page(request, app)
-    if not view.csrf_valid(_field(form, "csrf_token")):
-        return view.csrf_refusal()
-    current = _citizen_session(request, db, app)
-    if current is None:
-        return _sign_in_page(request, db, app, view)
-    wanted = _field(form, "sid")
+def end_sessions(
+    request: Request, visit: CitizenForm, db: UnitOfWork, app: ServicesDep, form: Form
+) -> Response:
+    if isinstance(visit, Response):
+        return visit
+    view, current = visit.view, visit.session
+    wanted = field_value(form, "sid")
     now = utc_now()
     ended_current = False
     for item in sessions.live_sessions(db, current.citizen_id, policy=app.session_policy, now=now):
@@ -420,19 +362,6 @@ def _page_number(given: str) -> int:
     if given.isascii() and given.isdigit() and 0 < len(given) <= 6:
         return max(int(given), 1)
     return 1
-
-
-def _login_page(view: Page, *, failed: bool = False) -> HTMLResponse:
-    return view.render(
-        "login.html",
-        back_to="/account",
-        agency="",
-        failed=failed,
-        nik="",
-        action="/account/login",
-        activate_url="/activate",
-        authorization_request="",
-    )
 
 
 def _agencies(db: Session, citizen_id: int) -> list[dict[str, Any]]:
@@ -481,11 +410,10 @@ def _agencies(db: Session, citizen_id: int) -> list[dict[str, Any]]:
     response_description=_LOGIN_PAGE,
     responses=PAGE_UNAVAILABLE,
 )
-def pin_form(request: Request, db: UnitOfWork, app: App) -> Response:
-    view = Page(request, app)
-    if _citizen_session(request, db, app) is None:
-        return _sign_in_page(request, db, app, view)
-    return view.render("pin.html", back_to="/account/pin", error_key=None)
+def pin_form(visit: CitizenPage) -> Response:
+    if isinstance(visit, Response):
+        return visit
+    return visit.view.render("pin.html", back_to="/account/pin", error_key=None)
 
 
 @router.post(
@@ -497,13 +425,12 @@ def pin_form(request: Request, db: UnitOfWork, app: App) -> Response:
     | {400: page("The change-PIN page with the reason (wrong old PIN, PIN rules), or CSRF.")},
     openapi_extra=apidoc.form(apidoc.PinChangeForm),
 )
-def change_pin(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
-    view = Page(request, app)
-    if not view.csrf_valid(_field(form, "csrf_token")):
-        return view.csrf_refusal()
-    browser_session = _citizen_session(request, db, app)
-    if browser_session is None:
-        return _sign_in_page(request, db, app, view)
+def change_pin(
+    request: Request, visit: CitizenForm, db: UnitOfWork, app: ServicesDep, form: Form
+) -> Response:
+    if isinstance(visit, Response):
+        return visit
+    view, browser_session = visit.view, visit.session
     citizen = db.get_one(Citizen, browser_session.citizen_id)
     now = utc_now()
     try:
@@ -511,9 +438,9 @@ def change_pin(request: Request, db: UnitOfWork, app: App, form: Form) -> Respon
             db,
             app.pin_hasher,
             citizen,
-            old_pin=_field(form, "old_pin"),
-            new_pin=_field(form, "pin"),
-            new_pin_confirm=_field(form, "pin_confirm"),
+            old_pin=field_value(form, "old_pin"),
+            new_pin=field_value(form, "pin"),
+            new_pin_confirm=field_value(form, "pin_confirm"),
             policy=app.lockout_policy,
             browser_session=browser_session,
             now=now,
@@ -552,11 +479,10 @@ def change_pin(request: Request, db: UnitOfWork, app: App, form: Form) -> Respon
     response_description=_LOGIN_PAGE,
     responses={303: redirect("Already enrolled: to the portal."), **PAGE_UNAVAILABLE},
 )
-def enrol_form(request: Request, db: UnitOfWork, app: App) -> Response:
-    view = Page(request, app)
-    browser_session = _citizen_session(request, db, app)
-    if browser_session is None:
-        return _sign_in_page(request, db, app, view)
+def enrol_form(visit: CitizenPage, db: UnitOfWork, app: ServicesDep) -> Response:
+    if isinstance(visit, Response):
+        return visit
+    view, browser_session = visit.view, visit.session
     citizen = db.get_one(Citizen, browser_session.citizen_id)
     if accounts.second_factor_enrolled(db, citizen.id):
         return RedirectResponse("/account#security", status_code=303)
@@ -581,20 +507,17 @@ def enrol_form(request: Request, db: UnitOfWork, app: App) -> Response:
     responses=_FORM | {400: page("The enrolment page again after a wrong code, or CSRF.")},
     openapi_extra=apidoc.form(apidoc.PortalOtpForm),
 )
-def enrol(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
-    view = Page(request, app)
-    if not view.csrf_valid(_field(form, "csrf_token")):
-        return view.csrf_refusal()
-    browser_session = _citizen_session(request, db, app)
-    if browser_session is None:
-        return _sign_in_page(request, db, app, view)
+def enrol(visit: CitizenForm, db: UnitOfWork, app: ServicesDep, form: Form) -> Response:
+    if isinstance(visit, Response):
+        return visit
+    view, browser_session = visit.view, visit.session
     citizen = db.get_one(Citizen, browser_session.citizen_id)
     now = utc_now()
     if not assurance.pass_second_factor(
         db,
         app.totp_cipher,
         browser_session,
-        _field(form, "otp").strip(),
+        field_value(form, "otp").strip(),
         policy=app.lockout_policy,
         now=now,
     ):
@@ -623,16 +546,12 @@ def enrol(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     responses=_FORM,
     openapi_extra=apidoc.form(apidoc.CsrfForm),
 )
-def remove_second_factor(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
+def remove_second_factor(visit: CitizenForm, db: UnitOfWork) -> Response:
     """Only from a session that passed the second factor itself: a citizen with an
     authenticator has no other portal session."""
-    view = Page(request, app)
-    if not view.csrf_valid(_field(form, "csrf_token")):
-        return view.csrf_refusal()
-    browser_session = _citizen_session(request, db, app)
-    if browser_session is None:
-        return _sign_in_page(request, db, app, view)
-    accounts.remove_totp(db, db.get_one(Citizen, browser_session.citizen_id))
+    if isinstance(visit, Response):
+        return visit
+    accounts.remove_totp(db, db.get_one(Citizen, visit.session.citizen_id))
     response = RedirectResponse("/account#security", status_code=303)
-    view.finish(response)
+    visit.view.finish(response)
     return response

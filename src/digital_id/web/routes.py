@@ -36,6 +36,7 @@ from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
 from digital_id.web import apidoc
 from digital_id.web.apidoc import CSRF_REFUSED, PAGE_UNAVAILABLE, page, redirect, throttled_page
+from digital_id.web.forms import Form, FormPairs, field_value
 from digital_id.web.i18n import LANGUAGES
 from digital_id.web.login import begin_session, recognised_browser
 from digital_id.web.rendering import Page
@@ -52,24 +53,6 @@ from digital_id.web.unit_of_work import UnitOfWork, admit, after_commit
 router = APIRouter(tags=["pages"])
 
 App = Annotated[Services, Depends(services)]
-FormPairs = list[tuple[str, str]]
-
-
-async def form_pairs(request: Request) -> FormPairs:
-    """Every field of an urlencoded or multipart form, repeated names kept."""
-    form = await request.form()
-    return [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
-
-
-Form = Annotated[FormPairs, Depends(form_pairs)]
-
-
-def field_value(pairs: FormPairs, name: str) -> str:
-    """The first value of a form field, or an empty string."""
-    return next((value for key, value in pairs if key == name), "")
-
-
-_field = field_value
 
 
 # What an authorization step answers: the next page, or the way back to the agency.
@@ -131,13 +114,13 @@ def authorize_post(request: Request, db: UnitOfWork, app: App, form: Form) -> Re
 )
 def login(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
-    nik = _field(form, "nik").strip()
+    nik = field_value(form, "nik").strip()
     browser = recognised_browser(page, nik, utc_now())
     charges = (
         *app.limits.login(client_ip(request), nik, recognised=browser is not None),
         *app.limits.request_object(client_ip(request), parameters),
     )
-    if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
+    if (refusal := page.refusal(db, field_value(form, "csrf_token"), *charges)) is not None:
         return refusal
     provider = app.provider(db, events(request))
     now = provider.context.now
@@ -145,7 +128,7 @@ def login(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
         db,
         app.pin_hasher,
         nik=nik,
-        pin=_field(form, "pin"),
+        pin=field_value(form, "pin"),
         policy=app.lockout_policy,
         now=now,
         events=events(request),
@@ -187,7 +170,7 @@ def login(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
 def consent(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
     charges = app.limits.request_object(client_ip(request), parameters)
-    if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
+    if (refusal := page.refusal(db, field_value(form, "csrf_token"), *charges)) is not None:
         return refusal
     provider = app.provider(db, events(request))
     browser_session = sessions.resume(
@@ -196,8 +179,8 @@ def consent(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
         policy=app.session_policy,
         now=provider.context.now,
     )
-    decision = _field(form, "decision")
-    fresh = browser_session is not None and _field(form, "login_proof") == login_proof(
+    decision = field_value(form, "decision")
+    fresh = browser_session is not None and field_value(form, "login_proof") == login_proof(
         app.csrf_secret, browser_session, _oauth_request(app, parameters)
     )
     return _continue(
@@ -214,7 +197,7 @@ def consent(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
 
 def _carried(request: Request, app: Services, form: FormPairs) -> tuple[Page, FormPairs]:
     """The page and the authorization request the login or consent form carried."""
-    parameters = parse_qsl(_field(form, "authorization_request"), keep_blank_values=True)
+    parameters = parse_qsl(field_value(form, "authorization_request"), keep_blank_values=True)
     return Page(request, app, dict(parameters).get("ui_locales")), parameters
 
 
@@ -354,7 +337,7 @@ def _second_factor_page(
 def second_factor(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
     charges = app.limits.request_object(client_ip(request), parameters)
-    if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
+    if (refusal := page.refusal(db, field_value(form, "csrf_token"), *charges)) is not None:
         return refusal
     provider = app.provider(db, events(request))
     now = provider.context.now
@@ -367,7 +350,7 @@ def second_factor(request: Request, db: UnitOfWork, app: App, form: Form) -> Res
         db,
         app.totp_cipher,
         browser_session,
-        _field(form, "otp").strip(),
+        field_value(form, "otp").strip(),
         policy=app.lockout_policy,
         now=now,
     ):
@@ -447,10 +430,10 @@ def activation_form(request: Request, app: App) -> HTMLResponse:
 )
 def activate(request: Request, db: UnitOfWork, app: App, form: Form) -> HTMLResponse:
     page = Page(request, app, request.query_params.get("ui_locales"))
-    nik = _field(form, "nik").strip()
-    code = _field(form, "code").strip()
+    nik = field_value(form, "nik").strip()
+    code = field_value(form, "code").strip()
     charges = app.limits.activation(client_ip(request), nik)
-    if (refusal := page.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
+    if (refusal := page.refusal(db, field_value(form, "csrf_token"), *charges)) is not None:
         return refusal
     try:
         accounts.activate(
@@ -458,8 +441,8 @@ def activate(request: Request, db: UnitOfWork, app: App, form: Form) -> HTMLResp
             app.pin_hasher,
             nik=nik,
             code=code,
-            pin=_field(form, "pin"),
-            pin_confirm=_field(form, "pin_confirm"),
+            pin=field_value(form, "pin"),
+            pin_confirm=field_value(form, "pin_confirm"),
             now=utc_now(),
         )
     except accounts.ActivationError:
@@ -567,7 +550,7 @@ def _confirmed_logout(
     request: Request, db: Session, app: Services, form: FormPairs
 ) -> HTMLResponse:
     page = Page(request, app, request.query_params.get("ui_locales"))
-    if not page.csrf_valid(_field(form, "csrf_token")):
+    if not page.csrf_valid(field_value(form, "csrf_token")):
         return page.csrf_refusal()
     _log_out(request, db, app, utc_now())
     page.logged_out()

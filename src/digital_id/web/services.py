@@ -8,8 +8,9 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -138,6 +139,9 @@ class Services:
 def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]
 
 
 def events(request: Request, actor: str = "citizen") -> EventContext:
