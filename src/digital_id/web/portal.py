@@ -14,20 +14,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import service as accounts
 from digital_id.accounts.pins import InvalidPinError
 from digital_id.audit import trail
-from digital_id.audit.models import AuditEvent
-from digital_id.clients.models import Client
-from digital_id.consent.models import Consent, ConsentReceipt
-from digital_id.db.types import storable, utc_now
+from digital_id.clients import service as clients
+from digital_id.consent import access
+from digital_id.db.types import utc_now
 from digital_id.levels import LOA_LOW
 from digital_id.oidc import assurance
 from digital_id.oidc.logout import end_browser_session, end_citizen_sessions, withdraw_consent
-from digital_id.registry.models import Citizen
+from digital_id.registry import service as registry
 from digital_id.sessions import service as sessions
 from digital_id.web import apidoc
 from digital_id.web.apidoc import CSRF_REFUSED, PAGE_UNAVAILABLE, page, redirect, throttled_page
@@ -84,10 +82,10 @@ def account(
     if isinstance(visit, Response):
         return visit
     view, browser_session = visit.view, visit.session
-    citizen = db.get_one(Citizen, browser_session.citizen_id)
+    citizen = registry.get(db, browser_session.citizen_id)
     number = _page_number(page)
     history, more = trail.releases(db, citizen.id, page=number)
-    names: dict[str, str] = dict(db.execute(select(Client.client_id, Client.client_name)).all())
+    names = clients.names(db)
     return view.render(
         "account.html",
         citizen=citizen,
@@ -111,12 +109,7 @@ def account(
                 "agency": names.get(client_id, client_id),
                 "when": receipt.issued_at.isoformat(timespec="minutes"),
             }
-            for receipt, client_id in db.execute(
-                select(ConsentReceipt, Client.client_id)
-                .join(Client, Client.id == ConsentReceipt.client_id)
-                .where(ConsentReceipt.citizen_id == citizen.id)
-                .order_by(ConsentReceipt.issued_at.desc(), ConsentReceipt.id.desc())
-            ).all()
+            for receipt, client_id in access.receipts(db, citizen.id)
         ],
         second_factor=accounts.second_factor_enrolled(db, citizen.id),
         away=trail.while_away(db, citizen.id, logged_in_at=browser_session.created_at),
@@ -213,14 +206,8 @@ def download(visit: CitizenDownload, db: UnitOfWork) -> Response:
     """The citizen's register record and access history (UU PDP's right to a copy)."""
     if isinstance(visit, Response):
         return visit
-    citizen = db.get_one(Citizen, visit.session.citizen_id)
-    history = db.scalars(
-        select(AuditEvent)
-        .where(
-            AuditEvent.subject == trail.citizen_ref(citizen.id), AuditEvent.tag == "claims:released"
-        )
-        .order_by(AuditEvent.sequence)
-    ).all()
+    citizen = registry.get(db, visit.session.citizen_id)
+    history = trail.all_releases(db, citizen.id)
     body: dict[str, Any] = {
         "record": {name: str(getattr(citizen, name)) for name in RECORD_FIELDS},
         "agencies": [
@@ -251,16 +238,7 @@ def download(visit: CitizenDownload, db: UnitOfWork) -> Response:
 def receipt(receipt_id: str, visit: CitizenDownload, db: UnitOfWork) -> Response:
     if isinstance(visit, Response):
         return visit
-    token = (
-        None
-        if not storable(receipt_id)
-        else db.scalar(
-            select(ConsentReceipt.token).where(
-                ConsentReceipt.receipt_id == receipt_id,
-                ConsentReceipt.citizen_id == visit.session.citizen_id,
-            )
-        )
-    )
+    token = access.receipt_token(db, visit.session.citizen_id, receipt_id)
     if token is None:
         return Response(status_code=404, headers={"Cache-Control": "no-store"})
     return Response(
@@ -283,7 +261,7 @@ def receipt(receipt_id: str, visit: CitizenDownload, db: UnitOfWork) -> Response
 def revoke_confirmation(client_id: str, visit: CitizenPage, db: UnitOfWork) -> Response:
     if isinstance(visit, Response):
         return visit
-    client = _agency(db, client_id)
+    client = clients.find(db, client_id)
     if client is None:
         return RedirectResponse("/account#agencies", status_code=303)
     return visit.view.render("revoke.html", agency=client.client_name, client_id=client.client_id)
@@ -302,7 +280,7 @@ def revoke(
 ) -> Response:
     if isinstance(visit, Response):
         return visit
-    client = _agency(db, client_id)
+    client = clients.find(db, client_id)
     if client is not None and withdraw_consent(
         db,
         app.key_ring.current(),
@@ -350,12 +328,6 @@ def end_sessions(
     return response
 
 
-def _agency(db: Session, client_id: str) -> Client | None:
-    if not storable(client_id):
-        return None
-    return db.scalars(select(Client).where(Client.client_id == client_id)).one_or_none()
-
-
 def _page_number(given: str) -> int:
     """The history page asked for; a link someone edited into nonsense (or a number past what
     any database offset holds) shows the first page rather than an error."""
@@ -365,39 +337,19 @@ def _page_number(given: str) -> int:
 
 
 def _agencies(db: Session, citizen_id: int) -> list[dict[str, Any]]:
-    last_release = dict(
-        db.execute(
-            select(AuditEvent.client_id, func.max(AuditEvent.occurred_at))
-            .where(
-                AuditEvent.subject == trail.citizen_ref(citizen_id),
-                AuditEvent.tag == "claims:released",
-            )
-            .group_by(AuditEvent.client_id)
-        ).all()
-    )
+    last_release = trail.last_release_by_agency(db, citizen_id)
     agencies = []
-    for client, consent in db.execute(
-        select(Client, Consent)
-        .join(Consent, Consent.client_id == Client.id)
-        .where(Consent.citizen_id == citizen_id, Consent.revoked_at.is_(None))
-        .order_by(Consent.granted_at)
-    ):
-        receipts = db.scalars(
-            select(ConsentReceipt.receipt_id)
-            .where(ConsentReceipt.citizen_id == citizen_id, ConsentReceipt.client_id == client.id)
-            .order_by(ConsentReceipt.issued_at.desc())
-            .limit(1)
-        ).all()
-        released = last_release.get(client.client_id)
+    for agency in access.agencies(db, citizen_id):
+        released = last_release.get(agency.client_id)
         agencies.append(
             {
-                "client_id": client.client_id,
-                "name": client.client_name,
-                "claims": list(consent.claims),
-                "offline_access": "offline_access" in consent.claims,
-                "granted_at": consent.granted_at.isoformat(timespec="minutes"),
+                "client_id": agency.client_id,
+                "name": agency.name,
+                "claims": list(agency.consent.claims),
+                "offline_access": "offline_access" in agency.consent.claims,
+                "granted_at": agency.consent.granted_at.isoformat(timespec="minutes"),
                 "last_release": released.isoformat(timespec="minutes") if released else None,
-                "receipts": list(receipts),
+                "receipts": [] if agency.latest_receipt is None else [agency.latest_receipt],
             }
         )
     return agencies
@@ -431,7 +383,7 @@ def change_pin(
     if isinstance(visit, Response):
         return visit
     view, browser_session = visit.view, visit.session
-    citizen = db.get_one(Citizen, browser_session.citizen_id)
+    citizen = registry.get(db, browser_session.citizen_id)
     now = utc_now()
     try:
         accounts.change_pin(
@@ -483,7 +435,7 @@ def enrol_form(visit: CitizenPage, db: UnitOfWork, app: ServicesDep) -> Response
     if isinstance(visit, Response):
         return visit
     view, browser_session = visit.view, visit.session
-    citizen = db.get_one(Citizen, browser_session.citizen_id)
+    citizen = registry.get(db, browser_session.citizen_id)
     if accounts.second_factor_enrolled(db, citizen.id):
         return RedirectResponse("/account#security", status_code=303)
     enrolment = accounts.begin_totp_enrolment(
@@ -511,7 +463,7 @@ def enrol(visit: CitizenForm, db: UnitOfWork, app: ServicesDep, form: Form) -> R
     if isinstance(visit, Response):
         return visit
     view, browser_session = visit.view, visit.session
-    citizen = db.get_one(Citizen, browser_session.citizen_id)
+    citizen = registry.get(db, browser_session.citizen_id)
     now = utc_now()
     if not assurance.pass_second_factor(
         db,
@@ -551,7 +503,7 @@ def remove_second_factor(visit: CitizenForm, db: UnitOfWork) -> Response:
     authenticator has no other portal session."""
     if isinstance(visit, Response):
         return visit
-    accounts.remove_totp(db, db.get_one(Citizen, visit.session.citizen_id))
+    accounts.remove_totp(db, registry.get(db, visit.session.citizen_id))
     response = RedirectResponse("/account#security", status_code=303)
     visit.view.finish(response)
     return response

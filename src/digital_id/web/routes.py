@@ -31,7 +31,7 @@ from digital_id.oidc.authorization import (
 from digital_id.oidc.logout import end_browser_session
 from digital_id.oidc.provider import AgencyClient, Provider
 from digital_id.oidc.requests import ProviderRequest
-from digital_id.registry.models import Citizen
+from digital_id.registry import service as registry
 from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
 from digital_id.web import apidoc
@@ -360,7 +360,7 @@ def second_factor(request: Request, db: UnitOfWork, app: App, form: Form) -> Res
         return _second_factor_page(
             page,
             db,
-            ShowSecondFactor(client, db.get_one(Citizen, browser_session.citizen_id)),
+            ShowSecondFactor(client, registry.get(db, browser_session.citizen_id)),
             urlencode(parameters),
             _authorize_url(parameters),
             failed=True,
