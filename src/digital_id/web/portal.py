@@ -39,8 +39,8 @@ from digital_id.web.citizen_session import (
     login_page,
 )
 from digital_id.web.forms import Form, field_value
-from digital_id.web.login import begin_session, recognised_browser
-from digital_id.web.services import ServicesDep, client_ip, events
+from digital_id.web.login import log_in, step_up
+from digital_id.web.services import ServicesDep, events
 from digital_id.web.unit_of_work import UnitOfWork, after_commit
 
 router = APIRouter(tags=["portal"])
@@ -138,30 +138,12 @@ def account(
 def portal_login(
     request: Request, db: UnitOfWork, app: ServicesDep, form: Form, view: View
 ) -> Response:
-    nik = field_value(form, "nik").strip()
-    now = utc_now()
-    browser = recognised_browser(view, nik, now)
-    charges = app.limits.login(client_ip(request), nik, recognised=browser is not None)
-    if (refusal := view.refusal(db, field_value(form, "csrf_token"), *charges)) is not None:
-        return refusal
-    outcome = accounts.authenticate(
-        db,
-        app.pin_hasher,
-        nik=nik,
-        pin=field_value(form, "pin"),
-        policy=app.lockout_policy,
-        now=now,
-        events=events(request),
-        browser=browser,
-    )
-    if outcome.citizen is None:
+    browser_session = log_in(view, db, form, now=utc_now())
+    if isinstance(browser_session, HTMLResponse):
+        return browser_session
+    if browser_session is None:
         return login_page(view, failed=True)
-    _browser_session, queued = begin_session(
-        view, db, outcome, nik=nik, now=now, events=events(request)
-    )
-    if queued:
-        after_commit(db, app.logged_out)
-    if assurance.citizen_level(db, outcome.citizen.id) != LOA_LOW:
+    if assurance.citizen_level(db, browser_session.citizen_id) != LOA_LOW:
         # The session stays at the PIN's level, so pending, until the code passes.
         response: Response = code_page(view)
     else:
@@ -182,14 +164,7 @@ def portal_otp(visit: PendingForm, db: UnitOfWork, app: ServicesDep, form: Form)
     if isinstance(visit, Response):
         return visit
     view = visit.view
-    if not visit.at_level and not assurance.pass_second_factor(
-        db,
-        app.totp_cipher,
-        visit.session,
-        field_value(form, "otp").strip(),
-        policy=app.lockout_policy,
-        now=utc_now(),
-    ):
+    if not visit.at_level and not step_up(view, db, visit.session, form, now=utc_now()):
         return code_page(view, failed=True)
     response = RedirectResponse("/account", status_code=303)
     view.finish(response)
@@ -465,14 +440,7 @@ def enrol(visit: CitizenForm, db: UnitOfWork, app: ServicesDep, form: Form) -> R
     view, browser_session = visit.view, visit.session
     citizen = registry.get(db, browser_session.citizen_id)
     now = utc_now()
-    if not assurance.pass_second_factor(
-        db,
-        app.totp_cipher,
-        browser_session,
-        field_value(form, "otp").strip(),
-        policy=app.lockout_policy,
-        now=now,
-    ):
+    if not step_up(view, db, browser_session, form, now=now):
         enrolment = accounts.begin_totp_enrolment(
             db, app.totp_cipher, citizen, issuer_name=view.t("app.name"), now=now
         )

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from digital_id.accounts import service as accounts
 from digital_id.accounts.pins import InvalidPinError
 from digital_id.db.types import utc_now
-from digital_id.oidc import assurance
 from digital_id.oidc.authorization import (
     Respond,
     ShowConsent,
@@ -38,7 +37,7 @@ from digital_id.web import apidoc
 from digital_id.web.apidoc import CSRF_REFUSED, PAGE_UNAVAILABLE, page, redirect, throttled_page
 from digital_id.web.forms import Form, FormPairs, field_value
 from digital_id.web.i18n import LANGUAGES
-from digital_id.web.login import begin_session, recognised_browser
+from digital_id.web.login import log_in, step_up
 from digital_id.web.rendering import Page
 from digital_id.web.services import (
     LANGUAGE_COOKIE,
@@ -114,27 +113,17 @@ def authorize_post(request: Request, db: UnitOfWork, app: App, form: Form) -> Re
 )
 def login(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     page, parameters = _carried(request, app, form)
-    nik = field_value(form, "nik").strip()
-    browser = recognised_browser(page, nik, utc_now())
-    charges = (
-        *app.limits.login(client_ip(request), nik, recognised=browser is not None),
-        *app.limits.request_object(client_ip(request), parameters),
-    )
-    if (refusal := page.refusal(db, field_value(form, "csrf_token"), *charges)) is not None:
-        return refusal
     provider = app.provider(db, events(request))
-    now = provider.context.now
-    outcome = accounts.authenticate(
+    browser_session = log_in(
+        page,
         db,
-        app.pin_hasher,
-        nik=nik,
-        pin=field_value(form, "pin"),
-        policy=app.lockout_policy,
-        now=now,
-        events=events(request),
-        browser=browser,
+        form,
+        now=provider.context.now,
+        also_charge=app.limits.request_object(client_ip(request), parameters),
     )
-    if outcome.citizen is None:
+    if isinstance(browser_session, HTMLResponse):
+        return browser_session
+    if browser_session is None:
         oauth_request = _oauth_request(app, parameters)
         client = provider.query_client(oauth_request.payload.client_id or "")
         return page.render(
@@ -148,15 +137,9 @@ def login(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
             activate_url=_keeping_language(page, "/activate"),
             authorization_request=urlencode(parameters),
         )
-    browser_session, queued = begin_session(
-        page, db, outcome, nik=nik, now=now, events=events(request)
-    )
-    response = _continue(
+    return _continue(
         page, provider, db, parameters, browser_session, fresh_login=True, continues_flow=True
     )
-    if queued:
-        after_commit(db, app.logged_out)
-    return response
 
 
 @router.post(
@@ -346,14 +329,7 @@ def second_factor(request: Request, db: UnitOfWork, app: App, form: Form) -> Res
     )
     if browser_session is None:
         return _continue(page, provider, db, parameters, None, continues_flow=True)
-    if not assurance.pass_second_factor(
-        db,
-        app.totp_cipher,
-        browser_session,
-        field_value(form, "otp").strip(),
-        policy=app.lockout_policy,
-        now=now,
-    ):
+    if not step_up(page, db, browser_session, form, now=now):
         client = provider.query_client(dict(parameters).get("client_id", ""))
         if client is None:
             return _continue(page, provider, db, parameters, browser_session, continues_flow=True)
