@@ -136,7 +136,7 @@ def account(
     openapi_extra=apidoc.form(apidoc.PortalLoginForm),
 )
 def portal_login(
-    request: Request, db: UnitOfWork, app: ServicesDep, form: Form, view: View
+    request: Request, db: UnitOfWork, services: ServicesDep, form: Form, view: View
 ) -> Response:
     browser_session = log_in(view, db, form, now=utc_now())
     if isinstance(browser_session, HTMLResponse):
@@ -160,7 +160,7 @@ def portal_login(
     responses=_FORM,
     openapi_extra=apidoc.form(apidoc.PortalOtpForm),
 )
-def portal_otp(visit: PendingForm, db: UnitOfWork, app: ServicesDep, form: Form) -> Response:
+def portal_otp(visit: PendingForm, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
     if isinstance(visit, Response):
         return visit
     view = visit.view
@@ -251,22 +251,22 @@ def revoke_confirmation(client_id: str, visit: CitizenPage, db: UnitOfWork) -> R
     openapi_extra=apidoc.form(apidoc.CsrfForm),
 )
 def revoke(
-    client_id: str, request: Request, visit: CitizenForm, db: UnitOfWork, app: ServicesDep
+    client_id: str, request: Request, visit: CitizenForm, db: UnitOfWork, services: ServicesDep
 ) -> Response:
     if isinstance(visit, Response):
         return visit
     client = clients.find(db, client_id)
     if client is not None and withdraw_consent(
         db,
-        app.key_ring.current(),
-        issuer=app.settings.issuer,
-        pairwise_secret=app.pairwise_secret,
+        services.key_ring.current(),
+        issuer=services.settings.issuer,
+        pairwise_secret=services.pairwise_secret,
         citizen_id=visit.session.citizen_id,
         client=client,
         now=utc_now(),
         events=events(request),
     ):
-        after_commit(db, app.logged_out)
+        after_commit(db, services.logged_out)
     response = RedirectResponse("/account#agencies", status_code=303)
     visit.view.finish(response)
     return response
@@ -281,7 +281,7 @@ def revoke(
     openapi_extra=apidoc.form(apidoc.EndSessionsForm),
 )
 def end_sessions(
-    request: Request, visit: CitizenForm, db: UnitOfWork, app: ServicesDep, form: Form
+    request: Request, visit: CitizenForm, db: UnitOfWork, services: ServicesDep, form: Form
 ) -> Response:
     if isinstance(visit, Response):
         return visit
@@ -289,13 +289,15 @@ def end_sessions(
     wanted = field_value(form, "sid")
     now = utc_now()
     ended_current = False
-    for item in sessions.live_sessions(db, current.citizen_id, policy=app.session_policy, now=now):
+    for item in sessions.live_sessions(
+        db, current.citizen_id, policy=services.session_policy, now=now
+    ):
         if wanted in ("*", item.sid):
             end_browser_session(
-                db, item, pairwise_secret=app.pairwise_secret, now=now, events=events(request)
+                db, item, pairwise_secret=services.pairwise_secret, now=now, events=events(request)
             )
             ended_current = ended_current or item.id == current.id
-    after_commit(db, app.logged_out)
+    after_commit(db, services.logged_out)
     if ended_current:
         view.logged_out()
     response = RedirectResponse("/account", status_code=303)
@@ -353,7 +355,7 @@ def pin_form(visit: CitizenPage) -> Response:
     openapi_extra=apidoc.form(apidoc.PinChangeForm),
 )
 def change_pin(
-    request: Request, visit: CitizenForm, db: UnitOfWork, app: ServicesDep, form: Form
+    request: Request, visit: CitizenForm, db: UnitOfWork, services: ServicesDep, form: Form
 ) -> Response:
     if isinstance(visit, Response):
         return visit
@@ -363,12 +365,12 @@ def change_pin(
     try:
         accounts.change_pin(
             db,
-            app.pin_hasher,
+            services.pin_hasher,
             citizen,
             old_pin=field_value(form, "old_pin"),
             new_pin=field_value(form, "pin"),
             new_pin_confirm=field_value(form, "pin_confirm"),
-            policy=app.lockout_policy,
+            policy=services.lockout_policy,
             browser_session=browser_session,
             now=now,
         )
@@ -386,14 +388,14 @@ def change_pin(
     end_citizen_sessions(
         db,
         citizen.id,
-        pairwise_secret=app.pairwise_secret,
+        pairwise_secret=services.pairwise_secret,
         now=now,
         reason="pin_changed",
         actor="citizen",
         keep=browser_session,
         events=events(request),
     )
-    after_commit(db, app.logged_out)
+    after_commit(db, services.logged_out)
     response = RedirectResponse("/account#security", status_code=303)
     view.finish(response)
     return response
@@ -406,7 +408,7 @@ def change_pin(
     response_description=_LOGIN_PAGE,
     responses={303: redirect("Already enrolled: to the portal."), **PAGE_UNAVAILABLE},
 )
-def enrol_form(visit: CitizenPage, db: UnitOfWork, app: ServicesDep) -> Response:
+def enrol_form(visit: CitizenPage, db: UnitOfWork, services: ServicesDep) -> Response:
     if isinstance(visit, Response):
         return visit
     view, browser_session = visit.view, visit.session
@@ -414,7 +416,7 @@ def enrol_form(visit: CitizenPage, db: UnitOfWork, app: ServicesDep) -> Response
     if accounts.second_factor_enrolled(db, citizen.id):
         return RedirectResponse("/account#security", status_code=303)
     enrolment = accounts.begin_totp_enrolment(
-        db, app.totp_cipher, citizen, issuer_name=view.t("app.name"), now=utc_now()
+        db, services.totp_cipher, citizen, issuer_name=view.t("app.name"), now=utc_now()
     )
     return view.render(
         "otp.html",
@@ -434,7 +436,7 @@ def enrol_form(visit: CitizenPage, db: UnitOfWork, app: ServicesDep) -> Response
     responses=_FORM | {400: page("The enrolment page again after a wrong code, or CSRF.")},
     openapi_extra=apidoc.form(apidoc.PortalOtpForm),
 )
-def enrol(visit: CitizenForm, db: UnitOfWork, app: ServicesDep, form: Form) -> Response:
+def enrol(visit: CitizenForm, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
     if isinstance(visit, Response):
         return visit
     view, browser_session = visit.view, visit.session
@@ -442,7 +444,7 @@ def enrol(visit: CitizenForm, db: UnitOfWork, app: ServicesDep, form: Form) -> R
     now = utc_now()
     if not step_up(view, db, browser_session, form, now=now):
         enrolment = accounts.begin_totp_enrolment(
-            db, app.totp_cipher, citizen, issuer_name=view.t("app.name"), now=now
+            db, services.totp_cipher, citizen, issuer_name=view.t("app.name"), now=now
         )
         return view.render(
             "otp.html",

@@ -122,6 +122,11 @@ class Page:
         self._set_browser = True
         self.session_token = self._session_cookie = ""
 
+    def keeping_language(self, path: str) -> str:
+        """A link or form action that answers in the language of this page (the agency's
+        ``ui_locales`` is not carried anywhere else)."""
+        return f"{path}?{urlencode({'ui_locales': self.language})}"
+
     def csrf_refusal(self) -> HTMLResponse:
         return self.render("error.html", status=400, message_key="error.csrf", detail=None)
 

@@ -1,22 +1,15 @@
-"""The citizen's pages: the authorization flow (login, consent), activation, logout, language.
-
-Thin: each route reads the form, calls the domain (``oidc.authorization``, ``accounts``,
-``sessions``) and renders what it decided.
-"""
+"""The authorization flow's pages: ``/authorize`` and its login, one-time-code and consent
+forms; each reads the request, lets ``oidc.authorization`` decide, and renders the decision."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
-from authlib.oauth2.rfc6749 import OAuth2Error
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import service as accounts
-from digital_id.accounts.pins import InvalidPinError
 from digital_id.db.types import utc_now
 from digital_id.oidc.authorization import (
     Respond,
@@ -27,31 +20,26 @@ from digital_id.oidc.authorization import (
     authorize,
     login_proof,
 )
-from digital_id.oidc.logout import end_browser_session
 from digital_id.oidc.provider import AgencyClient, Provider
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.registry import service as registry
 from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
 from digital_id.web import apidoc
-from digital_id.web.apidoc import CSRF_REFUSED, PAGE_UNAVAILABLE, page, redirect, throttled_page
+from digital_id.web.apidoc import PAGE_UNAVAILABLE, page, redirect, throttled_page
 from digital_id.web.forms import Form, FormPairs, field_value
-from digital_id.web.i18n import LANGUAGES
 from digital_id.web.login import log_in, step_up
 from digital_id.web.rendering import Page
 from digital_id.web.services import (
-    LANGUAGE_COOKIE,
     SESSION_COOKIE,
     Services,
+    ServicesDep,
     client_ip,
     events,
-    services,
 )
-from digital_id.web.unit_of_work import UnitOfWork, admit, after_commit
+from digital_id.web.unit_of_work import UnitOfWork, admit
 
 router = APIRouter(tags=["pages"])
-
-App = Annotated[Services, Depends(services)]
 
 
 # What an authorization step answers: the next page, or the way back to the agency.
@@ -87,8 +75,8 @@ _AUTHORIZATION_FORM: apidoc.Responses = {
     responses=_AUTHORIZATION,
     openapi_extra=apidoc.query(apidoc.AuthorizationRequest),
 )
-def authorize_get(request: Request, db: UnitOfWork, app: App) -> Response:
-    return _authorization_step(request, db, app, list(request.query_params.multi_items()))
+def authorize_get(request: Request, db: UnitOfWork, services: ServicesDep) -> Response:
+    return _authorization_step(request, db, services, list(request.query_params.multi_items()))
 
 
 @router.post(
@@ -99,8 +87,8 @@ def authorize_get(request: Request, db: UnitOfWork, app: App) -> Response:
     responses=_AUTHORIZATION,
     openapi_extra=apidoc.form(apidoc.AuthorizationRequest),
 )
-def authorize_post(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
-    return _authorization_step(request, db, app, form)
+def authorize_post(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
+    return _authorization_step(request, db, services, form)
 
 
 @router.post(
@@ -111,20 +99,20 @@ def authorize_post(request: Request, db: UnitOfWork, app: App, form: Form) -> Re
     responses=_AUTHORIZATION_FORM | throttled_page(),
     openapi_extra=apidoc.form(apidoc.LoginForm),
 )
-def login(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
-    page, parameters = _carried(request, app, form)
-    provider = app.provider(db, events(request))
+def login(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
+    page, parameters = _carried(request, services, form)
+    provider = services.provider(db, events(request))
     browser_session = log_in(
         page,
         db,
         form,
         now=provider.context.now,
-        also_charge=app.limits.request_object(client_ip(request), parameters),
+        also_charge=services.limits.request_object(client_ip(request), parameters),
     )
     if isinstance(browser_session, HTMLResponse):
         return browser_session
     if browser_session is None:
-        oauth_request = _oauth_request(app, parameters)
+        oauth_request = _oauth_request(services, parameters)
         client = provider.query_client(oauth_request.payload.client_id or "")
         return page.render(
             "login.html",
@@ -134,7 +122,7 @@ def login(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
             failed=True,
             nik="",
             action="/authorize/login",
-            activate_url=_keeping_language(page, "/activate"),
+            activate_url=page.keeping_language("/activate"),
             authorization_request=urlencode(parameters),
         )
     return _continue(
@@ -150,21 +138,21 @@ def login(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     responses=_AUTHORIZATION_FORM,
     openapi_extra=apidoc.form(apidoc.ConsentForm),
 )
-def consent(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
-    page, parameters = _carried(request, app, form)
-    charges = app.limits.request_object(client_ip(request), parameters)
+def consent(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
+    page, parameters = _carried(request, services, form)
+    charges = services.limits.request_object(client_ip(request), parameters)
     if (refusal := page.refusal(db, field_value(form, "csrf_token"), *charges)) is not None:
         return refusal
-    provider = app.provider(db, events(request))
+    provider = services.provider(db, events(request))
     browser_session = sessions.resume(
         db,
         request.cookies.get(SESSION_COOKIE),
-        policy=app.session_policy,
+        policy=services.session_policy,
         now=provider.context.now,
     )
     decision = field_value(form, "decision")
     fresh = browser_session is not None and field_value(form, "login_proof") == login_proof(
-        app.csrf_secret, browser_session, _oauth_request(app, parameters)
+        services.csrf_secret, browser_session, _oauth_request(services, parameters)
     )
     return _continue(
         page,
@@ -178,24 +166,24 @@ def consent(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
     )
 
 
-def _carried(request: Request, app: Services, form: FormPairs) -> tuple[Page, FormPairs]:
+def _carried(request: Request, services: Services, form: FormPairs) -> tuple[Page, FormPairs]:
     """The page and the authorization request the login or consent form carried."""
     parameters = parse_qsl(field_value(form, "authorization_request"), keep_blank_values=True)
-    return Page(request, app, dict(parameters).get("ui_locales")), parameters
+    return Page(request, services, dict(parameters).get("ui_locales")), parameters
 
 
 def _authorization_step(
-    request: Request, db: Session, app: Services, parameters: FormPairs
+    request: Request, db: Session, services: Services, parameters: FormPairs
 ) -> Response:
-    page = Page(request, app, dict(parameters).get("ui_locales"))
-    refused = admit(db, app, *app.limits.request_object(client_ip(request), parameters))
+    page = Page(request, services, dict(parameters).get("ui_locales"))
+    refused = admit(db, services, *services.limits.request_object(client_ip(request), parameters))
     if refused is not None:
         return page.rate_limited(refused)
-    provider = app.provider(db, events(request))
+    provider = services.provider(db, events(request))
     browser_session = sessions.resume(
         db,
         request.cookies.get(SESSION_COOKIE),
-        policy=app.session_policy,
+        policy=services.session_policy,
         now=provider.context.now,
     )
     return _continue(page, provider, db, parameters, browser_session)
@@ -236,7 +224,7 @@ def _continue(
             failed=False,
             nik=hint if hint.isdigit() and len(hint) == 16 else "",
             action="/authorize/login",
-            activate_url=_keeping_language(page, "/activate"),
+            activate_url=page.keeping_language("/activate"),
             authorization_request=carried,
         )
     if isinstance(outcome, ShowSecondFactor):
@@ -317,15 +305,15 @@ def _second_factor_page(
     responses=_AUTHORIZATION_FORM,
     openapi_extra=apidoc.form(apidoc.SecondFactorForm),
 )
-def second_factor(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
-    page, parameters = _carried(request, app, form)
-    charges = app.limits.request_object(client_ip(request), parameters)
+def second_factor(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
+    page, parameters = _carried(request, services, form)
+    charges = services.limits.request_object(client_ip(request), parameters)
     if (refusal := page.refusal(db, field_value(form, "csrf_token"), *charges)) is not None:
         return refusal
-    provider = app.provider(db, events(request))
+    provider = services.provider(db, events(request))
     now = provider.context.now
     browser_session = sessions.resume(
-        db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
+        db, request.cookies.get(SESSION_COOKIE), policy=services.session_policy, now=now
     )
     if browser_session is None:
         return _continue(page, provider, db, parameters, None, continues_flow=True)
@@ -361,204 +349,12 @@ def _respond(page: Page, outcome: Respond) -> Response:
 
 
 def _oauth_request(
-    app: Services, parameters: FormPairs, *, continues_flow: bool = False
+    services: Services, parameters: FormPairs, *, continues_flow: bool = False
 ) -> ProviderRequest:
     return ProviderRequest(
-        "GET", app.endpoint("/authorize"), {}, query=parameters, continues_flow=continues_flow
+        "GET", services.endpoint("/authorize"), {}, query=parameters, continues_flow=continues_flow
     )
 
 
 def _authorize_url(parameters: FormPairs) -> str:
     return "/authorize?" + urlencode(parameters)
-
-
-def _keeping_language(page: Page, path: str) -> str:
-    """A link or form action that answers in the language of the page it is on (the agency's
-    ``ui_locales`` is not carried anywhere else)."""
-    return f"{path}?{urlencode({'ui_locales': page.language})}"
-
-
-# --- activation ------------------------------------------------------------------------
-
-
-@router.get(
-    "/activate",
-    summary="The activation page: set a PIN with the code from the letter.",
-    response_class=HTMLResponse,
-    openapi_extra=apidoc.query(apidoc.UiLocales),
-)
-def activation_form(request: Request, app: App) -> HTMLResponse:
-    page = Page(request, app, request.query_params.get("ui_locales"))
-    return _activation_page(page)
-
-
-@router.post(
-    "/activate",
-    summary="Activate an account: NIK, activation code and a new PIN.",
-    response_class=HTMLResponse,
-    response_description="The account is active.",
-    responses={
-        400: page("The activation page with the reason: wrong code, PIN rules, CSRF token."),
-        **throttled_page(),
-        **PAGE_UNAVAILABLE,
-    },
-    openapi_extra=apidoc.query(apidoc.UiLocales) | apidoc.form(apidoc.ActivationForm),
-)
-def activate(request: Request, db: UnitOfWork, app: App, form: Form) -> HTMLResponse:
-    page = Page(request, app, request.query_params.get("ui_locales"))
-    nik = field_value(form, "nik").strip()
-    code = field_value(form, "code").strip()
-    charges = app.limits.activation(client_ip(request), nik)
-    if (refusal := page.refusal(db, field_value(form, "csrf_token"), *charges)) is not None:
-        return refusal
-    try:
-        accounts.activate(
-            db,
-            app.pin_hasher,
-            nik=nik,
-            code=code,
-            pin=field_value(form, "pin"),
-            pin_confirm=field_value(form, "pin_confirm"),
-            now=utc_now(),
-        )
-    except accounts.ActivationError:
-        return _activation_page(page, status=400, error_key="activate.invalid_code", nik=nik)
-    except InvalidPinError as exc:
-        return _activation_page(
-            page, status=400, error_key=f"activate.pin.{exc.rule}", nik=nik, code=code
-        )
-    return page.render("activated.html", back_to="/activate")
-
-
-def _activation_page(
-    page: Page, *, status: int = 200, error_key: str | None = None, nik: str = "", code: str = ""
-) -> HTMLResponse:
-    return page.render(
-        "activate.html",
-        status=status,
-        back_to="/activate",
-        action=_keeping_language(page, "/activate"),
-        error_key=error_key,
-        nik=nik,
-        code=code,
-    )
-
-
-# --- logout and language ---------------------------------------------------------------
-
-
-_LOGOUT: apidoc.Responses = {
-    303: redirect("Back to the agency's registered post_logout_redirect_uri."),
-    **PAGE_UNAVAILABLE,
-}
-
-
-@router.get(
-    "/logout",
-    summary="RP-Initiated Logout 1.0: end the session, or ask the citizen to confirm.",
-    response_class=HTMLResponse,
-    response_description="The confirmation page, or the logged-out page.",
-    responses=_LOGOUT,
-    openapi_extra=apidoc.query(apidoc.LogoutRequest),
-)
-def end_session_get(request: Request, db: UnitOfWork, app: App) -> Response:
-    return _end_session(request, db, app, list(request.query_params.multi_items()))
-
-
-@router.post(
-    "/logout",
-    summary="RP-Initiated Logout 1.0 by form POST, and the citizen's confirmation.",
-    response_class=HTMLResponse,
-    response_description="The confirmation page, or the logged-out page.",
-    responses=_LOGOUT | CSRF_REFUSED,
-    openapi_extra=apidoc.form(apidoc.LogoutForm),
-)
-def end_session_post(request: Request, db: UnitOfWork, app: App, form: Form) -> Response:
-    if any(name == "csrf_token" for name, _ in form):
-        return _confirmed_logout(request, db, app, form)
-    return _end_session(request, db, app, form)
-
-
-def _end_session(request: Request, db: Session, app: Services, parameters: FormPairs) -> Response:
-    """RP-initiated logout 1.0. With a valid id_token_hint from us the session ends at once,
-    and the browser returns to the agency only at an exactly registered
-    post_logout_redirect_uri. Without one, the citizen is asked to confirm (so a link on
-    someone else's site cannot log them out) and stays here."""
-    page = Page(request, app, dict(parameters).get("ui_locales"))
-    provider = app.provider(db, events(request))
-    oauth_request = ProviderRequest("GET", app.endpoint("/logout"), {}, query=parameters)
-    problem = oauth_request.parameter_problem()
-    if problem is not None:  # never redirected, never trusted: the error page, nothing ended
-        return page.render(
-            "error.html",
-            status=400,
-            back_to="/logout",
-            message_key="error.bad_parameter",
-            detail=problem,
-        )
-    try:
-        validated = provider.validate_endpoint_request("end_session", oauth_request)
-    except OAuth2Error:
-        validated = None
-    if validated is None or validated.id_token_claims is None:
-        return page.render("logout.html", action=_keeping_language(page, "/logout"))
-    current = sessions.resume(
-        db,
-        request.cookies.get(SESSION_COOKIE),
-        policy=app.session_policy,
-        now=provider.context.now,
-    )
-    if current is not None and validated.id_token_claims.get("sid") != current.sid:
-        # The hint is from another session than this browser's: suspect (RP-Initiated
-        # Logout 1.0 section 2), so ask rather than end the current one.
-        return page.render("logout.html", action=_keeping_language(page, "/logout"))
-    _log_out(request, db, app, provider.context.now)
-    page.logged_out()
-    if validated.redirect_uri:
-        response: Response = RedirectResponse(validated.redirect_uri, status_code=303)
-        page.finish(response)
-    else:
-        response = page.render("logged_out.html", back_to="/logout")
-    return response
-
-
-def _confirmed_logout(
-    request: Request, db: Session, app: Services, form: FormPairs
-) -> HTMLResponse:
-    page = Page(request, app, request.query_params.get("ui_locales"))
-    if not page.csrf_valid(field_value(form, "csrf_token")):
-        return page.csrf_refusal()
-    _log_out(request, db, app, utc_now())
-    page.logged_out()
-    return page.render("logged_out.html", back_to="/logout")
-
-
-def _log_out(request: Request, db: Session, app: Services, now: datetime) -> None:
-    browser_session = sessions.resume(
-        db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
-    )
-    if browser_session is None:
-        return
-    queued = end_browser_session(db, browser_session, pairwise_secret=app.pairwise_secret, now=now)
-    if queued:
-        after_commit(db, app.logged_out)
-
-
-@router.get(
-    "/language",
-    summary="Switch the page language (cookie) and go back to a path on this server.",
-    response_class=RedirectResponse,
-    status_code=303,
-    responses={303: redirect("Back to `next` (a path here), or to `/`.")},
-)
-def switch_language(to: str, next: str = "/") -> RedirectResponse:
-    # Only a path on this server: the switch must not become an open redirect.
-    target = urlsplit(next)
-    if target.scheme or target.netloc or not next.startswith("/") or next.startswith("//"):
-        next = "/"
-    response = RedirectResponse(next, status_code=303)
-    if to in LANGUAGES:
-        response.set_cookie(
-            LANGUAGE_COOKIE, to, max_age=365 * 24 * 3600, samesite="lax", path="/", httponly=True
-        )
-    return response
