@@ -25,9 +25,15 @@ from digital_id.oidc.requests import ProviderRequest
 from digital_id.registry import service as registry
 from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
-from digital_id.web import apidoc
+from digital_id.web import apidoc, forms
 from digital_id.web.apidoc import PAGE_UNAVAILABLE, page, redirect, throttled_page
-from digital_id.web.forms import Form, FormPairs, field_value
+from digital_id.web.forms import (
+    Form,
+    FormPairs,
+    PostedConsent,
+    PostedLogin,
+    PostedSecondFactor,
+)
 from digital_id.web.login import log_in, step_up
 from digital_id.web.rendering import Page
 from digital_id.web.services import (
@@ -97,10 +103,10 @@ def authorize_post(request: Request, db: UnitOfWork, services: ServicesDep, form
     response_class=HTMLResponse,
     response_description="The login page again after a failure, or the next page of the flow.",
     responses=_AUTHORIZATION_FORM | throttled_page(),
-    openapi_extra=apidoc.form(apidoc.LoginForm),
+    openapi_extra=apidoc.form(forms.LoginForm),
 )
-def login(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
-    page, parameters = _carried(request, services, form)
+def login(request: Request, db: UnitOfWork, services: ServicesDep, form: PostedLogin) -> Response:
+    page, parameters = _carried(request, services, form.authorization_request)
     provider = services.provider(db, events(request))
     browser_session = log_in(
         page,
@@ -136,12 +142,14 @@ def login(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -
     response_class=HTMLResponse,
     response_description=_NEXT_PAGE,
     responses=_AUTHORIZATION_FORM,
-    openapi_extra=apidoc.form(apidoc.ConsentForm),
+    openapi_extra=apidoc.form(forms.ConsentForm),
 )
-def consent(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
-    page, parameters = _carried(request, services, form)
+def consent(
+    request: Request, db: UnitOfWork, services: ServicesDep, form: PostedConsent
+) -> Response:
+    page, parameters = _carried(request, services, form.authorization_request)
     charges = services.limits.request_object(client_ip(request), parameters)
-    if (refusal := page.refusal(db, field_value(form, "csrf_token"), *charges)) is not None:
+    if (refusal := page.refusal(db, form.csrf_token, *charges)) is not None:
         return refusal
     provider = services.provider(db, events(request))
     browser_session = sessions.resume(
@@ -150,8 +158,8 @@ def consent(request: Request, db: UnitOfWork, services: ServicesDep, form: Form)
         policy=services.session_policy,
         now=provider.context.now,
     )
-    decision = field_value(form, "decision")
-    fresh = browser_session is not None and field_value(form, "login_proof") == login_proof(
+    decision = form.decision
+    fresh = browser_session is not None and form.login_proof == login_proof(
         services.csrf_secret, browser_session, _oauth_request(services, parameters)
     )
     return _continue(
@@ -166,9 +174,9 @@ def consent(request: Request, db: UnitOfWork, services: ServicesDep, form: Form)
     )
 
 
-def _carried(request: Request, services: Services, form: FormPairs) -> tuple[Page, FormPairs]:
-    """The page and the authorization request the login or consent form carried."""
-    parameters = parse_qsl(field_value(form, "authorization_request"), keep_blank_values=True)
+def _carried(request: Request, services: Services, carried: str) -> tuple[Page, FormPairs]:
+    """The page and the authorization request a form of the flow carried."""
+    parameters = parse_qsl(carried, keep_blank_values=True)
     return Page(request, services, dict(parameters).get("ui_locales")), parameters
 
 
@@ -303,12 +311,14 @@ def _second_factor_page(
     response_class=HTMLResponse,
     response_description="The second-factor page again after a wrong code, or the next page.",
     responses=_AUTHORIZATION_FORM,
-    openapi_extra=apidoc.form(apidoc.SecondFactorForm),
+    openapi_extra=apidoc.form(forms.SecondFactorForm),
 )
-def second_factor(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
-    page, parameters = _carried(request, services, form)
+def second_factor(
+    request: Request, db: UnitOfWork, services: ServicesDep, form: PostedSecondFactor
+) -> Response:
+    page, parameters = _carried(request, services, form.authorization_request)
     charges = services.limits.request_object(client_ip(request), parameters)
-    if (refusal := page.refusal(db, field_value(form, "csrf_token"), *charges)) is not None:
+    if (refusal := page.refusal(db, form.csrf_token, *charges)) is not None:
         return refusal
     provider = services.provider(db, events(request))
     now = provider.context.now
@@ -317,7 +327,7 @@ def second_factor(request: Request, db: UnitOfWork, services: ServicesDep, form:
     )
     if browser_session is None:
         return _continue(page, provider, db, parameters, None, continues_flow=True)
-    if not step_up(page, db, browser_session, form, now=now):
+    if not step_up(page, db, browser_session, form.otp, now=now):
         client = provider.query_client(dict(parameters).get("client_id", ""))
         if client is None:
             return _continue(page, provider, db, parameters, browser_session, continues_flow=True)

@@ -15,7 +15,7 @@ from digital_id.db.types import utc_now
 from digital_id.oidc import assurance
 from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
-from digital_id.web.forms import Form, field_value
+from digital_id.web.forms import PostedCsrf
 from digital_id.web.rendering import Page
 from digital_id.web.services import SESSION_COOKIE, ServicesDep
 from digital_id.web.unit_of_work import UnitOfWork
@@ -86,9 +86,9 @@ def _page_visit(view: View, db: UnitOfWork) -> Visit | Response:
     return _signed_in(view, db)
 
 
-def _form_visit(view: View, db: UnitOfWork, form: Form) -> Visit | Response:
+def _form_visit(view: View, db: UnitOfWork, form: PostedCsrf) -> Visit | Response:
     """A form post: a foreign CSRF token is refused before anything else."""
-    if not view.csrf_valid(field_value(form, "csrf_token")):
+    if not view.csrf_valid(form.csrf_token):
         return view.csrf_refusal()
     return _signed_in(view, db)
 
@@ -101,9 +101,9 @@ def _download_visit(view: View, db: UnitOfWork) -> Visit | Response:
     return Visit(view, live)
 
 
-def _pending_visit(view: View, db: UnitOfWork, form: Form) -> Pending | Response:
+def _pending_visit(view: View, db: UnitOfWork, form: PostedCsrf) -> Pending | Response:
     """The one-time-code form: the session may be below its citizen's level."""
-    if not view.csrf_valid(field_value(form, "csrf_token")):
+    if not view.csrf_valid(form.csrf_token):
         return view.csrf_refusal()
     live = _live_session(view, db)
     if live is None:

@@ -19,7 +19,7 @@ from digital_id.oidc.logout import end_browser_session
 from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
 from digital_id.throttle.limiter import Charge
-from digital_id.web.forms import FormPairs, field_value
+from digital_id.web.forms import LoginForm, PortalLoginForm
 from digital_id.web.rendering import Page
 from digital_id.web.services import SESSION_COOKIE, client_ip, events
 from digital_id.web.unit_of_work import after_commit
@@ -28,27 +28,27 @@ from digital_id.web.unit_of_work import after_commit
 def log_in(
     page: Page,
     db: Session,
-    form: FormPairs,
+    form: LoginForm | PortalLoginForm,
     *,
     now: datetime,
     also_charge: Iterable[Charge] = (),
 ) -> HTMLResponse | BrowserSession | None:
-    """A login form's NIK and PIN: the refusal page (a foreign CSRF token, a spent rate limit,
+    """A login form's NIK and PIN (the flow's or the portal's): the refusal page (a foreign CSRF token, a spent rate limit,
     with ``also_charge`` charged alongside the login's own), None for a wrong NIK or PIN (the
     failure counts, as the unit of work commits it), or the new session at the PIN's level
     (the page's answer will carry its cookies)."""
     services = page.services
-    nik = field_value(form, "nik").strip()
+    nik = form.nik.strip()
     browser = recognised_browser(page, nik, now)
     ip = client_ip(page.request)
     charges = (*services.limits.login(ip, nik, recognised=browser is not None), *also_charge)
-    if (refusal := page.refusal(db, field_value(form, "csrf_token"), *charges)) is not None:
+    if (refusal := page.refusal(db, form.csrf_token, *charges)) is not None:
         return refusal
     outcome = accounts.authenticate(
         db,
         services.pin_hasher,
         nik=nik,
-        pin=field_value(form, "pin"),
+        pin=form.pin,
         policy=services.lockout_policy,
         now=now,
         events=events(page.request),
@@ -60,16 +60,16 @@ def log_in(
 
 
 def step_up(
-    page: Page, db: Session, browser_session: BrowserSession, form: FormPairs, *, now: datetime
+    page: Page, db: Session, browser_session: BrowserSession, code: str, *, now: datetime
 ) -> bool:
-    """The form's one-time code for the session's citizen: whether it passed (the session
+    """The one-time code for the session's citizen: whether it passed (the session
     now stands at the second factor's level); a wrong code counts towards its lockout."""
     services = page.services
     return assurance.pass_second_factor(
         db,
         services.totp_cipher,
         browser_session,
-        field_value(form, "otp").strip(),
+        code.strip(),
         policy=services.lockout_policy,
         now=now,
     )

@@ -17,9 +17,9 @@ from digital_id.db.types import utc_now
 from digital_id.oidc.logout import end_browser_session
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.sessions import service as sessions
-from digital_id.web import apidoc
+from digital_id.web import apidoc, forms
 from digital_id.web.apidoc import CSRF_REFUSED, PAGE_UNAVAILABLE, page, redirect, throttled_page
-from digital_id.web.forms import Form, FormPairs, field_value
+from digital_id.web.forms import Form, FormPairs, LogoutForm, PostedActivation, read
 from digital_id.web.i18n import LANGUAGES
 from digital_id.web.rendering import Page
 from digital_id.web.services import (
@@ -56,14 +56,16 @@ def activation_form(request: Request, services: ServicesDep) -> HTMLResponse:
         **throttled_page(),
         **PAGE_UNAVAILABLE,
     },
-    openapi_extra=apidoc.query(apidoc.UiLocales) | apidoc.form(apidoc.ActivationForm),
+    openapi_extra=apidoc.query(apidoc.UiLocales) | apidoc.form(forms.ActivationForm),
 )
-def activate(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -> HTMLResponse:
+def activate(
+    request: Request, db: UnitOfWork, services: ServicesDep, form: PostedActivation
+) -> HTMLResponse:
     page = Page(request, services, request.query_params.get("ui_locales"))
-    nik = field_value(form, "nik").strip()
-    code = field_value(form, "code").strip()
+    nik = form.nik.strip()
+    code = form.code.strip()
     charges = services.limits.activation(client_ip(request), nik)
-    if (refusal := page.refusal(db, field_value(form, "csrf_token"), *charges)) is not None:
+    if (refusal := page.refusal(db, form.csrf_token, *charges)) is not None:
         return refusal
     try:
         accounts.activate(
@@ -71,8 +73,8 @@ def activate(request: Request, db: UnitOfWork, services: ServicesDep, form: Form
             services.pin_hasher,
             nik=nik,
             code=code,
-            pin=field_value(form, "pin"),
-            pin_confirm=field_value(form, "pin_confirm"),
+            pin=form.pin,
+            pin_confirm=form.pin_confirm,
             now=utc_now(),
         )
     except accounts.ActivationError:
@@ -122,7 +124,7 @@ def end_session_get(request: Request, db: UnitOfWork, services: ServicesDep) -> 
     response_class=HTMLResponse,
     response_description="The confirmation page, or the logged-out page.",
     responses=_LOGOUT | CSRF_REFUSED,
-    openapi_extra=apidoc.form(apidoc.LogoutForm),
+    openapi_extra=apidoc.form(forms.LogoutForm),
 )
 def end_session_post(
     request: Request, db: UnitOfWork, services: ServicesDep, form: Form
@@ -181,7 +183,7 @@ def _confirmed_logout(
     request: Request, db: Session, services: Services, form: FormPairs
 ) -> HTMLResponse:
     page = Page(request, services, request.query_params.get("ui_locales"))
-    if not page.csrf_valid(field_value(form, "csrf_token")):
+    if not page.csrf_valid(read(LogoutForm, form).csrf_token):
         return page.csrf_refusal()
     _log_out(request, db, services, utc_now())
     page.logged_out()

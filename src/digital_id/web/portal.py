@@ -27,7 +27,7 @@ from digital_id.oidc import assurance
 from digital_id.oidc.logout import end_browser_session, end_citizen_sessions, withdraw_consent
 from digital_id.registry import service as registry
 from digital_id.sessions import service as sessions
-from digital_id.web import apidoc
+from digital_id.web import apidoc, forms
 from digital_id.web.apidoc import CSRF_REFUSED, PAGE_UNAVAILABLE, page, redirect, throttled_page
 from digital_id.web.citizen_session import (
     CitizenDownload,
@@ -38,7 +38,12 @@ from digital_id.web.citizen_session import (
     code_page,
     login_page,
 )
-from digital_id.web.forms import Form, field_value
+from digital_id.web.forms import (
+    PostedEndSessions,
+    PostedPinChange,
+    PostedPortalLogin,
+    PostedPortalOtp,
+)
 from digital_id.web.login import log_in, step_up
 from digital_id.web.services import ServicesDep, events
 from digital_id.web.unit_of_work import UnitOfWork, after_commit
@@ -133,11 +138,9 @@ def account(
     response_class=HTMLResponse,
     response_description="The login page again after a failure, or the second-factor page.",
     responses=_FORM | throttled_page(),
-    openapi_extra=apidoc.form(apidoc.PortalLoginForm),
+    openapi_extra=apidoc.form(forms.PortalLoginForm),
 )
-def portal_login(
-    request: Request, db: UnitOfWork, services: ServicesDep, form: Form, view: View
-) -> Response:
+def portal_login(db: UnitOfWork, form: PostedPortalLogin, view: View) -> Response:
     browser_session = log_in(view, db, form, now=utc_now())
     if isinstance(browser_session, HTMLResponse):
         return browser_session
@@ -158,13 +161,13 @@ def portal_login(
     response_class=HTMLResponse,
     response_description="The second-factor page again after a wrong code, or the login page.",
     responses=_FORM,
-    openapi_extra=apidoc.form(apidoc.PortalOtpForm),
+    openapi_extra=apidoc.form(forms.PortalOtpForm),
 )
-def portal_otp(visit: PendingForm, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
+def portal_otp(visit: PendingForm, db: UnitOfWork, form: PostedPortalOtp) -> Response:
     if isinstance(visit, Response):
         return visit
     view = visit.view
-    if not visit.at_level and not step_up(view, db, visit.session, form, now=utc_now()):
+    if not visit.at_level and not step_up(view, db, visit.session, form.otp, now=utc_now()):
         return code_page(view, failed=True)
     response = RedirectResponse("/account", status_code=303)
     view.finish(response)
@@ -248,7 +251,7 @@ def revoke_confirmation(client_id: str, visit: CitizenPage, db: UnitOfWork) -> R
     response_class=HTMLResponse,
     response_description=_NO_SESSION,
     responses=_FORM,
-    openapi_extra=apidoc.form(apidoc.CsrfForm),
+    openapi_extra=apidoc.form(forms.CsrfForm),
 )
 def revoke(
     client_id: str, request: Request, visit: CitizenForm, db: UnitOfWork, services: ServicesDep
@@ -278,15 +281,19 @@ def revoke(
     response_class=HTMLResponse,
     response_description=_NO_SESSION,
     responses=_FORM,
-    openapi_extra=apidoc.form(apidoc.EndSessionsForm),
+    openapi_extra=apidoc.form(forms.EndSessionsForm),
 )
 def end_sessions(
-    request: Request, visit: CitizenForm, db: UnitOfWork, services: ServicesDep, form: Form
+    request: Request,
+    visit: CitizenForm,
+    db: UnitOfWork,
+    services: ServicesDep,
+    form: PostedEndSessions,
 ) -> Response:
     if isinstance(visit, Response):
         return visit
     view, current = visit.view, visit.session
-    wanted = field_value(form, "sid")
+    wanted = form.sid
     now = utc_now()
     ended_current = False
     for item in sessions.live_sessions(
@@ -352,10 +359,14 @@ def pin_form(visit: CitizenPage) -> Response:
     response_description=_NO_SESSION,
     responses=_FORM
     | {400: page("The change-PIN page with the reason (wrong old PIN, PIN rules), or CSRF.")},
-    openapi_extra=apidoc.form(apidoc.PinChangeForm),
+    openapi_extra=apidoc.form(forms.PinChangeForm),
 )
 def change_pin(
-    request: Request, visit: CitizenForm, db: UnitOfWork, services: ServicesDep, form: Form
+    request: Request,
+    visit: CitizenForm,
+    db: UnitOfWork,
+    services: ServicesDep,
+    form: PostedPinChange,
 ) -> Response:
     if isinstance(visit, Response):
         return visit
@@ -367,9 +378,9 @@ def change_pin(
             db,
             services.pin_hasher,
             citizen,
-            old_pin=field_value(form, "old_pin"),
-            new_pin=field_value(form, "pin"),
-            new_pin_confirm=field_value(form, "pin_confirm"),
+            old_pin=form.old_pin,
+            new_pin=form.pin,
+            new_pin_confirm=form.pin_confirm,
             policy=services.lockout_policy,
             browser_session=browser_session,
             now=now,
@@ -434,15 +445,17 @@ def enrol_form(visit: CitizenPage, db: UnitOfWork, services: ServicesDep) -> Res
     response_class=HTMLResponse,
     response_description=_NO_SESSION,
     responses=_FORM | {400: page("The enrolment page again after a wrong code, or CSRF.")},
-    openapi_extra=apidoc.form(apidoc.PortalOtpForm),
+    openapi_extra=apidoc.form(forms.PortalOtpForm),
 )
-def enrol(visit: CitizenForm, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
+def enrol(
+    visit: CitizenForm, db: UnitOfWork, services: ServicesDep, form: PostedPortalOtp
+) -> Response:
     if isinstance(visit, Response):
         return visit
     view, browser_session = visit.view, visit.session
     citizen = registry.get(db, browser_session.citizen_id)
     now = utc_now()
-    if not step_up(view, db, browser_session, form, now=now):
+    if not step_up(view, db, browser_session, form.otp, now=now):
         enrolment = accounts.begin_totp_enrolment(
             db, services.totp_cipher, citizen, issuer_name=view.t("app.name"), now=now
         )
@@ -466,7 +479,7 @@ def enrol(visit: CitizenForm, db: UnitOfWork, services: ServicesDep, form: Form)
     response_class=HTMLResponse,
     response_description=_NO_SESSION,
     responses=_FORM,
-    openapi_extra=apidoc.form(apidoc.CsrfForm),
+    openapi_extra=apidoc.form(forms.CsrfForm),
 )
 def remove_second_factor(visit: CitizenForm, db: UnitOfWork) -> Response:
     """Only from a session that passed the second factor itself: a citizen with an
