@@ -33,7 +33,16 @@ from digital_id.keys.store import KeyStore
 from digital_id.oidc.logout import Courier
 from digital_id.outbound import Outbound
 from digital_id.registry.regions import load_regions
-from digital_id.web import apidoc, authorize, observability, outage, pages, portal, protocol
+from digital_id.web import (
+    apidoc,
+    authorize,
+    observability,
+    outage,
+    pages,
+    portal,
+    portal_security,
+    protocol,
+)
 from digital_id.web.courier import CourierThread
 from digital_id.web.limits import RequestLimits
 from digital_id.web.rendering import add_security_headers
@@ -172,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(authorize.router)
     app.include_router(pages.router)
     app.include_router(portal.router)
+    app.include_router(portal_security.router)
 
     @app.get(
         "/healthz",

@@ -15,10 +15,25 @@ from digital_id.db.types import utc_now
 from digital_id.oidc import assurance
 from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
+from digital_id.web import apidoc
+from digital_id.web.apidoc import CSRF_REFUSED, PAGE_UNAVAILABLE, redirect
 from digital_id.web.forms import PostedCsrf
 from digital_id.web.rendering import Page
 from digital_id.web.services import SESSION_COOKIE, ServicesDep
 from digital_id.web.unit_of_work import UnitOfWork
+
+# Every portal page answers a browser without a session with the login page (200); every
+# form refuses a foreign CSRF token with the error page (400); every change ends in a 303.
+LOGIN_PAGE = (
+    "The page; or the portal's login page when the browser has no session, or its one-time-code "
+    "page when the session has not passed the citizen's second factor."
+)
+NO_SESSION = "The login page (no session), or the one-time-code page (a pending session)."
+PORTAL_FORM: apidoc.Responses = {
+    303: redirect("Done: back to the portal."),
+    **CSRF_REFUSED,
+    **PAGE_UNAVAILABLE,
+}
 
 
 @dataclass(frozen=True)
