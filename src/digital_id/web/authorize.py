@@ -6,7 +6,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import service as accounts
@@ -147,6 +147,39 @@ def login(request: Request, db: UnitOfWork, services: ServicesDep, form: PostedL
 def consent(
     request: Request, db: UnitOfWork, services: ServicesDep, form: PostedConsent
 ) -> Response:
+    step = _resumed(request, db, services, form)
+    if isinstance(step, HTMLResponse):
+        return step
+    page, provider, parameters, browser_session = step
+    fresh = browser_session is not None and form.login_proof == login_proof(
+        services.csrf_secret, browser_session, _oauth_request(services, parameters)
+    )
+    return _continue(
+        page,
+        provider,
+        db,
+        parameters,
+        browser_session,
+        fresh_login=fresh,
+        decision="approve" if form.decision == "approve" else "deny",
+        continues_flow=True,
+    )
+
+
+def _carried(request: Request, services: Services, carried: str) -> tuple[Page, FormPairs]:
+    """The page and the authorization request a form of the flow carried."""
+    parameters = parse_qsl(carried, keep_blank_values=True)
+    return Page(request, services, dict(parameters).get("ui_locales")), parameters
+
+
+def _resumed(
+    request: Request,
+    db: Session,
+    services: Services,
+    form: forms.ConsentForm | forms.SecondFactorForm,
+) -> HTMLResponse | tuple[Page, Provider, FormPairs, BrowserSession | None]:
+    """A form inside the flow: refused for a foreign CSRF token or a spent limit, or the
+    request it carried and the browser's session, if any."""
     page, parameters = _carried(request, services, form.authorization_request)
     charges = services.limits.request_object(client_ip(request), parameters)
     if (refusal := page.refusal(db, form.csrf_token, *charges)) is not None:
@@ -158,26 +191,7 @@ def consent(
         policy=services.session_policy,
         now=provider.context.now,
     )
-    decision = form.decision
-    fresh = browser_session is not None and form.login_proof == login_proof(
-        services.csrf_secret, browser_session, _oauth_request(services, parameters)
-    )
-    return _continue(
-        page,
-        provider,
-        db,
-        parameters,
-        browser_session,
-        fresh_login=fresh,
-        decision="approve" if decision == "approve" else "deny",
-        continues_flow=True,
-    )
-
-
-def _carried(request: Request, services: Services, carried: str) -> tuple[Page, FormPairs]:
-    """The page and the authorization request a form of the flow carried."""
-    parameters = parse_qsl(carried, keep_blank_values=True)
-    return Page(request, services, dict(parameters).get("ui_locales")), parameters
+    return page, provider, parameters, browser_session
 
 
 def _authorization_step(
@@ -316,18 +330,13 @@ def _second_factor_page(
 def second_factor(
     request: Request, db: UnitOfWork, services: ServicesDep, form: PostedSecondFactor
 ) -> Response:
-    page, parameters = _carried(request, services, form.authorization_request)
-    charges = services.limits.request_object(client_ip(request), parameters)
-    if (refusal := page.refusal(db, form.csrf_token, *charges)) is not None:
-        return refusal
-    provider = services.provider(db, events(request))
-    now = provider.context.now
-    browser_session = sessions.resume(
-        db, request.cookies.get(SESSION_COOKIE), policy=services.session_policy, now=now
-    )
+    step = _resumed(request, db, services, form)
+    if isinstance(step, HTMLResponse):
+        return step
+    page, provider, parameters, browser_session = step
     if browser_session is None:
         return _continue(page, provider, db, parameters, None, continues_flow=True)
-    if not step_up(page, db, browser_session, form.otp, now=now):
+    if not step_up(page, db, browser_session, form.otp, now=provider.context.now):
         client = provider.query_client(dict(parameters).get("client_id", ""))
         if client is None:
             return _continue(page, provider, db, parameters, browser_session, continues_flow=True)
@@ -352,10 +361,7 @@ def _respond(page: Page, outcome: Respond) -> Response:
             redirect_uri=outcome.redirect_uri,
             params=outcome.params,
         )
-    # 303 so a browser that POSTed the form follows with a GET.
-    response = RedirectResponse(outcome.url, status_code=303)
-    page.finish(response)
-    return response
+    return page.redirect(outcome.url)
 
 
 def _oauth_request(

@@ -172,11 +172,8 @@ def _end_session(
     _log_out(request, db, services, provider.context.now)
     page.logged_out()
     if validated.redirect_uri:
-        response: Response = RedirectResponse(validated.redirect_uri, status_code=303)
-        page.finish(response)
-    else:
-        response = page.render("logged_out.html", back_to="/logout")
-    return response
+        return page.redirect(validated.redirect_uri)
+    return page.render("logged_out.html", back_to="/logout")
 
 
 def _confirmed_logout(

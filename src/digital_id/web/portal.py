@@ -208,9 +208,7 @@ def revoke(
         events=events(request),
     ):
         after_commit(db, services.logged_out)
-    response = RedirectResponse("/account#agencies", status_code=303)
-    visit.view.finish(response)
-    return response
+    return visit.view.redirect("/account#agencies")
 
 
 @router.post(
@@ -245,9 +243,7 @@ def end_sessions(
     after_commit(db, services.logged_out)
     if ended_current:
         view.logged_out()
-    response = RedirectResponse("/account", status_code=303)
-    view.finish(response)
-    return response
+    return view.redirect("/account")
 
 
 def _page_number(given: str) -> int:

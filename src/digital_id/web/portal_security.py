@@ -54,11 +54,8 @@ def portal_login(db: UnitOfWork, form: PostedPortalLogin, view: View) -> Respons
         return login_page(view, failed=True)
     if assurance.citizen_level(db, browser_session.citizen_id) != LOA_LOW:
         # The session stays at the PIN's level, so pending, until the code passes.
-        response: Response = code_page(view)
-    else:
-        response = RedirectResponse("/account", status_code=303)
-        view.finish(response)
-    return response
+        return code_page(view)
+    return view.redirect("/account")
 
 
 @router.post(
@@ -75,9 +72,7 @@ def portal_otp(visit: PendingForm, db: UnitOfWork, form: PostedPortalOtp) -> Res
     view = visit.view
     if not visit.at_level and not step_up(view, db, visit.session, form.otp, now=utc_now()):
         return code_page(view, failed=True)
-    response = RedirectResponse("/account", status_code=303)
-    view.finish(response)
-    return response
+    return view.redirect("/account")
 
 
 @router.get(
@@ -148,9 +143,7 @@ def change_pin(
         events=events(request),
     )
     after_commit(db, services.logged_out)
-    response = RedirectResponse("/account#security", status_code=303)
-    view.finish(response)
-    return response
+    return view.redirect("/account#security")
 
 
 @router.get(
@@ -209,9 +202,7 @@ def enrol(
             action="/account/otp/enrol",
             authorization_request="",
         )
-    response = RedirectResponse("/account#security", status_code=303)
-    view.finish(response)
-    return response
+    return view.redirect("/account#security")
 
 
 @router.post(
@@ -228,6 +219,4 @@ def remove_second_factor(visit: CitizenForm, db: UnitOfWork) -> Response:
     if isinstance(visit, Response):
         return visit
     accounts.remove_totp(db, registry.get(db, visit.session.citizen_id))
-    response = RedirectResponse("/account#security", status_code=303)
-    visit.view.finish(response)
-    return response
+    return visit.view.redirect("/account#security")

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
 from starlette.datastructures import MutableHeaders
@@ -126,6 +126,13 @@ class Page:
         """A link or form action that answers in the language of this page (the agency's
         ``ui_locales`` is not carried anywhere else)."""
         return f"{path}?{urlencode({'ui_locales': self.language})}"
+
+    def redirect(self, url: str) -> RedirectResponse:
+        """A 303 (so a browser that posted a form follows with a GET) carrying this page's
+        cookies."""
+        response = RedirectResponse(url, status_code=303)
+        self.finish(response)
+        return response
 
     def csrf_refusal(self) -> HTMLResponse:
         return self.render("error.html", status=400, message_key="error.csrf", detail=None)
