@@ -43,7 +43,7 @@ from digital_id.web.services import (
     client_ip,
     events,
 )
-from digital_id.web.unit_of_work import UnitOfWork, admit
+from digital_id.web.unit_of_work import UnitOfWork, commit_charges_early
 
 router = APIRouter(tags=["pages"])
 
@@ -198,7 +198,9 @@ def _authorization_step(
     request: Request, db: Session, services: Services, parameters: FormPairs
 ) -> Response:
     page = Page(request, services, dict(parameters).get("ui_locales"))
-    refused = admit(db, services, *services.limits.request_object(client_ip(request), parameters))
+    refused = commit_charges_early(
+        db, services, *services.limits.request_object(client_ip(request), parameters)
+    )
     if refused is not None:
         return page.rate_limited(refused)
     provider = services.provider(db, events(request))

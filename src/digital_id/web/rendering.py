@@ -22,7 +22,7 @@ from digital_id.web.services import (
     Services,
     new_browser_id,
 )
-from digital_id.web.unit_of_work import admit
+from digital_id.web.unit_of_work import commit_charges_early
 
 _templates = Environment(
     loader=PackageLoader("digital_id.web", "templates"),
@@ -142,7 +142,7 @@ class Page:
         first (so a forged post spends nobody's budget), then a spent rate limit."""
         if not self.csrf_valid(csrf_token):
             return self.csrf_refusal()
-        refused = admit(db, self.services, *charges)
+        refused = commit_charges_early(db, self.services, *charges)
         return None if refused is None else self.rate_limited(refused)
 
     def rate_limited(self, refused: RateLimitedError) -> HTMLResponse:

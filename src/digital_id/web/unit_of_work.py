@@ -42,7 +42,9 @@ def after_commit(session: Session, action: Callable[[], None]) -> None:
     event.listen(session, "after_commit", lambda _session: action(), once=True)
 
 
-def admit(session: Session, services: Services, *charges: Charge) -> RateLimitedError | None:
+def commit_charges_early(
+    session: Session, services: Services, *charges: Charge
+) -> RateLimitedError | None:
     """Charge a page's rate limits and commit them at once, ahead of the unit of work: the
     charges must count even if the page fails later, and no counter row may stay locked
     through the slow work that follows (a PIN hash). A refusal keeps nothing and is
