@@ -71,28 +71,33 @@ def _carried() -> Any:
     )
 
 
-class LoginForm(BaseModel):
+# No docstrings on the form models: a docstring would become the schema's description.
+
+
+class CsrfForm(BaseModel):
     csrf_token: str = _csrf()
+
+
+class _FlowForm(CsrfForm):
+    # A form inside the authorization flow carries the request it answers.
     authorization_request: str = _carried()
+
+
+class LoginForm(_FlowForm):
     nik: str = _nik()
     pin: str = _pin()
 
 
-class ConsentForm(BaseModel):
-    csrf_token: str = _csrf()
-    authorization_request: str = _carried()
+class ConsentForm(_FlowForm):
     login_proof: str = Field(default="", description="Proof that the login just happened.")
     decision: str = Field(examples=["approve", "deny"])
 
 
-class SecondFactorForm(BaseModel):
-    csrf_token: str = _csrf()
-    authorization_request: str = _carried()
+class SecondFactorForm(_FlowForm):
     otp: str = _otp()
 
 
-class ActivationForm(BaseModel):
-    csrf_token: str = _csrf()
+class ActivationForm(CsrfForm):
     nik: str = _nik()
     code: str = Field(description="The activation code sent to the citizen.")
     pin: str = _pin()
@@ -105,28 +110,20 @@ class LogoutForm(LogoutRequest):
     csrf_token: str = ""
 
 
-class PortalLoginForm(BaseModel):
-    csrf_token: str = _csrf()
+class PortalLoginForm(CsrfForm):
     nik: str = _nik()
     pin: str = _pin()
 
 
-class PortalOtpForm(BaseModel):
-    csrf_token: str = _csrf()
+class PortalOtpForm(CsrfForm):
     otp: str = _otp()
 
 
-class CsrfForm(BaseModel):
-    csrf_token: str = _csrf()
-
-
-class EndSessionsForm(BaseModel):
-    csrf_token: str = _csrf()
+class EndSessionsForm(CsrfForm):
     sid: str = Field(description="The session to end, or `*` for all of them.")
 
 
-class PinChangeForm(BaseModel):
-    csrf_token: str = _csrf()
+class PinChangeForm(CsrfForm):
     old_pin: str = _pin()
     pin: str = _pin()
     pin_confirm: str = _pin()
