@@ -34,7 +34,16 @@ from digital_id.keys.store import KeyStore
 from digital_id.outbound import Outbound
 from digital_id.registry.regions import load_regions
 from digital_id.sessions.backchannel import Courier
-from digital_id.web import apidoc, observability, outage, portal, protocol, routes
+from digital_id.web import (
+    apidoc,
+    authorize,
+    observability,
+    outage,
+    pages,
+    portal,
+    portal_security,
+    protocol,
+)
 from digital_id.web.courier import CourierThread
 from digital_id.web.limits import RequestLimits
 from digital_id.web.rendering import add_security_headers
@@ -173,8 +182,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     static = Path(str(resources.files("digital_id.web").joinpath("static")))
     app.mount("/static", StaticFiles(directory=static), name="static")
     app.include_router(protocol.router)
-    app.include_router(routes.router)
+    app.include_router(authorize.router)
+    app.include_router(pages.router)
     app.include_router(portal.router)
+    app.include_router(portal_security.router)
 
     @app.get(
         "/healthz",

@@ -370,3 +370,26 @@ def while_away(session: Session, citizen_id: int, *, logged_in_at: datetime) -> 
         failed=sum(counts.get(tag, 0) for tag in _FAILED_LOGIN_TAGS),
         locks=counts.get(_LOCK_TAG, 0),
     )
+
+
+def all_releases(session: Session, citizen_id: int) -> list[AuditEvent]:
+    """Every claim release of a citizen's, oldest first (their copy of their data)."""
+    return list(
+        session.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.subject == citizen_ref(citizen_id), AuditEvent.tag == "claims:released"
+            )
+            .order_by(AuditEvent.sequence)
+        )
+    )
+
+
+def last_release_by_agency(session: Session, citizen_id: int) -> dict[str | None, datetime]:
+    """When each agency (by client_id) last received a citizen's claims."""
+    rows = session.execute(
+        select(AuditEvent.client_id, func.max(AuditEvent.occurred_at))
+        .where(AuditEvent.subject == citizen_ref(citizen_id), AuditEvent.tag == "claims:released")
+        .group_by(AuditEvent.client_id)
+    ).all()
+    return dict(rows)

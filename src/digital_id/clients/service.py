@@ -22,7 +22,7 @@ from digital_id.audit import trail
 from digital_id.clients.metadata import CALLED_URIS, ClientMetadata, validate_metadata
 from digital_id.clients.metadata_fields import InvalidClientMetadataError
 from digital_id.clients.models import Client
-from digital_id.db.types import utc_now
+from digital_id.db.types import storable, utc_now
 from digital_id.outbound import Outbound, OutboundError
 
 CLIENT_ID_PREFIX = "dgid_"
@@ -258,3 +258,15 @@ def _recorded(session: Session, tag: str, client: Client) -> None:
 
 def _new_secret() -> str:
     return CLIENT_SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def find(session: Session, client_id: str) -> Client | None:
+    """The client with this client_id, or None (also for one no column could hold)."""
+    if not storable(client_id):
+        return None
+    return session.scalars(select(Client).where(Client.client_id == client_id)).one_or_none()
+
+
+def names(session: Session) -> dict[str, str]:
+    """Every client's name by client_id."""
+    return dict(session.execute(select(Client.client_id, Client.client_name)).all())

@@ -13,3 +13,8 @@ def find_by_nik(session: Session, nik: str) -> Citizen | None:
     if not storable(nik):
         return None
     return session.scalars(select(Citizen).where(Citizen.nik == nik)).one_or_none()
+
+
+def get(session: Session, citizen_id: int) -> Citizen:
+    """The citizen with this id, who must exist (a session or an account names them)."""
+    return session.get_one(Citizen, citizen_id)

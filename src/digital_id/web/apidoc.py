@@ -1,10 +1,10 @@
 """What the OpenAPI document says about requests the routes parse themselves and responses
 they build by hand.
 
-authlib reads the OAuth endpoints' raw form pairs and the pages read their forms field by
-field, so FastAPI cannot infer those bodies or answers from the function signatures. These
-small models and response tables document them for ``openapi/openapi.json`` (and the fuzz
-test that holds the server to it); no route validates with them, so behaviour is unchanged.
+authlib reads the OAuth endpoints' raw form pairs, so FastAPI cannot infer those bodies or
+answers from the function signatures. These small models and response tables document them
+for ``openapi/openapi.json`` (and the fuzz test that holds the server to it); the pages' own
+forms are documented by the models they are read with (``web.forms``).
 """
 
 from __future__ import annotations
@@ -111,28 +111,6 @@ class NotReady(BaseModel):
 # --- forms -------------------------------------------------------------------------------
 
 
-def _nik() -> Any:
-    return Field(pattern=r"^[0-9]{16}$", description="The citizen's 16-digit NIK.")
-
-
-def _pin() -> Any:
-    return Field(pattern=r"^[0-9]{6}$", description="Six digits.")
-
-
-def _otp() -> Any:
-    return Field(pattern=r"^[0-9]{6}$", description="The authenticator's current six digits.")
-
-
-def _csrf() -> Any:
-    return Field(description="The token in the page the form came from (bound to the browser).")
-
-
-def _carried() -> Any:
-    return Field(
-        description="The authorization request the page carried, urlencoded (opaque to the browser)."
-    )
-
-
 class TokenRequest(BaseModel):
     """RFC 6749 sections 4.1.3, 4.4.2 and 6, with PKCE (RFC 7636) and client authentication
     by HTTP Basic, form fields (``client_secret_post``) or a signed assertion (RFC 7523)."""
@@ -182,34 +160,6 @@ class AuthorizationRequest(BaseModel):
     code_challenge_method: str = ""
 
 
-class LoginForm(BaseModel):
-    csrf_token: str = _csrf()
-    authorization_request: str = _carried()
-    nik: str = _nik()
-    pin: str = _pin()
-
-
-class ConsentForm(BaseModel):
-    csrf_token: str = _csrf()
-    authorization_request: str = _carried()
-    login_proof: str = Field(default="", description="Proof that the login just happened.")
-    decision: str = Field(examples=["approve", "deny"])
-
-
-class SecondFactorForm(BaseModel):
-    csrf_token: str = _csrf()
-    authorization_request: str = _carried()
-    otp: str = _otp()
-
-
-class ActivationForm(BaseModel):
-    csrf_token: str = _csrf()
-    nik: str = _nik()
-    code: str = Field(description="The activation code sent to the citizen.")
-    pin: str = _pin()
-    pin_confirm: str = _pin()
-
-
 class UiLocales(BaseModel):
     ui_locales: str = Field(default="", description="The page's language: `id` or `en`.")
 
@@ -222,39 +172,6 @@ class LogoutRequest(BaseModel):
     client_id: str = ""
     state: str = ""
     ui_locales: str = ""
-
-
-class LogoutForm(LogoutRequest):
-    """The same, or (with ``csrf_token``) the citizen's confirmation on the logout page."""
-
-    csrf_token: str = ""
-
-
-class PortalLoginForm(BaseModel):
-    csrf_token: str = _csrf()
-    nik: str = _nik()
-    pin: str = _pin()
-
-
-class PortalOtpForm(BaseModel):
-    csrf_token: str = _csrf()
-    otp: str = _otp()
-
-
-class CsrfForm(BaseModel):
-    csrf_token: str = _csrf()
-
-
-class EndSessionsForm(BaseModel):
-    csrf_token: str = _csrf()
-    sid: str = Field(description="The session to end, or `*` for all of them.")
-
-
-class PinChangeForm(BaseModel):
-    csrf_token: str = _csrf()
-    old_pin: str = _pin()
-    pin: str = _pin()
-    pin_confirm: str = _pin()
 
 
 def form(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:

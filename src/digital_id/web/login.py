@@ -1,20 +1,78 @@
-"""The one way a PIN login becomes a browser session, shared by the authorization flow's
-login page (``/authorize/login``) and the portal's (``/account/login``)."""
+"""Login completion and step-up, one service for the authorization flow's pages
+(``/authorize/login``, ``/authorize/otp``) and the portal's (``/account/login``,
+``/account/otp``): the PIN login that becomes a browser session, and the one-time code that
+raises it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
+from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
+from digital_id.accounts import pin_login
 from digital_id.accounts.pin_login import LoginOutcome
-from digital_id.audit.trail import EventContext
 from digital_id.levels import LOA_LOW, METHODS
+from digital_id.oidc import assurance
 from digital_id.sessions import service as sessions
 from digital_id.sessions.ending import end_browser_session
 from digital_id.sessions.models import BrowserSession
+from digital_id.throttle.limiter import Charge
+from digital_id.web.forms import LoginForm, PortalLoginForm
 from digital_id.web.rendering import Page
-from digital_id.web.services import SESSION_COOKIE
+from digital_id.web.services import SESSION_COOKIE, client_ip, events
+from digital_id.web.unit_of_work import after_commit
+
+
+def log_in(
+    page: Page,
+    db: Session,
+    form: LoginForm | PortalLoginForm,
+    *,
+    now: datetime,
+    also_charge: Iterable[Charge] = (),
+) -> HTMLResponse | BrowserSession | None:
+    """A login form's NIK and PIN (the flow's or the portal's): the refusal page (a foreign CSRF token, a spent rate limit,
+    with ``also_charge`` charged alongside the login's own), None for a wrong NIK or PIN (the
+    failure counts, as the unit of work commits it), or the new session at the PIN's level
+    (the page's answer will carry its cookies)."""
+    services = page.services
+    nik = form.nik.strip()
+    browser = recognised_browser(page, nik, now)
+    ip = client_ip(page.request)
+    charges = (*services.limits.login(ip, nik, recognised=browser is not None), *also_charge)
+    if (refusal := page.refusal(db, form.csrf_token, *charges)) is not None:
+        return refusal
+    outcome = pin_login.authenticate(
+        db,
+        services.pin_hasher,
+        nik=nik,
+        pin=form.pin,
+        policy=services.lockout_policy,
+        now=now,
+        events=events(page.request),
+        browser=browser,
+    )
+    if outcome.citizen is None:
+        return None
+    return _begin_session(page, db, outcome, nik=nik, now=now)
+
+
+def step_up(
+    page: Page, db: Session, browser_session: BrowserSession, code: str, *, now: datetime
+) -> bool:
+    """The one-time code for the session's citizen: whether it passed (the session
+    now stands at the second factor's level); a wrong code counts towards its lockout."""
+    services = page.services
+    return assurance.pass_second_factor(
+        db,
+        services.totp_cipher,
+        browser_session,
+        code.strip(),
+        policy=services.lockout_policy,
+        now=now,
+    )
 
 
 def recognised_browser(page: Page, nik: str, now: datetime) -> str | None:
@@ -25,32 +83,28 @@ def recognised_browser(page: Page, nik: str, now: datetime) -> str | None:
     return services.browser_cookies.read(cookie, nik, now=now)
 
 
-def begin_session(
-    page: Page,
-    db: Session,
-    outcome: LoginOutcome,
-    *,
-    nik: str,
-    now: datetime,
-    events: EventContext,
-) -> tuple[BrowserSession, int]:
+def _begin_session(
+    page: Page, db: Session, outcome: LoginOutcome, *, nik: str, now: datetime
+) -> BrowserSession:
     """After a successful PIN login: the browser's previous session, if any, ends through
     the logout path (a new login is a new session, so no fixation; and the agencies the old
-    one logged in to, maybe as another citizen, hear of it), a new session starts on the
-    recognised browser, and the page's answer will carry the new cookies (``Page.logged_in``).
-    Returns the session and the number of back-channel logouts queued; the caller commits,
-    then wakes the courier if any were."""
+    one logged in to, maybe as another citizen, hear of it; the courier is woken once that
+    is committed), a new session starts on the recognised browser, and the page's answer
+    will carry the new cookies (``Page.logged_in``)."""
     services = page.services
     assert outcome.citizen is not None
     assert outcome.browser is not None
-    queued = 0
     previous = sessions.resume(
         db, page.request.cookies.get(SESSION_COOKIE), policy=services.session_policy, now=now
     )
-    if previous is not None:
-        queued = end_browser_session(
-            db, previous, pairwise_secret=services.pairwise_secret, now=now, events=events
-        )
+    if previous is not None and end_browser_session(
+        db,
+        previous,
+        pairwise_secret=services.pairwise_secret,
+        now=now,
+        events=events(page.request),
+    ):
+        after_commit(db, services.logged_out)
     browser_session, token = sessions.start(
         db,
         citizen_id=outcome.citizen.id,
@@ -62,4 +116,4 @@ def begin_session(
     )
     cookie = services.browser_cookies.issue(outcome.browser, nik)
     page.logged_in(token, (cookie, int((outcome.browser.expires_at - now).total_seconds())))
-    return browser_session, queued
+    return browser_session

@@ -12,139 +12,66 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digital_id import levels
-from digital_id.accounts import pin_change, standing
-from digital_id.accounts.pin_login import authenticate
-from digital_id.accounts.pins import InvalidPinError
-from digital_id.accounts.second_factor import (
-    begin_totp_enrolment,
-    remove_totp,
-    second_factor_enrolled,
-)
+from digital_id.accounts import second_factor
 from digital_id.audit import trail
-from digital_id.audit.models import AuditEvent
-from digital_id.clients.models import Client
-from digital_id.consent.models import Consent, ConsentReceipt
+from digital_id.clients import service as clients
+from digital_id.consent import access
 from digital_id.consent.withdrawal import withdraw_consent
-from digital_id.db.types import storable, utc_now
-from digital_id.levels import LOA_LOW
-from digital_id.oidc import assurance
-from digital_id.registry.models import Citizen
+from digital_id.db.types import utc_now
+from digital_id.registry import service as registry
 from digital_id.sessions import service as sessions
-from digital_id.sessions.ending import end_browser_session, end_citizen_sessions
-from digital_id.sessions.models import BrowserSession
-from digital_id.web import apidoc
-from digital_id.web.apidoc import CSRF_REFUSED, PAGE_UNAVAILABLE, page, redirect, throttled_page
-from digital_id.web.login import begin_session, recognised_browser
-from digital_id.web.rendering import Page
-from digital_id.web.routes import Form
-from digital_id.web.routes import field_value as _field
-from digital_id.web.services import (
-    SESSION_COOKIE,
-    Services,
-    client_ip,
-    database,
-    events,
-    services,
+from digital_id.sessions.ending import end_browser_session
+from digital_id.web import apidoc, forms
+from digital_id.web.apidoc import PAGE_UNAVAILABLE, redirect
+from digital_id.web.citizen_session import (
+    LOGIN_PAGE,
+    NO_SESSION,
+    PORTAL_FORM,
+    CitizenDownload,
+    CitizenForm,
+    CitizenPage,
 )
+from digital_id.web.forms import (
+    PostedEndSessions,
+)
+from digital_id.web.services import ServicesDep, events
+from digital_id.web.unit_of_work import UnitOfWork, after_commit
 
 router = APIRouter(tags=["portal"])
-Database = Annotated[Session, Depends(database)]
-App = Annotated[Services, Depends(services)]
 
 RECORD_FIELDS = ("nik", "kk_number", "full_name", "birth_place", "birth_date", "sex", "blood_type", "religion", "marital_status", "occupation", "nationality", "street", "rt", "rw", "village", "district_code")  # fmt: skip
 
 
-# Every portal page answers a browser without a session with the login page (200); every
-# form refuses a foreign CSRF token with the error page (400); every change ends in a 303.
-_LOGIN_PAGE = (
-    "The page; or the portal's login page when the browser has no session, or its one-time-code "
-    "page when the session has not passed the citizen's second factor."
-)
-_NO_SESSION = "The login page (no session), or the one-time-code page (a pending session)."
-_FORM: apidoc.Responses = {
-    303: redirect("Done: back to the portal."),
-    **CSRF_REFUSED,
-    **PAGE_UNAVAILABLE,
-}
 _TO_PORTAL: apidoc.Responses = {
     303: redirect("No session (or nothing to show): to the portal."),
     **PAGE_UNAVAILABLE,
 }
 
 
-def _live_session(request: Request, db: Session, app: Services) -> BrowserSession | None:
-    """The browser's live session, at whatever level, if the one rule still lets its citizen
-    in."""
-    now = utc_now()
-    browser_session = sessions.resume(
-        db, request.cookies.get(SESSION_COOKIE), policy=app.session_policy, now=now
-    )
-    if browser_session is None or standing.refusal(
-        db, browser_session.citizen_id, now=now, browser_session_id=browser_session.id
-    ):
-        return None
-    return browser_session
-
-
-def _citizen_session(request: Request, db: Session, app: Services) -> BrowserSession | None:
-    """The browser's live session, if it has reached the level its citizen has: one with an
-    authenticator has passed it in this session."""
-    browser_session = _live_session(request, db, app)
-    if browser_session is None or not levels.satisfies(
-        browser_session.acr, assurance.citizen_level(db, browser_session.citizen_id)
-    ):
-        return None
-    return browser_session
-
-
-def _sign_in_page(request: Request, db: Session, app: Services, view: Page) -> HTMLResponse:
-    """What a browser without a portal session sees: the one-time-code page when its session
-    is below the citizen's level (the step-up asks for the code, never the PIN again), else
-    the login page."""
-    if _live_session(request, db, app) is not None:
-        return _code_page(view)
-    return _login_page(view)
-
-
-def _code_page(view: Page, *, failed: bool = False) -> HTMLResponse:
-    return view.render(
-        "otp.html",
-        agency="",
-        enrolment=None,
-        failed=failed,
-        action="/account/otp",
-        authorization_request="",
-    )
-
-
 @router.get(
     "/account",
     summary="The portal: the citizen's record, agencies with access, releases, sessions.",
     response_class=HTMLResponse,
-    response_description=_LOGIN_PAGE,
+    response_description=LOGIN_PAGE,
     responses=PAGE_UNAVAILABLE,
 )
 def account(
-    request: Request,
-    db: Database,
-    app: App,
+    visit: CitizenPage,
+    db: UnitOfWork,
+    services: ServicesDep,
     page: Annotated[str, Query(description="The page of the release history, from 1.")] = "1",
 ) -> Response:
-    view = Page(request, app, request.query_params.get("ui_locales"))
-    browser_session = _citizen_session(request, db, app)
-    db.commit()
-    if browser_session is None:
-        return _sign_in_page(request, db, app, view)
-    citizen = db.get_one(Citizen, browser_session.citizen_id)
+    if isinstance(visit, Response):
+        return visit
+    view, browser_session = visit.view, visit.session
+    citizen = registry.get(db, browser_session.citizen_id)
     number = _page_number(page)
     history, more = trail.releases(db, citizen.id, page=number)
-    names: dict[str, str] = dict(db.execute(select(Client.client_id, Client.client_name)).all())
+    names = clients.names(db)
     return view.render(
         "account.html",
         citizen=citizen,
@@ -168,14 +95,9 @@ def account(
                 "agency": names.get(client_id, client_id),
                 "when": receipt.issued_at.isoformat(timespec="minutes"),
             }
-            for receipt, client_id in db.execute(
-                select(ConsentReceipt, Client.client_id)
-                .join(Client, Client.id == ConsentReceipt.client_id)
-                .where(ConsentReceipt.citizen_id == citizen.id)
-                .order_by(ConsentReceipt.issued_at.desc(), ConsentReceipt.id.desc())
-            ).all()
+            for receipt, client_id in access.receipts(db, citizen.id)
         ],
-        second_factor=second_factor_enrolled(db, citizen.id),
+        second_factor=second_factor.second_factor_enrolled(db, citizen.id),
         away=trail.while_away(db, citizen.id, logged_in_at=browser_session.created_at),
         sessions=[
             {
@@ -185,86 +107,10 @@ def account(
                 "current": item.id == browser_session.id,
             }
             for item in sessions.live_sessions(
-                db, citizen.id, policy=app.session_policy, now=utc_now()
+                db, citizen.id, policy=services.session_policy, now=utc_now()
             )
         ],
     )
-
-
-@router.post(
-    "/account/login",
-    summary="Log in to the portal: NIK and PIN.",
-    response_class=HTMLResponse,
-    response_description="The login page again after a failure, or the second-factor page.",
-    responses=_FORM | throttled_page(),
-    openapi_extra=apidoc.form(apidoc.PortalLoginForm),
-)
-def portal_login(request: Request, db: Database, app: App, form: Form) -> Response:
-    view = Page(request, app)
-    nik = _field(form, "nik").strip()
-    now = utc_now()
-    browser = recognised_browser(view, nik, now)
-    charges = app.limits.login(client_ip(request), nik, recognised=browser is not None)
-    if (refusal := view.refusal(db, _field(form, "csrf_token"), *charges)) is not None:
-        return refusal
-    outcome = authenticate(
-        db,
-        app.pin_hasher,
-        nik=nik,
-        pin=_field(form, "pin"),
-        policy=app.lockout_policy,
-        now=now,
-        events=events(request),
-        browser=browser,
-    )
-    if outcome.citizen is None:
-        db.commit()
-        return _login_page(view, failed=True)
-    _browser_session, queued = begin_session(
-        view, db, outcome, nik=nik, now=now, events=events(request)
-    )
-    db.commit()
-    if queued:
-        app.logged_out()
-    if assurance.citizen_level(db, outcome.citizen.id) != LOA_LOW:
-        # The session stays at the PIN's level, so pending, until the code passes.
-        response: Response = _code_page(view)
-    else:
-        response = RedirectResponse("/account", status_code=303)
-        view.finish(response)
-    return response
-
-
-@router.post(
-    "/account/otp",
-    summary="The portal login's second factor.",
-    response_class=HTMLResponse,
-    response_description="The second-factor page again after a wrong code, or the login page.",
-    responses=_FORM,
-    openapi_extra=apidoc.form(apidoc.PortalOtpForm),
-)
-def portal_otp(request: Request, db: Database, app: App, form: Form) -> Response:
-    view = Page(request, app)
-    if not view.csrf_valid(_field(form, "csrf_token")):
-        return view.csrf_refusal()
-    browser_session = _live_session(request, db, app)
-    if browser_session is None:
-        return _login_page(view)
-    if _citizen_session(request, db, app) is None:  # pending: else nothing to pass
-        if not assurance.pass_second_factor(
-            db,
-            app.totp_cipher,
-            browser_session,
-            _field(form, "otp").strip(),
-            policy=app.lockout_policy,
-            now=utc_now(),
-        ):
-            db.commit()  # the failure counts towards the second factor's lockout
-            return _code_page(view, failed=True)
-        db.commit()
-    response = RedirectResponse("/account", status_code=303)
-    view.finish(response)
-    return response
 
 
 @router.get(
@@ -273,19 +119,12 @@ def portal_otp(request: Request, db: Database, app: App, form: Form) -> Response
     response_model=apidoc.PersonalData,
     responses=_TO_PORTAL,
 )
-def download(request: Request, db: Database, app: App) -> Response:
+def download(visit: CitizenDownload, db: UnitOfWork) -> Response:
     """The citizen's register record and access history (UU PDP's right to a copy)."""
-    browser_session = _citizen_session(request, db, app)
-    if browser_session is None:
-        return RedirectResponse("/account", status_code=303)
-    citizen = db.get_one(Citizen, browser_session.citizen_id)
-    history = db.scalars(
-        select(AuditEvent)
-        .where(
-            AuditEvent.subject == trail.citizen_ref(citizen.id), AuditEvent.tag == "claims:released"
-        )
-        .order_by(AuditEvent.sequence)
-    ).all()
+    if isinstance(visit, Response):
+        return visit
+    citizen = registry.get(db, visit.session.citizen_id)
+    history = trail.all_releases(db, citizen.id)
     body: dict[str, Any] = {
         "record": {name: str(getattr(citizen, name)) for name in RECORD_FIELDS},
         "agencies": [
@@ -313,20 +152,10 @@ def download(request: Request, db: Database, app: App) -> Response:
     response_class=apidoc.JwtResponse,
     responses={404: {"description": "No such receipt of this citizen's."}, **_TO_PORTAL},
 )
-def receipt(receipt_id: str, request: Request, db: Database, app: App) -> Response:
-    browser_session = _citizen_session(request, db, app)
-    if browser_session is None:
-        return RedirectResponse("/account", status_code=303)
-    token = (
-        None
-        if not storable(receipt_id)
-        else db.scalar(
-            select(ConsentReceipt.token).where(
-                ConsentReceipt.receipt_id == receipt_id,
-                ConsentReceipt.citizen_id == browser_session.citizen_id,
-            )
-        )
-    )
+def receipt(receipt_id: str, visit: CitizenDownload, db: UnitOfWork) -> Response:
+    if isinstance(visit, Response):
+        return visit
+    token = access.receipt_token(db, visit.session.citizen_id, receipt_id)
     if token is None:
         return Response(status_code=404, headers={"Cache-Control": "no-store"})
     return Response(
@@ -343,89 +172,79 @@ def receipt(receipt_id: str, request: Request, db: Database, app: App) -> Respon
     "/account/agencies/{client_id}/revoke",
     summary="Ask the citizen to confirm withdrawing an agency's access.",
     response_class=HTMLResponse,
-    response_description=_LOGIN_PAGE,
+    response_description=LOGIN_PAGE,
     responses=_TO_PORTAL,
 )
-def revoke_confirmation(client_id: str, request: Request, db: Database, app: App) -> Response:
-    view = Page(request, app)
-    if _citizen_session(request, db, app) is None:
-        return _sign_in_page(request, db, app, view)
-    client = _agency(db, client_id)
+def revoke_confirmation(client_id: str, visit: CitizenPage, db: UnitOfWork) -> Response:
+    if isinstance(visit, Response):
+        return visit
+    client = clients.find(db, client_id)
     if client is None:
         return RedirectResponse("/account#agencies", status_code=303)
-    return view.render("revoke.html", agency=client.client_name, client_id=client.client_id)
+    return visit.view.render("revoke.html", agency=client.client_name, client_id=client.client_id)
 
 
 @router.post(
     "/account/agencies/{client_id}/revoke",
     summary="Withdraw an agency's access: its consent, tokens and sessions.",
     response_class=HTMLResponse,
-    response_description=_NO_SESSION,
-    responses=_FORM,
-    openapi_extra=apidoc.form(apidoc.CsrfForm),
+    response_description=NO_SESSION,
+    responses=PORTAL_FORM,
+    openapi_extra=apidoc.form(forms.CsrfForm),
 )
-def revoke(client_id: str, request: Request, db: Database, app: App, form: Form) -> Response:
-    view = Page(request, app)
-    if not view.csrf_valid(_field(form, "csrf_token")):
-        return view.csrf_refusal()
-    browser_session = _citizen_session(request, db, app)
-    if browser_session is None:
-        return _sign_in_page(request, db, app, view)
-    client = _agency(db, client_id)
+def revoke(
+    client_id: str, request: Request, visit: CitizenForm, db: UnitOfWork, services: ServicesDep
+) -> Response:
+    if isinstance(visit, Response):
+        return visit
+    client = clients.find(db, client_id)
     if client is not None and withdraw_consent(
         db,
-        app.key_ring.current(),
-        issuer=app.settings.issuer,
-        pairwise_secret=app.pairwise_secret,
-        citizen_id=browser_session.citizen_id,
+        services.key_ring.current(),
+        issuer=services.settings.issuer,
+        pairwise_secret=services.pairwise_secret,
+        citizen_id=visit.session.citizen_id,
         client=client,
         now=utc_now(),
         events=events(request),
     ):
-        db.commit()
-        app.logged_out()
-    response = RedirectResponse("/account#agencies", status_code=303)
-    view.finish(response)
-    return response
+        after_commit(db, services.logged_out)
+    return visit.view.redirect("/account#agencies")
 
 
 @router.post(
     "/account/sessions/end",
     summary="End one of the citizen's sessions, or all of them.",
     response_class=HTMLResponse,
-    response_description=_NO_SESSION,
-    responses=_FORM,
-    openapi_extra=apidoc.form(apidoc.EndSessionsForm),
+    response_description=NO_SESSION,
+    responses=PORTAL_FORM,
+    openapi_extra=apidoc.form(forms.EndSessionsForm),
 )
-def end_sessions(request: Request, db: Database, app: App, form: Form) -> Response:
-    view = Page(request, app)
-    if not view.csrf_valid(_field(form, "csrf_token")):
-        return view.csrf_refusal()
-    current = _citizen_session(request, db, app)
-    if current is None:
-        return _sign_in_page(request, db, app, view)
-    wanted = _field(form, "sid")
+def end_sessions(
+    request: Request,
+    visit: CitizenForm,
+    db: UnitOfWork,
+    services: ServicesDep,
+    form: PostedEndSessions,
+) -> Response:
+    if isinstance(visit, Response):
+        return visit
+    view, current = visit.view, visit.session
+    wanted = form.sid
     now = utc_now()
     ended_current = False
-    for item in sessions.live_sessions(db, current.citizen_id, policy=app.session_policy, now=now):
+    for item in sessions.live_sessions(
+        db, current.citizen_id, policy=services.session_policy, now=now
+    ):
         if wanted in ("*", item.sid):
             end_browser_session(
-                db, item, pairwise_secret=app.pairwise_secret, now=now, events=events(request)
+                db, item, pairwise_secret=services.pairwise_secret, now=now, events=events(request)
             )
             ended_current = ended_current or item.id == current.id
-    db.commit()
-    app.logged_out()
+    after_commit(db, services.logged_out)
     if ended_current:
         view.logged_out()
-    response = RedirectResponse("/account", status_code=303)
-    view.finish(response)
-    return response
-
-
-def _agency(db: Session, client_id: str) -> Client | None:
-    if not storable(client_id):
-        return None
-    return db.scalars(select(Client).where(Client.client_id == client_id)).one_or_none()
+    return view.redirect("/account")
 
 
 def _page_number(given: str) -> int:
@@ -436,224 +255,20 @@ def _page_number(given: str) -> int:
     return 1
 
 
-def _login_page(view: Page, *, failed: bool = False) -> HTMLResponse:
-    return view.render(
-        "login.html",
-        back_to="/account",
-        agency="",
-        failed=failed,
-        nik="",
-        action="/account/login",
-        activate_url="/activate",
-        authorization_request="",
-    )
-
-
 def _agencies(db: Session, citizen_id: int) -> list[dict[str, Any]]:
-    last_release = dict(
-        db.execute(
-            select(AuditEvent.client_id, func.max(AuditEvent.occurred_at))
-            .where(
-                AuditEvent.subject == trail.citizen_ref(citizen_id),
-                AuditEvent.tag == "claims:released",
-            )
-            .group_by(AuditEvent.client_id)
-        ).all()
-    )
+    last_release = trail.last_release_by_agency(db, citizen_id)
     agencies = []
-    for client, consent in db.execute(
-        select(Client, Consent)
-        .join(Consent, Consent.client_id == Client.id)
-        .where(Consent.citizen_id == citizen_id, Consent.revoked_at.is_(None))
-        .order_by(Consent.granted_at)
-    ):
-        receipts = db.scalars(
-            select(ConsentReceipt.receipt_id)
-            .where(ConsentReceipt.citizen_id == citizen_id, ConsentReceipt.client_id == client.id)
-            .order_by(ConsentReceipt.issued_at.desc())
-            .limit(1)
-        ).all()
-        released = last_release.get(client.client_id)
+    for agency in access.agencies(db, citizen_id):
+        released = last_release.get(agency.client_id)
         agencies.append(
             {
-                "client_id": client.client_id,
-                "name": client.client_name,
-                "claims": list(consent.claims),
-                "offline_access": "offline_access" in consent.claims,
-                "granted_at": consent.granted_at.isoformat(timespec="minutes"),
+                "client_id": agency.client_id,
+                "name": agency.name,
+                "claims": list(agency.consent.claims),
+                "offline_access": "offline_access" in agency.consent.claims,
+                "granted_at": agency.consent.granted_at.isoformat(timespec="minutes"),
                 "last_release": released.isoformat(timespec="minutes") if released else None,
-                "receipts": list(receipts),
+                "receipts": [] if agency.latest_receipt is None else [agency.latest_receipt],
             }
         )
     return agencies
-
-
-@router.get(
-    "/account/pin",
-    summary="The change-PIN page.",
-    response_class=HTMLResponse,
-    response_description=_LOGIN_PAGE,
-    responses=PAGE_UNAVAILABLE,
-)
-def pin_form(request: Request, db: Database, app: App) -> Response:
-    view = Page(request, app)
-    if _citizen_session(request, db, app) is None:
-        return _sign_in_page(request, db, app, view)
-    return view.render("pin.html", back_to="/account/pin", error_key=None)
-
-
-@router.post(
-    "/account/pin",
-    summary="Change the PIN, with the old one.",
-    response_class=HTMLResponse,
-    response_description=_NO_SESSION,
-    responses=_FORM
-    | {400: page("The change-PIN page with the reason (wrong old PIN, PIN rules), or CSRF.")},
-    openapi_extra=apidoc.form(apidoc.PinChangeForm),
-)
-def change_pin(request: Request, db: Database, app: App, form: Form) -> Response:
-    view = Page(request, app)
-    if not view.csrf_valid(_field(form, "csrf_token")):
-        return view.csrf_refusal()
-    browser_session = _citizen_session(request, db, app)
-    if browser_session is None:
-        return _sign_in_page(request, db, app, view)
-    citizen = db.get_one(Citizen, browser_session.citizen_id)
-    now = utc_now()
-    try:
-        pin_change.change_pin(
-            db,
-            app.pin_hasher,
-            citizen,
-            old_pin=_field(form, "old_pin"),
-            new_pin=_field(form, "pin"),
-            new_pin_confirm=_field(form, "pin_confirm"),
-            policy=app.lockout_policy,
-            browser_session=browser_session,
-            now=now,
-        )
-    except pin_change.WrongCurrentPinError:
-        db.commit()  # the failure counts
-        return view.render(
-            "pin.html", status=400, back_to="/account/pin", error_key="portal.wrong_old_pin"
-        )
-    except InvalidPinError as exc:
-        return view.render(
-            "pin.html", status=400, back_to="/account/pin", error_key=f"activate.pin.{exc.rule}"
-        )
-    # Whoever knew the old PIN may be logged in elsewhere: every other session ends as a
-    # logout does (the agencies hear of it) and every grant not of this session is revoked,
-    # refresh token families included.
-    end_citizen_sessions(
-        db,
-        citizen.id,
-        pairwise_secret=app.pairwise_secret,
-        now=now,
-        reason="pin_changed",
-        actor="citizen",
-        keep=browser_session,
-        events=events(request),
-    )
-    db.commit()
-    app.logged_out()
-    response = RedirectResponse("/account#security", status_code=303)
-    view.finish(response)
-    return response
-
-
-@router.get(
-    "/account/otp/enrol",
-    summary="Start enrolling an authenticator: its QR code.",
-    response_class=HTMLResponse,
-    response_description=_LOGIN_PAGE,
-    responses={303: redirect("Already enrolled: to the portal."), **PAGE_UNAVAILABLE},
-)
-def enrol_form(request: Request, db: Database, app: App) -> Response:
-    view = Page(request, app)
-    browser_session = _citizen_session(request, db, app)
-    if browser_session is None:
-        return _sign_in_page(request, db, app, view)
-    citizen = db.get_one(Citizen, browser_session.citizen_id)
-    if second_factor_enrolled(db, citizen.id):
-        return RedirectResponse("/account#security", status_code=303)
-    enrolment = begin_totp_enrolment(
-        db, app.totp_cipher, citizen, issuer_name=view.t("app.name"), now=utc_now()
-    )
-    db.commit()
-    return view.render(
-        "otp.html",
-        agency="",
-        enrolment=enrolment,
-        failed=False,
-        action="/account/otp/enrol",
-        authorization_request="",
-    )
-
-
-@router.post(
-    "/account/otp/enrol",
-    summary="Finish enrolling an authenticator with its first code.",
-    response_class=HTMLResponse,
-    response_description=_NO_SESSION,
-    responses=_FORM | {400: page("The enrolment page again after a wrong code, or CSRF.")},
-    openapi_extra=apidoc.form(apidoc.PortalOtpForm),
-)
-def enrol(request: Request, db: Database, app: App, form: Form) -> Response:
-    view = Page(request, app)
-    if not view.csrf_valid(_field(form, "csrf_token")):
-        return view.csrf_refusal()
-    browser_session = _citizen_session(request, db, app)
-    if browser_session is None:
-        return _sign_in_page(request, db, app, view)
-    citizen = db.get_one(Citizen, browser_session.citizen_id)
-    now = utc_now()
-    if not assurance.pass_second_factor(
-        db,
-        app.totp_cipher,
-        browser_session,
-        _field(form, "otp").strip(),
-        policy=app.lockout_policy,
-        now=now,
-    ):
-        db.commit()
-        enrolment = begin_totp_enrolment(
-            db, app.totp_cipher, citizen, issuer_name=view.t("app.name"), now=now
-        )
-        db.commit()
-        return view.render(
-            "otp.html",
-            status=400,
-            agency="",
-            enrolment=enrolment,
-            failed=True,
-            action="/account/otp/enrol",
-            authorization_request="",
-        )
-    db.commit()
-    response = RedirectResponse("/account#security", status_code=303)
-    view.finish(response)
-    return response
-
-
-@router.post(
-    "/account/otp/remove",
-    summary="Remove the authenticator (only from a session that passed it).",
-    response_class=HTMLResponse,
-    response_description=_NO_SESSION,
-    responses=_FORM,
-    openapi_extra=apidoc.form(apidoc.CsrfForm),
-)
-def remove_second_factor(request: Request, db: Database, app: App, form: Form) -> Response:
-    """Only from a session that passed the second factor itself: a citizen with an
-    authenticator has no other portal session."""
-    view = Page(request, app)
-    if not view.csrf_valid(_field(form, "csrf_token")):
-        return view.csrf_refusal()
-    browser_session = _citizen_session(request, db, app)
-    if browser_session is None:
-        return _sign_in_page(request, db, app, view)
-    remove_totp(db, db.get_one(Citizen, browser_session.citizen_id))
-    db.commit()
-    response = RedirectResponse("/account#security", status_code=303)
-    view.finish(response)
-    return response

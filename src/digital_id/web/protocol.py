@@ -17,8 +17,9 @@ from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.userinfo import userinfo
 from digital_id.web import apidoc
 from digital_id.web.apidoc import OAUTH_UNAVAILABLE, OAuthError, oauth_error, throttled_oauth
-from digital_id.web.routes import Database, Form
+from digital_id.web.forms import Form
 from digital_id.web.services import Services, events, services
+from digital_id.web.unit_of_work import Database
 
 router = APIRouter(tags=["openid-connect"])
 App = Annotated[Services, Depends(services)]

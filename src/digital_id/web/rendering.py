@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
 from starlette.datastructures import MutableHeaders
@@ -22,6 +22,7 @@ from digital_id.web.services import (
     Services,
     new_browser_id,
 )
+from digital_id.web.unit_of_work import commit_charges_early
 
 _templates = Environment(
     loader=PackageLoader("digital_id.web", "templates"),
@@ -121,6 +122,18 @@ class Page:
         self._set_browser = True
         self.session_token = self._session_cookie = ""
 
+    def keeping_language(self, path: str) -> str:
+        """A link or form action that answers in the language of this page (the agency's
+        ``ui_locales`` is not carried anywhere else)."""
+        return f"{path}?{urlencode({'ui_locales': self.language})}"
+
+    def redirect(self, url: str) -> RedirectResponse:
+        """A 303 (so a browser that posted a form follows with a GET) carrying this page's
+        cookies."""
+        response = RedirectResponse(url, status_code=303)
+        self.finish(response)
+        return response
+
     def csrf_refusal(self) -> HTMLResponse:
         return self.render("error.html", status=400, message_key="error.csrf", detail=None)
 
@@ -129,7 +142,7 @@ class Page:
         first (so a forged post spends nobody's budget), then a spent rate limit."""
         if not self.csrf_valid(csrf_token):
             return self.csrf_refusal()
-        refused = self.services.admit(db, *charges)
+        refused = commit_charges_early(db, self.services, *charges)
         return None if refused is None else self.rate_limited(refused)
 
     def rate_limited(self, refused: RateLimitedError) -> HTMLResponse:

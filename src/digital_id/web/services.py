@@ -8,8 +8,9 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -27,7 +28,7 @@ from digital_id.oidc.server import Provider
 from digital_id.oidc.userinfo import RecordedReleases
 from digital_id.registry.regions import RegionTable
 from digital_id.sessions.service import SessionPolicy
-from digital_id.throttle.limiter import Charge, Limits, RateLimitedError, RateLimiter
+from digital_id.throttle.limiter import Limits, RateLimiter
 from digital_id.web.courier import CourierThread
 
 BROWSER_COOKIE = "dgid_browser"
@@ -114,18 +115,6 @@ class Services:
         if self.courier is not None:
             self.courier.wake()
 
-    def admit(self, session: Session, *charges: Charge) -> RateLimitedError | None:
-        """Charge a page's rate limits in a transaction of their own, committed before the
-        slow work (a PIN hash) so no counter stays locked through it; a refusal keeps
-        nothing and is returned for the page to show."""
-        try:
-            self.rate_limiter.charge(session, charges, now=utc_now())
-        except RateLimitedError as refused:
-            session.rollback()
-            return refused
-        session.commit()
-        return None
-
     def endpoint(self, path: str) -> str:
         return self.settings.issuer.rstrip("/") + path
 
@@ -151,6 +140,9 @@ class Services:
 def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]
 
 
 def events(request: Request, actor: str = "citizen") -> EventContext:

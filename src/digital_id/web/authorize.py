@@ -1,0 +1,379 @@
+"""The authorization flow's pages: ``/authorize`` and its login, one-time-code and consent
+forms; each reads the request, lets ``oidc.authorization`` decide, and renders the decision."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from digital_id.accounts import second_factor as second_factors
+from digital_id.db.types import utc_now
+from digital_id.oidc.agency_client import AgencyClient
+from digital_id.oidc.authorization import (
+    Respond,
+    ShowConsent,
+    ShowError,
+    ShowLogin,
+    ShowSecondFactor,
+    authorize,
+    login_proof,
+)
+from digital_id.oidc.requests import ProviderRequest
+from digital_id.oidc.server import Provider
+from digital_id.registry import service as registry
+from digital_id.sessions import service as sessions
+from digital_id.sessions.models import BrowserSession
+from digital_id.web import apidoc, forms
+from digital_id.web.apidoc import PAGE_UNAVAILABLE, page, redirect, throttled_page
+from digital_id.web.forms import (
+    Form,
+    FormPairs,
+    PostedConsent,
+    PostedLogin,
+    PostedSecondFactor,
+)
+from digital_id.web.login import log_in, step_up
+from digital_id.web.rendering import Page
+from digital_id.web.services import (
+    SESSION_COOKIE,
+    Services,
+    ServicesDep,
+    client_ip,
+    events,
+)
+from digital_id.web.unit_of_work import UnitOfWork, commit_charges_early
+
+router = APIRouter(tags=["pages"])
+
+
+# What an authorization step answers: the next page, or the way back to the agency.
+_NEXT_PAGE = (
+    "The login, second-factor or consent page, or (`response_mode=form_post`) the form that "
+    "carries the answer to the agency."
+)
+_AUTHORIZATION: apidoc.Responses = {
+    303: redirect(
+        "Back to the agency's registered redirect URI with a code or an OAuth error "
+        "(RFC 6749 section 4.1.2)."
+    ),
+    400: page(
+        "The error page: the request cannot be answered at a verified redirect URI "
+        "(unknown client or redirect URI, malformed request)."
+    ),
+    # Steps carrying a request object are limited per address.
+    **throttled_page(),
+    **PAGE_UNAVAILABLE,
+}
+# The forms inside the flow also refuse a foreign CSRF token (400, the same error page).
+_AUTHORIZATION_FORM: apidoc.Responses = {
+    **_AUTHORIZATION,
+    400: page("The error page: a missing or foreign CSRF token, or an unanswerable request."),
+}
+
+
+@router.get(
+    "/authorize",
+    summary="Authorization endpoint (OpenID Connect Core 3.1.2): start or continue a login.",
+    response_class=HTMLResponse,
+    response_description=_NEXT_PAGE,
+    responses=_AUTHORIZATION,
+    openapi_extra=apidoc.query(apidoc.AuthorizationRequest),
+)
+def authorize_get(request: Request, db: UnitOfWork, services: ServicesDep) -> Response:
+    return _authorization_step(request, db, services, list(request.query_params.multi_items()))
+
+
+@router.post(
+    "/authorize",
+    summary="Authorization endpoint by form POST (OpenID Connect Core 3.1.2.1).",
+    response_class=HTMLResponse,
+    response_description=_NEXT_PAGE,
+    responses=_AUTHORIZATION,
+    openapi_extra=apidoc.form(apidoc.AuthorizationRequest),
+)
+def authorize_post(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
+    return _authorization_step(request, db, services, form)
+
+
+@router.post(
+    "/authorize/login",
+    summary="The login form: NIK and PIN.",
+    response_class=HTMLResponse,
+    response_description="The login page again after a failure, or the next page of the flow.",
+    responses=_AUTHORIZATION_FORM | throttled_page(),
+    openapi_extra=apidoc.form(forms.LoginForm),
+)
+def login(request: Request, db: UnitOfWork, services: ServicesDep, form: PostedLogin) -> Response:
+    page, parameters = _carried(request, services, form.authorization_request)
+    provider = services.provider(db, events(request))
+    browser_session = log_in(
+        page,
+        db,
+        form,
+        now=provider.context.now,
+        also_charge=services.limits.request_object(client_ip(request), parameters),
+    )
+    if isinstance(browser_session, HTMLResponse):
+        return browser_session
+    if browser_session is None:
+        oauth_request = _oauth_request(services, parameters)
+        client = provider.query_client(oauth_request.payload.client_id or "")
+        return page.render(
+            "login.html",
+            back_to=_authorize_url(parameters),
+            agency=client.name(page.language) if client else "",
+            form_targets=_agency_return(client, parameters),
+            failed=True,
+            nik="",
+            action="/authorize/login",
+            activate_url=page.keeping_language("/activate"),
+            authorization_request=urlencode(parameters),
+        )
+    return _continue(
+        page, provider, db, parameters, browser_session, fresh_login=True, continues_flow=True
+    )
+
+
+@router.post(
+    "/authorize/consent",
+    summary="The consent form: approve or deny the agency's request.",
+    response_class=HTMLResponse,
+    response_description=_NEXT_PAGE,
+    responses=_AUTHORIZATION_FORM,
+    openapi_extra=apidoc.form(forms.ConsentForm),
+)
+def consent(
+    request: Request, db: UnitOfWork, services: ServicesDep, form: PostedConsent
+) -> Response:
+    step = _resumed(request, db, services, form)
+    if isinstance(step, HTMLResponse):
+        return step
+    page, provider, parameters, browser_session = step
+    fresh = browser_session is not None and form.login_proof == login_proof(
+        services.csrf_secret, browser_session, _oauth_request(services, parameters)
+    )
+    return _continue(
+        page,
+        provider,
+        db,
+        parameters,
+        browser_session,
+        fresh_login=fresh,
+        decision="approve" if form.decision == "approve" else "deny",
+        continues_flow=True,
+    )
+
+
+def _carried(request: Request, services: Services, carried: str) -> tuple[Page, FormPairs]:
+    """The page and the authorization request a form of the flow carried."""
+    parameters = parse_qsl(carried, keep_blank_values=True)
+    return Page(request, services, dict(parameters).get("ui_locales")), parameters
+
+
+def _resumed(
+    request: Request,
+    db: Session,
+    services: Services,
+    form: forms.ConsentForm | forms.SecondFactorForm,
+) -> HTMLResponse | tuple[Page, Provider, FormPairs, BrowserSession | None]:
+    """A form inside the flow: refused for a foreign CSRF token or a spent limit, or the
+    request it carried and the browser's session, if any."""
+    page, parameters = _carried(request, services, form.authorization_request)
+    charges = services.limits.request_object(client_ip(request), parameters)
+    if (refusal := page.refusal(db, form.csrf_token, *charges)) is not None:
+        return refusal
+    provider = services.provider(db, events(request))
+    browser_session = sessions.resume(
+        db,
+        request.cookies.get(SESSION_COOKIE),
+        policy=services.session_policy,
+        now=provider.context.now,
+    )
+    return page, provider, parameters, browser_session
+
+
+def _authorization_step(
+    request: Request, db: Session, services: Services, parameters: FormPairs
+) -> Response:
+    page = Page(request, services, dict(parameters).get("ui_locales"))
+    refused = commit_charges_early(
+        db, services, *services.limits.request_object(client_ip(request), parameters)
+    )
+    if refused is not None:
+        return page.rate_limited(refused)
+    provider = services.provider(db, events(request))
+    browser_session = sessions.resume(
+        db,
+        request.cookies.get(SESSION_COOKIE),
+        policy=services.session_policy,
+        now=provider.context.now,
+    )
+    return _continue(page, provider, db, parameters, browser_session)
+
+
+def _continue(
+    page: Page,
+    provider: Provider,
+    db: Session,
+    parameters: FormPairs,
+    browser_session: BrowserSession | None,
+    *,
+    fresh_login: bool = False,
+    decision: str | None = None,
+    continues_flow: bool = False,
+) -> Response:
+    oauth_request = _oauth_request(page.services, parameters, continues_flow=continues_flow)
+    outcome = authorize(
+        provider, oauth_request, browser_session, fresh_login=fresh_login, decision=decision
+    )
+    back_to = _authorize_url(parameters)
+    carried = urlencode(parameters)
+    if isinstance(outcome, ShowError):
+        key = f"error.{outcome.message or outcome.error}"
+        return page.render(
+            "error.html",
+            status=400,
+            message_key=key if page.t.has(key) else "error.generic",
+            detail=outcome.description,
+        )
+    if isinstance(outcome, ShowLogin):
+        hint = outcome.login_hint or ""
+        return page.render(
+            "login.html",
+            back_to=back_to,
+            agency=outcome.client.name(page.language),
+            form_targets=_agency_return(outcome.client, parameters),
+            failed=False,
+            nik=hint if hint.isdigit() and len(hint) == 16 else "",
+            action="/authorize/login",
+            activate_url=page.keeping_language("/activate"),
+            authorization_request=carried,
+        )
+    if isinstance(outcome, ShowSecondFactor):
+        return _second_factor_page(page, db, outcome, carried, back_to)
+    if isinstance(outcome, ShowConsent):
+        assert browser_session is not None
+        metadata = outcome.client.client_metadata
+        return page.render(
+            "consent.html",
+            back_to=back_to,
+            form_targets=_agency_return(outcome.client, parameters),
+            agency=outcome.client.name(page.language),
+            citizen_name=outcome.citizen.full_name,
+            claims=[
+                {"name": name, "essential": name in outcome.claims.essential}
+                for name in outcome.claims.consent_items
+            ],
+            logo_uri=metadata.get("logo_uri")
+            if str(metadata.get("logo_uri", "")).startswith("https://")
+            else None,
+            policy_uri=metadata.get("policy_uri"),
+            action="/authorize/consent",
+            authorization_request=carried,
+            login_proof=login_proof(page.services.csrf_secret, browser_session, oauth_request)
+            if fresh_login
+            else "",
+        )
+    return _respond(page, outcome)
+
+
+def _agency_return(client: AgencyClient | None, parameters: FormPairs) -> list[str]:
+    """Where a post from an authorization page may be redirected: the request's registered
+    redirect URI (or the client's only one)."""
+    if client is None:
+        return []
+    requested = dict(parameters).get("redirect_uri")
+    if requested is not None and client.check_redirect_uri(requested):
+        return [requested]
+    default = client.get_default_redirect_uri()
+    return [default] if default else []
+
+
+def _second_factor_page(
+    page: Page,
+    db: Session,
+    outcome: ShowSecondFactor,
+    carried: str,
+    back_to: str,
+    *,
+    failed: bool = False,
+) -> HTMLResponse:
+    enrolment = None
+    if not second_factors.second_factor_enrolled(db, outcome.citizen.id):
+        enrolment = second_factors.begin_totp_enrolment(
+            db,
+            page.services.totp_cipher,
+            outcome.citizen,
+            issuer_name=page.t("app.name"),
+            now=utc_now(),
+        )
+    return page.render(
+        "otp.html",
+        back_to=back_to,
+        agency=outcome.client.name(page.language),
+        form_targets=_agency_return(outcome.client, parse_qsl(carried)),
+        enrolment=enrolment,
+        failed=failed,
+        action="/authorize/otp",
+        authorization_request=carried,
+    )
+
+
+@router.post(
+    "/authorize/otp",
+    summary="The second-factor form: the authenticator's code (enrolling it the first time).",
+    response_class=HTMLResponse,
+    response_description="The second-factor page again after a wrong code, or the next page.",
+    responses=_AUTHORIZATION_FORM,
+    openapi_extra=apidoc.form(forms.SecondFactorForm),
+)
+def second_factor(
+    request: Request, db: UnitOfWork, services: ServicesDep, form: PostedSecondFactor
+) -> Response:
+    step = _resumed(request, db, services, form)
+    if isinstance(step, HTMLResponse):
+        return step
+    page, provider, parameters, browser_session = step
+    if browser_session is None:
+        return _continue(page, provider, db, parameters, None, continues_flow=True)
+    if not step_up(page, db, browser_session, form.otp, now=provider.context.now):
+        client = provider.query_client(dict(parameters).get("client_id", ""))
+        if client is None:
+            return _continue(page, provider, db, parameters, browser_session, continues_flow=True)
+        return _second_factor_page(
+            page,
+            db,
+            ShowSecondFactor(client, registry.get(db, browser_session.citizen_id)),
+            urlencode(parameters),
+            _authorize_url(parameters),
+            failed=True,
+        )
+    return _continue(
+        page, provider, db, parameters, browser_session, fresh_login=True, continues_flow=True
+    )
+
+
+def _respond(page: Page, outcome: Respond) -> Response:
+    if outcome.response_mode == "form_post":
+        return page.render(
+            "form_post.html",
+            form_targets=[outcome.redirect_uri],
+            redirect_uri=outcome.redirect_uri,
+            params=outcome.params,
+        )
+    return page.redirect(outcome.url)
+
+
+def _oauth_request(
+    services: Services, parameters: FormPairs, *, continues_flow: bool = False
+) -> ProviderRequest:
+    return ProviderRequest(
+        "GET", services.endpoint("/authorize"), {}, query=parameters, continues_flow=continues_flow
+    )
+
+
+def _authorize_url(parameters: FormPairs) -> str:
+    return "/authorize?" + urlencode(parameters)
