@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from authlib.oauth2.rfc6749 import OAuth2Error
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
@@ -18,11 +18,10 @@ from digital_id.oidc.userinfo import userinfo
 from digital_id.web import apidoc
 from digital_id.web.apidoc import OAUTH_UNAVAILABLE, OAuthError, oauth_error, throttled_oauth
 from digital_id.web.forms import Form
-from digital_id.web.services import Services, events, services
-from digital_id.web.unit_of_work import Database
+from digital_id.web.services import Services, ServicesDep, events
+from digital_id.web.unit_of_work import UnitOfWork, after_commit
 
 router = APIRouter(tags=["openid-connect"])
-App = Annotated[Services, Depends(services)]
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # What every client-authenticated endpoint may answer besides success.
@@ -46,12 +45,12 @@ _CLIENT_ERRORS: apidoc.Responses = {
     summary="OpenID Provider metadata (OpenID Connect Discovery 1.0).",
     response_model=apidoc.ProviderMetadata,
 )
-async def discovery(app: App) -> Response:
+async def discovery(services: ServicesDep) -> Response:
     # async: nothing here blocks (the document is built once), so no hop to a thread.
     return Response(
-        provider_metadata_json(app.settings.issuer),
+        provider_metadata_json(services.settings.issuer),
         media_type="application/json",
-        headers={"Cache-Control": f"public, max-age={app.settings.jwks_cache_seconds}"},
+        headers={"Cache-Control": f"public, max-age={services.settings.jwks_cache_seconds}"},
     )
 
 
@@ -62,12 +61,12 @@ async def discovery(app: App) -> Response:
     responses=_CLIENT_ERRORS | throttled_oauth(),
     openapi_extra=apidoc.form(apidoc.TokenRequest),
 )
-def token(request: Request, db: Database, app: App, form: Form) -> Response:
+def token(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
     oauth_request = ProviderRequest(
-        "POST", app.endpoint("/token"), request.headers, query=(), form=form
+        "POST", services.endpoint("/token"), request.headers, query=(), form=form
     )
     return _oauth_json(
-        db, app.provider(db, events(request, "client")).create_token_response(oauth_request)
+        db, services.provider(db, events(request, "client")).create_token_response(oauth_request)
     )
 
 
@@ -79,13 +78,13 @@ def token(request: Request, db: Database, app: App, form: Form) -> Response:
     responses=_CLIENT_ERRORS | throttled_oauth(),
     openapi_extra=apidoc.form(apidoc.TokenLookup),
 )
-def revoke(request: Request, db: Database, app: App, form: Form) -> Response:
+def revoke(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
     oauth_request = ProviderRequest(
-        "POST", app.endpoint("/revoke"), request.headers, query=(), form=form
+        "POST", services.endpoint("/revoke"), request.headers, query=(), form=form
     )
     return _oauth_json(
         db,
-        app.provider(db, events(request, "client")).create_endpoint_response(
+        services.provider(db, events(request, "client")).create_endpoint_response(
             "revocation", oauth_request
         ),
     )
@@ -98,13 +97,13 @@ def revoke(request: Request, db: Database, app: App, form: Form) -> Response:
     responses=_CLIENT_ERRORS | throttled_oauth(),
     openapi_extra=apidoc.form(apidoc.TokenLookup),
 )
-def introspect(request: Request, db: Database, app: App, form: Form) -> Response:
+def introspect(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
     oauth_request = ProviderRequest(
-        "POST", app.endpoint("/introspect"), request.headers, query=(), form=form
+        "POST", services.endpoint("/introspect"), request.headers, query=(), form=form
     )
     return _oauth_json(
         db,
-        app.provider(db, events(request, "client")).create_endpoint_response(
+        services.provider(db, events(request, "client")).create_endpoint_response(
             "introspection", oauth_request
         ),
     )
@@ -115,9 +114,8 @@ def _oauth_json(db: Session, response: OAuthResponse) -> JSONResponse:
         # A rate-limit refusal changes nothing: the code stays unredeemed, the refresh
         # token unrotated (and the refused hit uncounted: the window is full either way).
         db.rollback()
-    else:
-        # Commit whatever the outcome: a redeemed code, a revoked grant, a seen assertion id.
-        db.commit()
+    # Any other outcome is committed by the unit of work: a redeemed code, a revoked grant,
+    # a seen assertion id, whether or not the answer is an error.
     return _json(response)
 
 
@@ -157,39 +155,40 @@ _USERINFO: dict[str, Any] = {
 
 
 @router.get("/userinfo", **_USERINFO)
-def userinfo_get(request: Request, db: Database, app: App) -> Response:
-    return _userinfo(request, db, app)
+def userinfo_get(request: Request, db: UnitOfWork, services: ServicesDep) -> Response:
+    return _userinfo(request, db, services)
 
 
 @router.post("/userinfo", **_USERINFO)
-def userinfo_post(request: Request, db: Database, app: App) -> Response:
-    return _userinfo(request, db, app)
+def userinfo_post(request: Request, db: UnitOfWork, services: ServicesDep) -> Response:
+    return _userinfo(request, db, services)
 
 
-def _userinfo(request: Request, db: Session, app: Services) -> Response:
+def _userinfo(request: Request, db: Session, services: Services) -> Response:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise MissingAccessTokenError()
-    keys = app.key_ring.current()
+    keys = services.key_ring.current()
     info = userinfo(
         db,
         token.strip(),
         keys=keys,
-        issuer=app.settings.issuer,
-        regions=app.regions,
+        issuer=services.settings.issuer,
+        regions=services.regions,
         now=utc_now(),
         events=events(request, "client"),
-        recorded=app.recorded_releases,
+        recorded=services.recorded_releases,
     )
-    db.commit()  # the release of claims is recorded in the audit trail
     if info.release is not None:
-        app.recorded_releases.add(info.release, info.expires)
+        # Remembered only once the audit trail's record of the release is committed.
+        release, expires = info.release, info.expires
+        after_commit(db, lambda: services.recorded_releases.add(release, expires))
     alg = info.signing_algorithm
     if alg is None:
         return JSONResponse(info.claims, headers=_NO_STORE)
     signed: dict[str, Any] = {
         **info.claims,
-        "iss": app.settings.issuer,
+        "iss": services.settings.issuer,
         "aud": info.client.client_id,
     }
     return Response(keys.sign(signed, alg), media_type="application/jwt", headers=_NO_STORE)

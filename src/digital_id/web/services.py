@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated
@@ -158,11 +157,6 @@ def client_ip(request: Request) -> str | None:
     """The caller's address: uvicorn's proxy headers put the forwarded one here when the
     request came through a trusted proxy."""
     return request.client.host if request.client else None
-
-
-def database(request: Request) -> Iterator[Session]:
-    with Session(services(request).engine, expire_on_commit=False) as session:
-        yield session
 
 
 def new_browser_id() -> str:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from digital_id.db.types import utc_now
 from digital_id.throttle.limiter import Charge, RateLimitedError
-from digital_id.web.services import Services, database, services
+from digital_id.web.services import Services, services
 
 
 def unit_of_work(request: Request) -> Iterator[Session]:
@@ -31,9 +31,6 @@ def unit_of_work(request: Request) -> Iterator[Session]:
 
 # scope="function": the commit runs before the response is sent, not after it.
 UnitOfWork = Annotated[Session, Depends(unit_of_work, scope="function")]
-# The machine-to-machine endpoints commit or roll back themselves (an OAuth error may keep
-# a redeemed code, a rate-limit refusal keeps nothing).
-Database = Annotated[Session, Depends(database)]
 
 
 def after_commit(session: Session, action: Callable[[], None]) -> None:
