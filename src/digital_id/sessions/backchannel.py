@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -69,7 +70,14 @@ class Courier:
     # The agency names the URL: the deadline, size cap and address rules of every call out.
     outbound: Outbound
 
-    def deliver_due(self, keys: KeySnapshot, *, now: datetime, limit: int = 20) -> int:
+    def deliver_due(
+        self,
+        keys: KeySnapshot,
+        *,
+        now: datetime,
+        limit: int = 20,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> int:
         with Session(self.engine) as session:
             due = (
                 select(LogoutDelivery.id)
@@ -93,6 +101,10 @@ class Courier:
             ).all()
             session.commit()
             for delivery_id in claimed:
+                if stopping():
+                    # The process is shutting down: the rest keep their lease and any worker
+                    # retries them when it runs out, and no connection outlives the pool.
+                    break
                 self._attempt(session, keys, delivery_id, now)
                 session.commit()
         return len(claimed)

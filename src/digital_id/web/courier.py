@@ -43,7 +43,10 @@ class CourierThread:
             try:
                 while (
                     not self._stopping.is_set()
-                    and self._courier.deliver_due(self._key_ring.current(), now=utc_now()) > 0
+                    and self._courier.deliver_due(
+                        self._key_ring.current(), now=utc_now(), stopping=self._stopping.is_set
+                    )
+                    > 0
                 ):
                     pass
             except Exception as exc:  # the database or key store is away: try again later
