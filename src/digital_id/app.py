@@ -34,6 +34,7 @@ from digital_id.keys.store import KeyStore
 from digital_id.outbound import Outbound
 from digital_id.registry.regions import load_regions
 from digital_id.sessions.backchannel import Courier
+from digital_id.throttle.fleet import FleetSync
 from digital_id.web import (
     apidoc,
     authorize,
@@ -152,8 +153,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             interval=min(5.0, settings.backchannel_logout_retry_seconds),
         )
         app.state.services.courier = courier
+        rate_limit_sync = FleetSync(
+            app.state.services.fleet_limiter, interval=settings.rate_limit_sync_seconds
+        )
         courier.start()
+        rate_limit_sync.start()
         yield
+        rate_limit_sync.stop()  # its last round sends what this process counted
         courier.stop()
         engine.dispose()
 

@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     rate_limit_client_auth_failures_per_ip_seconds: int = Field(default=60, ge=1)
     rate_limit_request_objects_per_ip: int = Field(default=120, ge=0)
     rate_limit_request_objects_per_ip_seconds: int = Field(default=60, ge=1)
+    # The token path's limits (a client's tokens, failed client authentications) are counted
+    # in each process and sent to the database this often; the fleet may pass what its
+    # processes count in about one interval beyond a limit (digital_id.throttle.fleet).
+    rate_limit_sync_seconds: float = Field(default=0.5, gt=0, le=10)
     # Calls to an agency's host (jwks_uri, sector_identifier_uri, back-channel logout): the
     # whole exchange, connect to last byte, must fit in this.
     outbound_deadline_seconds: float = Field(default=5.0, gt=0, le=60)

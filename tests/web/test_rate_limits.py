@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from digital_id.accounts.models import CitizenAccount
@@ -218,13 +219,20 @@ def test_a_client_past_its_token_budget_gets_slow_down_and_others_do_not(provide
     assert client_credentials(provider, other).status_code == 200
 
 
+def synchronised(app) -> None:
+    """One round of the worker's rate-limit sync (its thread runs one every half second)."""
+    app.state.services.fleet_limiter.synchronise()
+
+
 def test_the_budget_is_counted_in_the_database_so_every_worker_sees_it(provider):
     busy = machine_client(provider)
     assert client_credentials(provider, busy).status_code == 200
+    synchronised(provider.http.app)
     # A second app on the same database: another worker, with its own memory.
     with TestClient(create_app(provider.settings), base_url=ISSUER) as second:
         form = {"grant_type": "client_credentials"}
         assert second.post("/token", **busy.authenticated(form)).status_code == 200
+        synchronised(second.app)
         assert_slow_down(second.post("/token", **busy.authenticated(form)))
 
 
@@ -281,3 +289,32 @@ def test_failed_client_authentication_from_one_address_past_its_limit_gets_slow_
     right = busy.authenticated({"grant_type": "client_credentials"})
     assert_slow_down(guesser.http.post("/token", **right))
     assert client_credentials(provider, busy).status_code == 200
+
+
+def test_the_token_budget_costs_no_statement_and_no_commit_of_its_own(provider):
+    busy = machine_client(provider)
+    engine = provider.http.app.state.engine
+    statements: list[str] = []
+    commits: list[str] = []
+    background = {"rate-limit-sync", "logout-courier"}  # their rounds are not the request's
+
+    def statement(*args: object) -> None:
+        if threading.current_thread().name not in background:
+            statements.append(str(args[2]))
+
+    def commit(_connection: object) -> None:
+        if threading.current_thread().name not in background:
+            commits.append("commit")
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    try:
+        assert client_credentials(provider, busy).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", commit)
+    assert statements
+    assert not [text for text in statements if "rate_limit_windows" in text]
+    assert commits == ["commit"]  # the unit of work's, with the token's audit event
+    assert client_credentials(provider, busy).status_code == 200
+    assert_slow_down(client_credentials(provider, busy))  # and yet it was counted

@@ -13,7 +13,6 @@ from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from digital_id.clients.jwks import ASSERTION_ALGORITHMS, ClientKeysUnavailableError
 from digital_id.clients.models import Client
@@ -98,6 +97,10 @@ class PrivateKeyJwt(OnServer, JWTBearerClientAssertion):  # type: ignore[misc]
                 )
         except IntegrityError:
             return False
+        # The one early commit of a grant, named as such: the seen jti must stick whatever
+        # the grant does next (a replay of an assertion whose grant failed fails too).
+        # Authentication is the grant's first step, so nothing else is in the transaction.
+        session.commit()
         return True
 
 
@@ -106,15 +109,16 @@ def authenticate_within_limits(
 ) -> AgencyClient:
     """``authenticate`` (authlib's client authentication), with the rate limits around it.
 
+    Both limits here are counted in this process's memory and synchronised with the fleet
+    in the background (``digital_id.throttle.fleet``): neither costs a statement.
+
     An address whose failed client authentications (at the token, revocation and
     introspection endpoints alike) spent its window is refused before any authentication
-    work: no assertion is parsed, no agency key set fetched, no secret hashed. The check
-    costs no statement; the database counts each failure, and each process remembers the
-    windows it saw refused.
+    work: no assertion is parsed, no agency key set fetched, no secret hashed.
 
     A client's token budget is charged only once it has authenticated: charged to the
     client id a request merely claims, anyone could spend an agency's budget and lock it
-    out."""
+    out. Charged before the grant's work, a refused grant still spends it."""
     limiter, limits = context.rate_limiter, context.limits
     if limiter is None or limits is None:
         return authenticate()
@@ -124,24 +128,10 @@ def authenticate_within_limits(
         try:
             client = authenticate()
         except InvalidClientError:
-            limiter.charge(context.session, [failures], now=context.now)
+            limiter.count([failures], now=context.now)
             raise
         if endpoint == "token":
-            limiter.charge(
-                context.session, [(limits.token_per_client, client.client_id)], now=context.now
-            )
+            limiter.count([(limits.token_per_client, client.client_id)], now=context.now)
     except RateLimitedError as refused:
         raise SlowDownError(refused.retry_after) from None
-    commit_rate_limit_charge(context.session)
     return client
-
-
-def commit_rate_limit_charge(session: Session) -> None:
-    """An early commit, in the middle of a grant, named as such: the token budget is
-    charged before the grant does its work, and the charge must survive that work's failure
-    (a refused grant still spent the budget). Committing now rather than with the grant also
-    frees the counter row at once: every request of one client counts on one row, and a
-    lock held until the grant's end would let that client's requests through one at a time.
-    Authentication is the grant's first step, so nothing else is in the transaction but a
-    ``private_key_jwt``'s seen ``jti``, which must stick as well."""
-    session.commit()

@@ -15,7 +15,8 @@ from digital_id.config import Settings
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.agency_client import AgencyClient
 from digital_id.registry.regions import RegionTable
-from digital_id.throttle.limiter import Limits, RateLimiter
+from digital_id.throttle.fleet import FleetLimiter
+from digital_id.throttle.limiter import Limits
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class ProviderContext:
     client_keys: ClientKeyResolver
     now: datetime
     events: EventContext = field(default_factory=EventContext)
-    rate_limiter: RateLimiter | None = None
+    # The token path's limits: counted in memory, synchronised with the fleet in the background.
+    rate_limiter: FleetLimiter | None = None
     limits: Limits | None = None
     # The agencies this request looked up (authlib asks for the same one several times).
     clients: dict[str, AgencyClient | None] = field(default_factory=dict)

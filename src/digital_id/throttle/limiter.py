@@ -213,7 +213,7 @@ class RateLimiter:
                 for key, (limit, _) in keyed.items():
                     if counts[key] > limit.hits:
                         self._refused[key] = limit.window_end(now)
-            self._refuse(over, now)
+            raise refusal(over, now)
 
     def refuse_remembered(self, charges: Iterable[Charge], *, now: datetime) -> None:
         """Raise ``RateLimitedError`` if the database already refused one of these subjects in
@@ -227,7 +227,7 @@ class RateLimiter:
             if self._refused.get(key) == limit.window_end(now)
         ]
         if over:
-            self._refuse(over, now)
+            raise refusal(over, now)
 
     def _keyed(self, charges: Iterable[Charge]) -> dict[str, Charge]:
         return {
@@ -236,12 +236,13 @@ class RateLimiter:
             if limit.enabled and value
         }
 
-    @staticmethod
-    def _refuse(over: list[Limit], now: datetime) -> None:
-        # Every spent limit must free before another try can pass.
-        latest = max(over, key=lambda limit: limit.window_end(now))
-        wait = (latest.window_end(now) - now).total_seconds()
-        raise RateLimitedError(latest.scope, max(1, math.ceil(wait)))
+
+def refusal(over: Iterable[Limit], now: datetime) -> RateLimitedError:
+    """The refusal for the spent limits ``over``: every one must free before another try
+    can pass, so the latest window's end decides."""
+    latest = max(over, key=lambda limit: limit.window_end(now))
+    wait = (latest.window_end(now) - now).total_seconds()
+    return RateLimitedError(latest.scope, max(1, math.ceil(wait)))
 
 
 @functools.cache

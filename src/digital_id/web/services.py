@@ -27,6 +27,7 @@ from digital_id.oidc.server import Provider
 from digital_id.oidc.userinfo import RecordedReleases
 from digital_id.registry.regions import RegionTable
 from digital_id.sessions.service import SessionPolicy
+from digital_id.throttle.fleet import FleetLimiter
 from digital_id.throttle.limiter import Limits, RateLimiter
 from digital_id.web.courier import CourierThread
 
@@ -58,11 +59,13 @@ class Services:
     browser_cookies: BrowserCookies
     courier: CourierThread | None = None
     rate_limiter: RateLimiter = field(init=False)
+    fleet_limiter: FleetLimiter = field(init=False)
     limits: Limits = field(init=False)
     oauth_server: Provider = field(init=False)
 
     def __post_init__(self) -> None:
         self.rate_limiter = RateLimiter(self.csrf_secret)
+        self.fleet_limiter = FleetLimiter(self.rate_limiter, self.engine)
         self.limits = Limits.from_settings(self.settings)
         self.oauth_server = Provider(self.settings)
 
@@ -104,7 +107,7 @@ class Services:
                 client_keys=self.client_keys,
                 now=utc_now(),
                 events=events or EventContext(),
-                rate_limiter=self.rate_limiter,
+                rate_limiter=self.fleet_limiter,
                 limits=self.limits,
             )
         )
