@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 from digital_id.db.engine import create_engine_for
 from digital_id.db.migrate import upgrade
 from digital_id.db.types import utc_now
+from digital_id.throttle import fleet
 from digital_id.throttle.fleet import FleetLimiter, FleetSync
 from digital_id.throttle.limiter import Limit, RateLimitedError, RateLimiter
 from digital_id.throttle.models import RateLimitWindow
@@ -209,6 +210,27 @@ def test_a_new_window_purges_the_ended_ones(engine, clock):
     with Session(engine) as session:
         windows = session.scalars(select(RateLimitWindow.window_ends_at)).all()
     assert windows == [limit.window_end(clock())]
+
+
+def test_past_the_windows_it_may_hold_a_process_forgets_those_with_nothing_to_send(
+    engine, clock, monkeypatch
+):
+    monkeypatch.setattr(fleet, "HELD_WINDOWS", 2)
+    limit = Limit("token:client_auth_failed:ip", 2, 60)
+    limiter = limiter_on(engine)
+    assert [passes(limiter, limit, clock, "spent") for _ in range(3)] == [True, True, False]
+    for address in ("192.0.2.1", "192.0.2.2"):
+        passes(limiter, limit, clock, address)
+    limiter.synchronise(clock())  # four windows held, each sent
+    passes(limiter, limit, clock, "192.0.2.3")
+    limiter.synchronise(clock())  # over two: the sent ones never refused are forgotten
+    with pytest.raises(RateLimitedError):  # the refused one is kept
+        limiter.refuse_remembered([(limit, "spent")], now=clock())
+    assert passes(limiter, limit, clock, "192.0.2.1")  # forgotten: its 1 not in memory,
+    assert passes(limiter, limit, clock, "192.0.2.1")  # so one round's hits more pass
+    limiter.synchronise(clock())  # learnt again
+    assert not passes(limiter, limit, clock, "192.0.2.1")
+    assert stored_hits(engine) == 2 + 1 + 1 + 1 + 2
 
 
 # --- the database away, or a round stuck behind a lock -------------------------------------

@@ -54,7 +54,9 @@ log = logging.getLogger(__name__)
 
 # Windows held in memory past which a round forgets those it has nothing to send for and
 # never refused: one per client, and per address that failed client authentication, per
-# window. A forgotten window is learnt again at the next round it is counted in.
+# window. A forgotten window is learnt again at the next round it is counted in; until then
+# this process is as unaware of it as a new one, and may pass one round's hits more (the
+# bounds above hold below this many subjects a window, a flood of addresses aside).
 HELD_WINDOWS = 100_000
 # Rows per upsert: SQLite allows 32,766 parameters a statement, four per row here.
 ROWS_PER_STATEMENT = 1_000
