@@ -89,6 +89,39 @@ def test_one_process_never_passes_more_than_the_limit(engine):
     assert stored_hits(engine) == 50  # the last round, at stop, sent the rest
 
 
+def test_processes_synchronising_at_once_lose_no_hit_and_never_deadlock(
+    database_url, engine, caplog
+):
+    # Three processes, each with its rounds in the background and two request threads, on
+    # the same twenty clients: their rounds upsert the same rows at the same moments.
+    processes, clients, limit, clock = 3, 20, Limit("token:client", 30, LONG), utc_now
+    passed = [0] * clients
+    tally = threading.Lock()
+
+    def knock(limiter: FleetLimiter) -> None:
+        for turn in range(400):
+            if passes(limiter, limit, clock, f"client-{turn % clients}"):
+                with tally:
+                    passed[turn % clients] += 1
+
+    with workers(database_url, processes) as limiters:
+        syncs = [FleetSync(limiter, interval=0.01) for limiter in limiters]
+        for sync in syncs:
+            sync.start()
+        try:
+            threads = [threading.Thread(target=knock, args=(w,)) for w in limiters * 2]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+        finally:
+            for sync in syncs:
+                sync.stop()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # no round failed
+    assert all(limit.hits <= hits <= processes * limit.hits for hits in passed)
+    assert stored_hits(engine) == sum(passed)
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_processes_together_pass_at_most_the_limit_plus_what_the_others_pass_in_one_round(
     database_url, engine, clock, seed
