@@ -2,10 +2,14 @@
 
     .venv/bin/python -m benchmarks.import_benchmark [--count 1000000] [--databases sqlite,postgresql]
 
-Each phase runs in its own child process so its peak memory (ru_maxrss) is its own. Prints
-rows/s, per-batch commit latency percentiles and peak memory, and checks the floor: every
-import of a million rows under 60 s with peak memory under 500 MB. Exits 1 if a floor is
-missed. Every child has a time limit, so the whole run is bounded.
+Each phase runs in its own child process, through the same service call as ``digital-id
+registry import`` (on PostgreSQL a large file is validated by a pool of worker processes).
+Peak memory is that of all the phase's processes together: the child's and its workers'
+resident sets summed, sampled every 50 ms (and never below the child's own ru_maxrss).
+Prints rows/s, per-batch commit latency percentiles and peak memory, and checks the floors:
+on PostgreSQL at least 100,000 rows/s, elsewhere a million rows in under 60 s, and peak
+memory under 500 MB. Exits 1 if a floor is missed. Every child has a time limit, so the whole
+run is bounded.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from digital_id.db.engine import create_engine_for
 from digital_id.db.migrate import upgrade
 
 IMPORT_SECONDS_FLOOR_PER_MILLION = 60.0
+POSTGRESQL_ROWS_PER_SECOND_FLOOR = 100_000
+MEMORY_SAMPLE_S = 0.05
 PEAK_MEMORY_FLOOR_MB = 500.0
 CHILD_TIME_LIMIT_S = 600
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -52,8 +58,8 @@ engine = create_engine_for(url)
 started = time.perf_counter()
 report = RejectReport(path.with_name(path.name + ".rejected.csv"))
 with RegisterFile(path) as source:
-    summary = CitizenImporter(engine, batch_size=batch_size).run(
-        source.rows(), RecordValidator(load_regions()), report
+    summary = CitizenImporter(engine, batch_size=batch_size).import_file(
+        source, RecordValidator(load_regions()), report
     )
 report.close()
 elapsed = time.perf_counter() - started
@@ -76,22 +82,62 @@ class Result:
         return self.rows / self.seconds if self.seconds else 0.0
 
 
+def tree_rss_mb(root: int) -> float:
+    """Resident memory of ``root`` and all its descendants, from /proc (Linux)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue  # exited meanwhile
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier += children
+    total_kb = 0
+    for pid in tree:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total_kb += sum(
+            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
+        )
+    return total_kb / 1024
+
+
 def run_child(args: list[str]) -> tuple[str, float, float]:
-    """Run a child Python process; return its stdout, wall time and its own peak RSS in MB."""
+    """Run a child Python process; return its stdout, wall time and the peak RSS in MB of it
+    and its own children together."""
     with tempfile.TemporaryFile("w+") as stdout:
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, *args], stdout=stdout, text=True)
-        # os.wait4 gives this child's own rusage (RUSAGE_CHILDREN would mix all children).
         timer = threading.Timer(CHILD_TIME_LIMIT_S, process.kill)
         timer.start()
+        peak_tree = [0.0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(MEMORY_SAMPLE_S):
+                peak_tree[0] = max(peak_tree[0], tree_rss_mb(process.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        # os.wait4 gives this child's own rusage (RUSAGE_CHILDREN would mix all children).
         _, status, usage = os.wait4(process.pid, 0)
+        done.set()
+        sampler.join()
         timer.cancel()
         elapsed = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
             raise SystemExit(f"benchmark child failed or exceeded {CHILD_TIME_LIMIT_S} s: {args}")
         stdout.seek(0)
-        return stdout.read(), elapsed, usage.ru_maxrss / 1024
+        return stdout.read(), elapsed, max(usage.ru_maxrss / 1024, peak_tree[0])
 
 
 def fresh_database(kind: str, workdir: Path) -> tuple[str, str | None]:
@@ -178,6 +224,7 @@ def main() -> int:
     )
     print(
         f"{'phase':<34}{'rows':>10}{'seconds':>9}{'rows/s':>10}{'batch p50':>11}{'p95':>8}{'p99':>8}{'peak MB':>9}"
+        "  (peak: all the phase's processes together)"
     )
     failed = False
     for result in results:
@@ -187,10 +234,16 @@ def main() -> int:
             f"{percentile(result.batch_seconds, 0.99):>7.2f}s{result.peak_mb:>9.0f}"
         )
         if result.phase.endswith(" import"):
-            limit = IMPORT_SECONDS_FLOOR_PER_MILLION * options.count / 1_000_000
-            if result.seconds > limit or result.peak_mb > PEAK_MEMORY_FLOOR_MB:
+            if result.phase.startswith("postgresql"):
+                fast_enough = result.rate >= POSTGRESQL_ROWS_PER_SECOND_FLOOR
+                needs = f">= {POSTGRESQL_ROWS_PER_SECOND_FLOOR:,} rows/s"
+            else:
+                limit = IMPORT_SECONDS_FLOOR_PER_MILLION * options.count / 1_000_000
+                fast_enough = result.seconds <= limit
+                needs = f"< {limit:.0f} s"
+            if not fast_enough or result.peak_mb > PEAK_MEMORY_FLOOR_MB:
                 failed = True
-                print(f"  FLOOR MISSED: needs < {limit:.0f} s and < {PEAK_MEMORY_FLOOR_MB:.0f} MB")
+                print(f"  FLOOR MISSED: needs {needs} and < {PEAK_MEMORY_FLOOR_MB:.0f} MB")
     if results[1:]:
         batches = [s for r in results for s in r.batch_seconds]
         print(f"batch commit latency over all imports: mean {statistics.fmean(batches):.2f} s")
@@ -198,7 +251,8 @@ def main() -> int:
         "floor:",
         "MISSED"
         if failed
-        else f"met (import < 60 s per million rows, peak < {PEAK_MEMORY_FLOOR_MB:.0f} MB)",
+        else f"met (PostgreSQL >= {POSTGRESQL_ROWS_PER_SECOND_FLOOR:,} rows/s, others < 60 s"
+        f" per million rows, peak of all processes < {PEAK_MEMORY_FLOOR_MB:.0f} MB)",
     )
     return 1 if failed else 0
 
