@@ -6,9 +6,7 @@ must name its field and rule in the operator's terms, and this runs several time
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
-from functools import partial
 from typing import Any, NamedTuple
 
 from digital_id.registry import vocabulary
@@ -59,14 +57,6 @@ class ValidatedRow(NamedTuple):
     unknown_region: bool
 
 
-# Most fields repeat across a register (a few hundred occupations and birth places, RT
-# numbers, the vocabularies): each spelling is checked once and its result remembered, up to
-# this many spellings per field, which bounds the memory. Rejections are never remembered.
-REMEMBERED_PER_FIELD = 10_000
-
-FieldCheck = Callable[[dict[str, Any], str], str]
-
-
 class RecordValidator:
     def __init__(
         self, regions: RegionTable, *, allow_unknown_region: bool = False, today: date | None = None
@@ -74,19 +64,6 @@ class RecordValidator:
         self.regions = regions
         self.allow_unknown_region = allow_unknown_region
         self.today = today or date.today()
-        self._remembered: dict[str, dict[str, str]] = {name: {} for name in RECORD_FIELDS}
-
-    def _checked(self, row: dict[str, Any], field: str, check: FieldCheck) -> str:
-        raw = row.get(field)
-        remembered = self._remembered[field]
-        if type(raw) is str:
-            value = remembered.get(raw)
-            if value is not None:
-                return value
-        value = check(row, field)
-        if type(raw) is str and len(remembered) < REMEMBERED_PER_FIELD:
-            remembered[raw] = value
-        return value
 
     def validate(self, row: dict[str, Any]) -> ValidatedRow:
         raw_nik = _text(row, "nik")
@@ -98,8 +75,7 @@ class RecordValidator:
             raise InvalidRecordError("nik", exc.reason) from None
 
         birth_date = self._birth_date(_text(row, "birth_date"))
-        checked = self._checked
-        sex = checked(row, "sex", _SEX)
+        sex = _choice(row, "sex", vocabulary.SEXES)
         try:
             check_nik_matches(nik, birth_date=birth_date, sex=sex)
         except InvalidNikError as exc:
@@ -118,20 +94,20 @@ class RecordValidator:
             nik=nik.value,
             kk_number=_digits(row, "kk_number", 16),
             full_name=_name(row, "full_name", 120),
-            birth_place=checked(row, "birth_place", _PLACE),
+            birth_place=_free_text(row, "birth_place", 80),
             birth_date=birth_date,
             sex=sex,
-            blood_type=checked(row, "blood_type", _BLOOD_TYPE),
-            religion=checked(row, "religion", _RELIGION),
-            marital_status=checked(row, "marital_status", _MARITAL_STATUS),
-            occupation=checked(row, "occupation", _PLACE),
-            nationality=checked(row, "nationality", _NATIONALITY),
+            blood_type=_choice(row, "blood_type", vocabulary.BLOOD_TYPES, empty="-"),
+            religion=_choice(row, "religion", vocabulary.RELIGIONS),
+            marital_status=_choice(row, "marital_status", vocabulary.MARITAL_STATUSES),
+            occupation=_free_text(row, "occupation", 80),
+            nationality=_choice(row, "nationality", vocabulary.NATIONALITIES),
             street=_free_text(row, "street", 200),
-            rt=checked(row, "rt", _neighbourhood),
-            rw=checked(row, "rw", _neighbourhood),
-            village=checked(row, "village", _PLACE),
+            rt=_neighbourhood(row, "rt"),
+            rw=_neighbourhood(row, "rw"),
+            village=_free_text(row, "village", 80),
             district_code=district_code,
-            status=checked(row, "status", _status),
+            status=_status(row),
         )
         return ValidatedRow(record, not (nik.region_known and district_known))
 
@@ -215,18 +191,10 @@ def _neighbourhood(row: dict[str, Any], field: str) -> str:
     return value.zfill(3)
 
 
-def _status(row: dict[str, Any], field: str = "status") -> str:
-    value = _text(row, field).lower() or OPTIONAL_FIELDS["status"]
+def _status(row: dict[str, Any]) -> str:
+    value = _text(row, "status").lower() or OPTIONAL_FIELDS["status"]
     if value not in vocabulary.CITIZEN_STATUSES:
         raise InvalidRecordError(
             "status", f"{value!r} is not one of {', '.join(vocabulary.CITIZEN_STATUSES)}"
         )
     return value
-
-
-_SEX: FieldCheck = partial(_choice, allowed=vocabulary.SEXES)
-_BLOOD_TYPE: FieldCheck = partial(_choice, allowed=vocabulary.BLOOD_TYPES, empty="-")
-_RELIGION: FieldCheck = partial(_choice, allowed=vocabulary.RELIGIONS)
-_MARITAL_STATUS: FieldCheck = partial(_choice, allowed=vocabulary.MARITAL_STATUSES)
-_NATIONALITY: FieldCheck = partial(_choice, allowed=vocabulary.NATIONALITIES)
-_PLACE: FieldCheck = partial(_free_text, max_length=80)  # birth place, occupation, village
