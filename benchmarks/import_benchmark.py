@@ -45,8 +45,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
 # The child that imports: the same service code the CLI runs, minus the progress bar,
 # reporting its batch timings as JSON on stdout.
 _IMPORT_CHILD = """
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
+from sqlalchemy import event
 from digital_id.db.engine import create_engine_for
 from digital_id.registry.importer import CitizenImporter
 from digital_id.registry.register_files import RegisterFile, RejectReport
@@ -55,6 +56,23 @@ from digital_id.registry.regions import load_regions
 
 url, path, batch_size = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 engine = create_engine_for(url)
+backends = []
+
+@event.listens_for(engine, "connect")
+def remember_backend(dbapi_connection, _record):
+    if engine.dialect.name == "postgresql":
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backends.append(cursor.fetchone()[0])
+
+def backend_cpu_seconds():
+    # Readable only when PostgreSQL runs on this machine: utime + stime from /proc.
+    try:
+        fields = [Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split() for pid in backends]
+    except OSError:
+        return None
+    return sum(int(f[11]) + int(f[12]) for f in fields) / os.sysconf("SC_CLK_TCK") if fields else None
+
 started = time.perf_counter()
 report = RejectReport(path.with_name(path.name + ".rejected.csv"))
 with RegisterFile(path) as source:
@@ -63,7 +81,7 @@ with RegisterFile(path) as source:
     )
 report.close()
 elapsed = time.perf_counter() - started
-print(json.dumps({"elapsed": elapsed, "inserted": summary.inserted, "updated": summary.updated,
+print(json.dumps({"elapsed": elapsed, "database_cpu_seconds": backend_cpu_seconds(), "inserted": summary.inserted, "updated": summary.updated,
                   "unchanged": summary.unchanged, "rejected": summary.rejected,
                   "batch_seconds": summary.batch_seconds}))
 """
@@ -75,7 +93,9 @@ class Result:
     rows: int
     seconds: float
     peak_mb: float
+    cpu_seconds: float  # the child's and its workers'
     batch_seconds: list[float]
+    database_cpu_seconds: float | None = None  # the PostgreSQL backend's, when it is local
 
     @property
     def rate(self) -> float:
@@ -110,9 +130,10 @@ def tree_rss_mb(root: int) -> float:
     return total_kb / 1024
 
 
-def run_child(args: list[str]) -> tuple[str, float, float]:
-    """Run a child Python process; return its stdout, wall time and the peak RSS in MB of it
-    and its own children together."""
+def run_child(args: list[str]) -> tuple[str, float, float, float]:
+    """Run a child Python process; return its stdout, wall time, the peak RSS in MB of it and
+    its own children together, and their CPU seconds (a busy machine inflates wall time,
+    much less the CPU each row costs)."""
     with tempfile.TemporaryFile("w+") as stdout:
         started = time.perf_counter()
         process = subprocess.Popen([sys.executable, *args], stdout=stdout, text=True)
@@ -137,7 +158,8 @@ def run_child(args: list[str]) -> tuple[str, float, float]:
         if process.returncode != 0:
             raise SystemExit(f"benchmark child failed or exceeded {CHILD_TIME_LIMIT_S} s: {args}")
         stdout.seek(0)
-        return stdout.read(), elapsed, max(usage.ru_maxrss / 1024, peak_tree[0])
+        cpu = usage.ru_utime + usage.ru_stime  # wait4 includes the children it reaped
+        return stdout.read(), elapsed, max(usage.ru_maxrss / 1024, peak_tree[0]), cpu
 
 
 def fresh_database(kind: str, workdir: Path) -> tuple[str, str | None]:
@@ -187,11 +209,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="digital-id-bench-") as tmp:
         workdir = Path(tmp)
         data = workdir / "citizens.csv"
-        _, seconds, peak = run_child(
+        _, seconds, peak, cpu = run_child(
             ["-m", "digital_id", "registry", "generate", "--count", str(options.count),
              "--seed", str(options.seed), "--out", str(data)]
         )  # fmt: skip
-        results.append(Result("generate (CSV)", options.count, seconds, peak, []))
+        results.append(Result("generate (CSV)", options.count, seconds, peak, cpu, []))
         print(
             f"generated {options.count:,} rows ({data.stat().st_size / 1e6:.0f} MB) in {seconds:.1f} s",
             flush=True,
@@ -201,7 +223,7 @@ def main() -> int:
             url, name = fresh_database(kind, workdir)
             try:
                 for phase in ("import", "re-import (unchanged)"):
-                    output, _, peak = run_child(
+                    output, _, peak, cpu = run_child(
                         ["-c", _IMPORT_CHILD, url, str(data), str(options.batch_size)]
                     )
                     report = json.loads(output)
@@ -211,7 +233,9 @@ def main() -> int:
                             options.count,
                             report["elapsed"],
                             peak,
+                            cpu,
                             report["batch_seconds"],
+                            report["database_cpu_seconds"],
                         )
                     )
                     print(f"{kind} {phase}: {report['elapsed']:.1f} s", flush=True)
@@ -224,7 +248,7 @@ def main() -> int:
     )
     print(
         f"{'phase':<34}{'rows':>10}{'seconds':>9}{'rows/s':>10}{'batch p50':>11}{'p95':>8}{'p99':>8}{'peak MB':>9}"
-        "  (peak: all the phase's processes together)"
+        f"{'CPU µs/row':>12}{'db µs/row':>11}"
     )
     failed = False
     for result in results:
@@ -232,6 +256,12 @@ def main() -> int:
             f"{result.phase:<34}{result.rows:>10,}{result.seconds:>9.1f}{result.rate:>10,.0f}"
             f"{percentile(result.batch_seconds, 0.5):>10.2f}s{percentile(result.batch_seconds, 0.95):>7.2f}s"
             f"{percentile(result.batch_seconds, 0.99):>7.2f}s{result.peak_mb:>9.0f}"
+            f"{result.cpu_seconds / result.rows * 1e6:>12.1f}"
+            + (
+                f"{result.database_cpu_seconds / result.rows * 1e6:>11.1f}"
+                if result.database_cpu_seconds is not None
+                else f"{'-':>11}"
+            )
         )
         if result.phase.endswith(" import"):
             if result.phase.startswith("postgresql"):
@@ -247,6 +277,10 @@ def main() -> int:
     if results[1:]:
         batches = [s for r in results for s in r.batch_seconds]
         print(f"batch commit latency over all imports: mean {statistics.fmean(batches):.2f} s")
+    print(
+        "peak MB: all the phase's processes together; CPU: the importing process and its"
+        " workers; db: the PostgreSQL backend (when local)"
+    )
     print(
         "floor:",
         "MISSED"

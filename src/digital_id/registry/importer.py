@@ -1,11 +1,12 @@
 """Bulk import of register files (CSV or JSON Lines) into the ``citizens`` table.
 
-Rows stream from the file and are validated, one by one in this process for a small file, on
+Rows stream from the file and are validated: one by one in this process for a small file, on
 every core (:mod:`~digital_id.registry.chunk_validation`) for a large one on PostgreSQL. Valid
-ones are upserted by NIK in batches, one transaction per batch: an interrupted or crashed import leaves every committed
-batch intact and nothing of the batch in flight. Each batch goes through the database's own
-bulk path into a temporary staging table (``COPY`` on PostgreSQL, ``executemany`` on SQLite),
-then one set-based upsert bumps ``record_version`` only where a field really changed.
+ones are upserted by NIK in batches, one transaction per batch: an interrupted or crashed
+import leaves every committed batch intact and nothing of the batch in flight. Each batch goes
+through the database's own bulk path into a temporary staging table (``COPY`` on PostgreSQL,
+``executemany`` on SQLite), then one set-based upsert bumps ``record_version`` only where a
+field really changed.
 """
 
 from __future__ import annotations
