@@ -88,8 +88,8 @@ def import_(
         started = time.perf_counter()
         try:
             with _interrupt_on_sigterm(), _import_progress(source.size) as on_batch:
-                summary = importer.run(
-                    source.rows(),
+                summary = importer.import_file(
+                    source,
                     validator,
                     report,
                     on_batch=lambda s: on_batch(s, source.bytes_read),

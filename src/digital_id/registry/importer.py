@@ -1,19 +1,19 @@
 """Bulk import of register files (CSV or JSON Lines) into the ``citizens`` table.
 
-Rows stream from the file, are validated one by one, and valid ones are upserted by NIK in
-batches, one transaction per batch: an interrupted or crashed import leaves every committed
-batch intact and nothing of the batch in flight. Each batch goes through the database's own
-bulk path into a temporary staging table (``COPY`` on PostgreSQL, ``executemany`` on SQLite),
-then one set-based upsert bumps ``record_version`` only where a field really changed.
+Rows stream from the file and are validated: one by one in this process for a small file, on
+every core (:mod:`~digital_id.registry.chunk_validation`) for a large one on PostgreSQL. Valid
+ones are upserted by NIK in batches, one transaction per batch: an interrupted or crashed
+import leaves every committed batch intact and nothing of the batch in flight. Each batch goes
+through the database's own bulk path into a temporary staging table (``COPY`` on PostgreSQL,
+``executemany`` on SQLite), then one set-based upsert bumps ``record_version`` only where a
+field really changed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,8 +24,11 @@ from sqlalchemy import (
     Connection,
     Engine,
     MetaData,
+    Select,
     Table,
+    and_,
     bindparam,
+    func,
     literal,
     or_,
     select,
@@ -36,6 +39,13 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
 from digital_id.db.types import UtcDateTime, utc_now
+from digital_id.registry.batch_writer import BatchWriter
+from digital_id.registry.chunk_validation import (
+    CHUNK_BYTES,
+    ChunkJob,
+    ChunkResult,
+    ValidationPool,
+)
 from digital_id.registry.models import Citizen
 from digital_id.registry.records import (
     RECORD_FIELDS,
@@ -43,9 +53,16 @@ from digital_id.registry.records import (
     InvalidRecordError,
     RecordValidator,
 )
-from digital_id.registry.register_files import RejectReport
+from digital_id.registry.register_files import RegisterFile, RejectReport
 
 CITIZENS = cast(Table, Citizen.__table__)
+# Below this size a file is validated in-process: starting worker processes (each imports
+# the validator and loads the region table) costs more than it saves.
+POOL_MIN_BYTES = 4 << 20
+
+# A batch: validated records (validated here) or their COPY lines (validated by workers).
+Batch = list[CitizenRecord] | list[bytes]
+Reject = tuple[int, object, str, str]  # line, NIK as the file spells it, field, reason
 
 
 @dataclass
@@ -74,16 +91,24 @@ class CitizenImporter:
         *,
         batch_size: int = 20_000,
         on_withdrawn: Callable[[Session, list[int]], None] | None = None,
+        workers: int | None = None,
+        pool_min_bytes: int = POOL_MIN_BYTES,
+        chunk_bytes: int = CHUNK_BYTES,
     ) -> None:
         """``on_withdrawn`` is called inside each batch's transaction with the ids of citizens
         the batch changed to a status other than active (deceased, blocked): whatever must
         happen to them then (their sessions ended, agencies told) commits with the change
-        or not at all."""
+        or not at all. ``workers`` validating processes (default: one per core) are used by
+        :meth:`import_file` on PostgreSQL for files of at least ``pool_min_bytes``, each
+        given chunks of about ``chunk_bytes``."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.engine = engine
         self.batch_size = batch_size
         self.on_withdrawn = on_withdrawn
+        self.workers = workers if workers is not None else len(os.sched_getaffinity(0))
+        self.pool_min_bytes = pool_min_bytes
+        self.chunk_bytes = chunk_bytes
         citizens = CITIZENS
         self._staging = Table(
             "citizen_import",
@@ -92,6 +117,7 @@ class CitizenImporter:
             prefixes=["TEMPORARY"],
         )
         self._upsert = self._build_upsert()
+        self._outcome = self._build_outcome() if engine.dialect.name == "postgresql" else None
 
     def _build_upsert(self) -> ReturningInsert[int, int, str]:
         citizens = CITIZENS
@@ -125,6 +151,58 @@ class CitizenImporter:
         # left out were unchanged. (Driver rowcounts for INSERT ... SELECT are unreliable.)
         return upsert.returning(citizens.c.id, citizens.c.record_version, citizens.c.status)
 
+    def _build_outcome(self) -> Select[int, int, Sequence[Any]]:
+        """PostgreSQL counts the rows written itself and sends back one row, not every row:
+        (inserted, updated, ids of citizens updated to a status other than active)."""
+        written = self._upsert.cte("written")
+        withdrawn = and_(written.c.record_version > 1, written.c.status != "active")
+        return select(
+            func.count().filter(written.c.record_version == 1),
+            func.count().filter(written.c.record_version > 1),
+            func.array_agg(written.c.id).filter(withdrawn),
+        )
+
+    def _upsert_staged(self, connection: Connection, now: datetime) -> tuple[int, int, list[int]]:
+        """Upsert the staging table: how many rows were inserted, updated, and withdrawn."""
+        if self._outcome is not None:
+            inserted, updated, withdrawn = connection.execute(self._outcome, {"now": now}).one()
+            return inserted, updated, list(withdrawn or ())
+        written = connection.execute(self._upsert, {"now": now}).all()
+        inserted = sum(1 for row in written if row[1] == 1)
+        withdrawn = [row[0] for row in written if row[1] > 1 and row[2] != "active"]
+        return inserted, len(written) - inserted, withdrawn
+
+    def uses_pool(self, source: RegisterFile) -> bool:
+        return (
+            self.engine.dialect.name == "postgresql"
+            and self.workers > 1
+            and source.size >= self.pool_min_bytes
+        )
+
+    def import_file(
+        self,
+        source: RegisterFile,
+        validator: RecordValidator,
+        report: RejectReport,
+        on_batch: Callable[[ImportSummary], None] | None = None,
+    ) -> ImportSummary:
+        """Import ``source``, validating on every core when :meth:`uses_pool` says so."""
+        if not self.uses_pool(source):
+            return self.run(source.rows(), validator, report, on_batch)
+        job = ChunkJob(
+            source.path,
+            source.format,
+            source.header,
+            validator.allow_unknown_region,
+            validator.today,
+        )
+        pool = ValidationPool(job, self.workers)
+        try:
+            results = pool.results(source.raw_chunks(self.chunk_bytes))
+            return self._run_validated(results, source.header_lines, report, on_batch)
+        finally:
+            pool.close()
+
     def run(
         self,
         rows: Iterator[tuple[int, dict[str, Any]]],
@@ -144,7 +222,7 @@ class CitizenImporter:
         batch: list[CitizenRecord] = []
         batch_unknown_region = 0
         with self.engine.connect() as connection, self._staging_table(connection):
-            writer = _BatchWriter(
+            writer = BatchWriter[Batch](
                 lambda b, u: self._write_batch(connection, b, u, summary, on_batch)
             )
             try:
@@ -185,6 +263,72 @@ class CitizenImporter:
                 writer.close()
         return summary
 
+    def _run_validated(
+        self,
+        results: Iterator[ChunkResult],
+        first_line: int,
+        report: RejectReport,
+        on_batch: Callable[[ImportSummary], None] | None,
+    ) -> ImportSummary:
+        """Upsert chunks validated by workers, as :meth:`run` upserts rows it validates."""
+        summary = ImportSummary()
+        seen: set[int] = set()
+        batch: list[bytes] = []
+        unknown = bytearray()  # one flag per row of ``batch``
+        with self.engine.connect() as connection, self._staging_table(connection):
+            writer = BatchWriter[Batch](
+                lambda b, u: self._write_batch(connection, b, u, summary, on_batch)
+            )
+            try:
+                base = first_line  # the line before the chunk's first
+                for result in results:
+                    summary.rows_read += result.rows_read
+                    rejects: list[Reject] = [
+                        (base + line, nik, name, reason)
+                        for line, nik, name, reason in result.rejects
+                    ]
+                    distinct = set(result.niks)
+                    if len(distinct) == len(result.niks) and seen.isdisjoint(distinct):
+                        seen |= distinct  # the common case: no NIK seen before
+                        batch += result.copy_rows
+                        unknown += result.unknown_region
+                    else:
+                        self._drop_repeated_niks(result, base, seen, rejects, batch, unknown)
+                    summary.rejected += len(rejects)
+                    for line, nik, name, reason in sorted(rejects, key=lambda r: r[0]):
+                        report.reject(line, nik, name, reason)
+                    base += result.lines
+                    while len(batch) >= self.batch_size:
+                        size = self.batch_size
+                        writer.submit(batch[:size], unknown[:size].count(1))
+                        del batch[:size], unknown[:size]
+                if batch:
+                    writer.submit(batch, unknown.count(1))
+            except KeyboardInterrupt:
+                summary.interrupted = True  # as in run(): the partial batch is dropped
+            finally:
+                writer.close()
+        return summary
+
+    @staticmethod
+    def _drop_repeated_niks(
+        result: ChunkResult,
+        base: int,
+        seen: set[int],
+        rejects: list[Reject],
+        batch: list[bytes],
+        unknown: bytearray,
+    ) -> None:
+        for index, nik in enumerate(result.niks):
+            if nik in seen:
+                raw_nik = result.raw_niks.get(index, f"{nik:016d}")
+                reason = "appears on an earlier line of this file"
+                rejects.append((base + result.row_lines[index], raw_nik, "nik", reason))
+                continue
+            seen.add(nik)
+            batch.append(result.copy_rows[index])
+            unknown.append(result.unknown_region[index])
+
     @contextmanager
     def _staging_table(self, connection: Connection) -> Iterator[None]:
         if self.engine.dialect.name == "sqlite":
@@ -207,7 +351,7 @@ class CitizenImporter:
     def _write_batch(
         self,
         connection: Connection,
-        batch: list[CitizenRecord],
+        batch: Batch,
         unknown_region: int,
         summary: ImportSummary,
         on_batch: Callable[[ImportSummary], None] | None,
@@ -216,24 +360,21 @@ class CitizenImporter:
         now: datetime = utc_now()
         with connection.begin():
             self._fill_staging(connection, batch)
-            written = connection.execute(self._upsert, {"now": now}).all()
-            withdrawn = [row[0] for row in written if row[1] > 1 and row[2] != "active"]
+            inserted, updated, withdrawn = self._upsert_staged(connection, now)
             if withdrawn and self.on_withdrawn is not None:
                 with Session(bind=connection) as session:
                     self.on_withdrawn(session, withdrawn)
                     session.commit()  # within the batch's transaction, which commits it
-        versions = [row[1] for row in written]
-        inserted = versions.count(1)
         summary.inserted += inserted
-        summary.updated += len(versions) - inserted
-        summary.unchanged += len(batch) - len(versions)
+        summary.updated += updated
+        summary.unchanged += len(batch) - inserted - updated
         summary.unknown_region += unknown_region
         summary.batches += 1
         summary.batch_seconds.append(time.perf_counter() - started)
         if on_batch is not None:
             on_batch(summary)
 
-    def _fill_staging(self, connection: Connection, batch: list[CitizenRecord]) -> None:
+    def _fill_staging(self, connection: Connection, batch: Batch) -> None:
         columns = ", ".join(RECORD_FIELDS)
         if self.engine.dialect.name == "postgresql":
             connection.exec_driver_sql("TRUNCATE citizen_import")
@@ -242,9 +383,13 @@ class CitizenImporter:
                 driver_connection.cursor() as cursor,
                 cursor.copy(f"COPY citizen_import ({columns}) FROM STDIN") as copy,
             ):
-                for record in batch:
-                    copy.write_row(record)
+                if batch and isinstance(batch[0], bytes):
+                    copy.write(b"".join(batch))  # COPY lines from workers
+                else:
+                    for record in batch:
+                        copy.write_row(record)
             return
+        batch = cast(list[CitizenRecord], batch)
         connection.exec_driver_sql("DELETE FROM citizen_import")
         placeholders = ", ".join("?" for _ in RECORD_FIELDS)
         # SQLAlchemy stores a SQLite DATE as ISO text; the raw cursor must store the same.
@@ -253,56 +398,3 @@ class CitizenImporter:
             f"INSERT INTO citizen_import ({columns}) VALUES ({placeholders})",  # noqa: S608 (fixed column names)
             [(*r[:birth_date], r.birth_date.isoformat(), *r[birth_date + 1 :]) for r in batch],
         )
-
-
-class _BatchWriter:
-    """Commits batches on one background thread, in order, one transaction each.
-
-    The queue holds at most one batch, so memory stays bounded at about three batches. An
-    error in the writer surfaces on the reading thread at its next ``submit`` or at
-    ``close``; ``close`` always waits for the writer, ignoring further Ctrl-C, so the
-    connection is never closed under a transaction in progress.
-    """
-
-    def __init__(self, write: Callable[[list[CitizenRecord], int], None]) -> None:
-        self._write = write
-        self._queue: queue.Queue[tuple[list[CitizenRecord], int] | None] = queue.Queue(maxsize=1)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="citizen-import-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, batch: list[CitizenRecord], unknown_region: int) -> None:
-        while True:
-            self._raise_writer_error()
-            try:
-                self._queue.put((batch, unknown_region), timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def close(self) -> None:
-        while True:
-            try:
-                if self._thread.is_alive():
-                    with contextlib.suppress(queue.Full):
-                        self._queue.put(None, timeout=0.1)
-                    self._thread.join(timeout=0.1)
-                if not self._thread.is_alive():
-                    break
-            except KeyboardInterrupt:
-                continue  # already stopping; the batch in progress must finish or roll back
-        self._raise_writer_error()
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # drain, so the reader is never left blocked on a full queue
-            try:
-                self._write(*item)
-            except BaseException as exc:
-                self._error = exc
-
-    def _raise_writer_error(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
