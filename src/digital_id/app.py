@@ -44,6 +44,7 @@ from digital_id.web import (
     portal_security,
     protocol,
 )
+from digital_id.web.audit_checkpoints import CheckpointThread
 from digital_id.web.courier import CourierThread
 from digital_id.web.limits import RequestLimits
 from digital_id.web.rendering import add_security_headers
@@ -152,8 +153,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             interval=min(5.0, settings.backchannel_logout_retry_seconds),
         )
         app.state.services.courier = courier
+        checkpointer = CheckpointThread(
+            engine, key_ring, alg=REQUIRED_ALGORITHM, interval=settings.audit_checkpoint_seconds
+        )
         courier.start()
+        checkpointer.start()
         yield
+        checkpointer.stop()
         courier.stop()
         engine.dispose()
 
