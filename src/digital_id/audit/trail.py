@@ -132,6 +132,7 @@ class _Checkout:
     pool: ChainPool
     chain: int
     made: bool
+    committing: bool = False
 
 
 def _chain_of(session: Session, connection: Connection) -> int:
@@ -230,12 +231,15 @@ def _write_unwritten(session: Session) -> None:
     if session.get_nested_transaction() is not None:
         return  # a savepoint commits; the events recorded outside it wait for the outer one
     events: list[AuditEvent] | None = session.info.get(_UNWRITTEN)
-    if not events:
-        return
-    # The request's own writes first: their locks and constraint errors come before the head.
-    session.flush()
-    _append(session, list(events))
-    events.clear()
+    if events:
+        # The request's own writes first: their locks and constraint errors come before the
+        # head.
+        session.flush()
+        _append(session, list(events))
+        events.clear()
+    checkout: _Checkout | None = session.info.get(_CHAIN)
+    if checkout is not None:
+        checkout.committing = True
 
 
 def _drop_unwritten(session: Session, transaction: SessionTransaction) -> None:
@@ -246,23 +250,17 @@ def _drop_unwritten(session: Session, transaction: SessionTransaction) -> None:
     if events:
         events.clear()
     checkout: _Checkout | None = session.info.pop(_CHAIN, None)
-    if checkout is not None:  # rolled back (a commit gives the chain back first)
-        if checkout.made:  # its head row was never committed
-            checkout.pool.forget(checkout.chain)
-        else:
-            checkout.pool.checkin(checkout.chain)
-
-
-def _return_chain(session: Session) -> None:
-    checkout: _Checkout | None = session.info.pop(_CHAIN, None)
-    if checkout is not None:
+    if checkout is None:
+        return
+    if checkout.made and not checkout.committing:  # its head row never reached the database
+        checkout.pool.forget(checkout.chain)
+    else:  # (if the commit itself failed, the next append finds the row gone and replaces it)
         checkout.pool.checkin(checkout.chain)
 
 
 # On the Session class, once, when this module is imported: any session may record an event,
 # and a commit without one costs a dictionary lookup.
 orm_events.listen(Session, "before_commit", _write_unwritten)
-orm_events.listen(Session, "after_commit", _return_chain)
 orm_events.listen(Session, "after_transaction_end", _drop_unwritten)
 
 
