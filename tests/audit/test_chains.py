@@ -5,10 +5,11 @@ cut back with its head, a chain deleted, a chain rewritten, or a forged checkpoi
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 from joserfc import jwt
-from joserfc.jwk import RSAKey
+from joserfc.jwk import KeySet, RSAKey
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -229,6 +230,34 @@ def test_a_checkpoint_signed_by_another_key_is_caught(engine, signing_key, publi
     result = verify(engine, published)
     assert not result.intact
     assert result.problem.startswith(f"checkpoint {number} cannot be trusted")
+
+
+def test_a_checkpoint_by_a_key_no_longer_published_is_not_trusted(engine, signing_key):
+    append(engine, 1)
+    number = checkpoint(engine, signing_key)
+    other = RSAKey.generate_key(2048, auto_kid=True)
+    result = verify(engine, lambda: KeySet([other]))
+    assert result.problem.startswith(f"checkpoint {number} cannot be trusted: it is signed by")
+
+
+def test_a_checkpoint_is_written_only_when_none_is_recent(engine, signing_key, clock):
+    append(engine, 1)
+    with Session(engine) as session, session.begin():
+        first = checkpoints.write_if_due(
+            session, signing_key, "RS256", every=timedelta(minutes=5), now=clock.now
+        )
+    with Session(engine) as session, session.begin():
+        again = checkpoints.write_if_due(
+            session, signing_key, "RS256", every=timedelta(minutes=5), now=clock.now
+        )
+        later = checkpoints.write_if_due(
+            session, signing_key, "RS256", every=timedelta(minutes=5),
+            now=clock.now + timedelta(minutes=5),
+        )  # fmt: skip
+    assert first is not None
+    assert again is None
+    assert later is not None
+    assert verify(engine).checkpoints == 2
 
 
 def test_a_deleted_checkpoint_is_missed_by_the_event_that_recorded_it(engine, signing_key):

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from joserfc import jws, jwt
-from joserfc.errors import JoseError
+from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -93,6 +93,12 @@ def heads_in(token: str, keys: KeySet | None) -> list[Head]:
         else:
             decoded = jwt.decode(token, keys, algorithms=SIGNING_ALGORITHMS)
             header, claims = decoded.header, decoded.claims
+    except InvalidKeyIdError as exc:
+        # A pruned key: its checkpoints verify with a JWKS kept from when it was published.
+        raise CheckpointError(
+            "it is signed by a key that is not published (pruned? check with --jwks and a "
+            "JWKS that holds it)"
+        ) from exc
     except (JoseError, ValueError) as exc:
         raise CheckpointError(f"its signature does not verify ({type(exc).__name__})") from exc
     if header.get("typ") != TOKEN_TYPE:
