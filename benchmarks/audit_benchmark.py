@@ -30,9 +30,10 @@ from sqlalchemy import make_url, text
 from sqlalchemy.orm import Session
 
 from digital_id.audit import trail, verification
-from digital_id.audit.chains import pool_for
+from digital_id.audit.chains import pool_for, take_chain
 from digital_id.db.engine import create_engine_for
 from digital_id.db.migrate import upgrade
+from digital_id.db.types import utc_now
 
 RATIO_FLOOR = 10.0
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -85,10 +86,7 @@ def run(design: str, writers: int, seconds: float, batch: int) -> Run:
         if design == "one chain":
             engine = create_engine_for(url)
             with engine.begin() as connection:
-                shared_chain = connection.scalar(
-                    text("INSERT INTO audit_chains (sequence, hash) VALUES (0, :g) RETURNING id"),
-                    {"g": trail.GENESIS},
-                )
+                shared_chain, _ = take_chain(connection, utc_now())
             engine.dispose()
         context = multiprocessing.get_context("spawn")
         ready, go = context.Queue(), context.Event()

@@ -27,12 +27,14 @@ def upgrade() -> None:
         sa.Column("id", ID, autoincrement=True, nullable=False),
         sa.Column("sequence", ID, nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.Column("appended_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_chains")),
     )
-    # The table is new, so the first generated id is 1: the old head becomes chain 1's.
+    # The table is new, so the first generated id is 1: the old head becomes chain 1's (and,
+    # with no process holding it, is taken by the first that needs a chain an hour on).
     op.execute(
-        "INSERT INTO audit_chains (sequence, hash) "
-        "SELECT sequence, hash FROM audit_head WHERE sequence > 0"
+        "INSERT INTO audit_chains (sequence, hash, appended_at) "
+        "SELECT sequence, hash, CURRENT_TIMESTAMP FROM audit_head WHERE sequence > 0"
     )
     op.create_table(
         "audit_checkpoints",

@@ -5,7 +5,7 @@ cut back with its head, a chain deleted, a chain rewritten, or a forged checkpoi
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from joserfc import jwt
@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from digital_id.audit import checkpoints, trail, verification
+from digital_id.audit import chains, checkpoints, trail, verification
 from digital_id.audit.chains import ChainPool, pool_for
 from digital_id.audit.models import AuditChain, AuditCheckpoint, AuditEvent
 from digital_id.cli import app
@@ -58,9 +58,9 @@ def two_chains(engine):
     finally:
         other.dispose()
     with Session(engine) as session:
-        chains = session.scalars(select(AuditEvent.chain).distinct()).all()
-    assert len(chains) == 2
-    return sorted(chains)
+        found = session.scalars(select(AuditEvent.chain).distinct()).all()
+    assert len(found) == 2
+    return sorted(found)
 
 
 def test_two_processes_append_to_chains_of_their_own(engine):
@@ -98,6 +98,30 @@ def test_one_transaction_after_another_reuses_the_same_chain(engine, process):
     with Session(engine) as session:
         assert session.scalar(select(func.count(AuditEvent.chain.distinct()))) == 1
         assert session.scalars(select(AuditChain.sequence)).all() == [5]
+
+
+def test_a_new_process_takes_a_chain_left_idle_by_one_that_ended(engine, process):
+    append(engine, 2)
+    with engine.begin() as connection:
+        left = connection.scalar(select(AuditChain.id))
+        connection.execute(
+            text("UPDATE audit_chains SET appended_at = :t"),
+            {"t": datetime.now(UTC) - chains.ABANDONED_AFTER - timedelta(minutes=1)},
+        )
+    append(process, 1)
+    with Session(engine) as session:
+        assert session.scalars(select(AuditEvent.chain).distinct()).all() == [left]
+    assert pool_for(process).chains() == [left]
+    result = verify(engine)
+    assert result.intact
+    assert (result.count, result.chains) == (3, 1)
+
+
+def test_a_chain_appended_to_recently_is_not_taken(engine, process):
+    append(engine, 1)
+    append(process, 1)
+    with Session(engine) as session:
+        assert len(session.scalars(select(AuditEvent.chain).distinct()).all()) == 2
 
 
 def test_a_pool_with_a_limit_shares_its_chains():
@@ -203,7 +227,7 @@ def test_a_chain_rewritten_with_recomputed_hashes_is_caught_by_a_checkpoint(
             select(AuditEvent).where(AuditEvent.tag == "test:event").order_by(AuditEvent.sequence)
         ).all()
         events[1].subject = "citizen:someone-else"
-        previous = trail.GENESIS
+        previous = chains.GENESIS
         for event in events:  # every hash recomputed: the chain alone no longer shows it
             event.previous_hash = previous
             event.hash = previous = trail.event_hash(event)

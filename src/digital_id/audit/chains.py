@@ -9,15 +9,24 @@ ever to share it (a pool with a ``limit`` does so on purpose, to bound how many 
 process makes: with ``limit=1`` every transaction of the process queues on one chain, as the
 single-chain trail did).
 
-A process that ends leaves its chains behind, complete: they simply grow no further.
+A process that ends leaves its chains behind, complete. So that restarts do not add chains
+without end, a process that needs a chain first takes one nobody has appended to for
+``ABANDONED_AFTER`` (``take_chain``); were its old owner still alive, merely idle all that
+time, the two would share it, which the head row lock keeps correct.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+
+from digital_id.audit.models import AuditChain
+
+GENESIS = "0" * 64  # the previous hash of every chain's first event
+ABANDONED_AFTER = timedelta(hours=1)
 
 
 class ChainPool:
@@ -73,3 +82,38 @@ def pool_for(engine: Engine) -> ChainPool:
         with _pools_lock:
             pool = _pools.setdefault(engine, ChainPool())
     return pool
+
+
+# The longest idle chain no other transaction has locked (SKIP LOCKED; SQLite has one writer
+# anyway and renders no locking clause).
+_IDLE_CHAIN = (
+    select(AuditChain.id)
+    .where(AuditChain.appended_at < bindparam("idle_before"))
+    .order_by(AuditChain.appended_at)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_ADOPT_CHAIN = (
+    update(AuditChain)
+    .where(AuditChain.id == _IDLE_CHAIN)
+    .values(appended_at=bindparam("now"))
+    .returning(AuditChain.id)
+)
+_MAKE_CHAIN = (
+    insert(AuditChain)
+    .values(sequence=0, hash=GENESIS, appended_at=bindparam("now"))
+    .returning(AuditChain.id)
+)
+
+
+def take_chain(connection: Connection, now: datetime) -> tuple[int, bool]:
+    """A chain for this process: an abandoned one, or else a new one (whose id the database
+    generates, so chains made by different processes never collide). Returns its id and
+    whether it was made (then it goes if the transaction rolls back)."""
+    adopted = connection.execute(
+        _ADOPT_CHAIN, {"idle_before": now - ABANDONED_AFTER, "now": now}
+    ).scalar()
+    if adopted is not None:
+        return int(adopted), False
+    return int(connection.execute(_MAKE_CHAIN, {"now": now}).scalar_one()), True

@@ -49,6 +49,9 @@ class AuditChain(Base):
     id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
     sequence: Mapped[int] = mapped_column(BigIntegerId)
     hash: Mapped[str] = mapped_column(String(64))
+    # When it was last appended to (or taken): a chain idle for long was left by a process
+    # that ended, and a new process takes it rather than making one more.
+    appended_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class AuditCheckpoint(Base):

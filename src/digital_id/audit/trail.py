@@ -29,16 +29,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, TextClause, bindparam, insert, text
+from sqlalchemy import BindParameter, Connection, TextClause, bindparam, text
 from sqlalchemy import event as orm_events
 from sqlalchemy.orm import Session, SessionTransaction
 
-from digital_id.audit.chains import ChainPool, pool_for
-from digital_id.audit.models import AuditChain, AuditEvent
-from digital_id.db.types import utc_now
+from digital_id.audit.chains import ChainPool, pool_for, take_chain
+from digital_id.audit.models import AuditEvent
+from digital_id.db.types import UtcDateTime, utc_now
 from digital_id.telemetry import metrics
 
-GENESIS = "0" * 64
 _UNWRITTEN = "digital_id.audit.unwritten"  # the session.info key of events awaiting commit
 _CHAIN = "digital_id.audit.chain"  # the session.info key of the chain its transaction holds
 
@@ -101,17 +100,18 @@ def _append(session: Session, events: list[AuditEvent]) -> None:
     project's development machine)."""
     connection = session.connection()
     chain = _chain_of(session, connection)
+    now = utc_now()  # when the chain was last appended to (see chains.take_chain)
     if connection.dialect.name == "postgresql":
         for event in events:
             event.chain = chain
-            if not _append_on_postgresql(connection, event):  # the chain's head row is gone
+            if not _append_on_postgresql(connection, event, now):  # the head row is gone
                 event.chain = chain = _replace_chain(session, connection)
-                _append_on_postgresql(connection, event)
+                _append_on_postgresql(connection, event, now)
         return
-    head = _advance_head(connection, chain, len(events))
+    head = _advance_head(connection, chain, len(events), now)
     if head is None:
         chain = _replace_chain(session, connection)
-        head = _advance_head(connection, chain, len(events))
+        head = _advance_head(connection, chain, len(events), now)
     assert head is not None  # the row was just made in this transaction
     last_sequence, previous_hash = head
     rows = []
@@ -127,7 +127,8 @@ def _append(session: Session, events: list[AuditEvent]) -> None:
 
 @dataclass
 class _Checkout:
-    """The chain a session's transaction holds, and whether the transaction made it."""
+    """The chain a session's transaction holds, and whether the transaction made it (then
+    the head row goes if the transaction rolls back)."""
 
     pool: ChainPool
     chain: int
@@ -142,9 +143,9 @@ def _chain_of(session: Session, connection: Connection) -> int:
     pool = pool_for(connection.engine)
     chain = pool.checkout()
     if chain is None:
-        chain = _make_chain(connection)
+        chain, made = take_chain(connection, utc_now())
         pool.adopt(chain)
-        session.info[_CHAIN] = _Checkout(pool, chain, made=True)
+        session.info[_CHAIN] = _Checkout(pool, chain, made=made)
     else:
         session.info[_CHAIN] = _Checkout(pool, chain, made=False)
     return chain
@@ -155,21 +156,16 @@ def _replace_chain(session: Session, connection: Connection) -> int:
     savepoint that rolled back)."""
     checkout: _Checkout = session.info[_CHAIN]
     checkout.pool.forget(checkout.chain)
-    checkout.chain = _make_chain(connection)
-    checkout.made = True
+    checkout.chain, checkout.made = take_chain(connection, utc_now())
     checkout.pool.adopt(checkout.chain)
     return checkout.chain
 
 
-def _make_chain(connection: Connection) -> int:
-    # The database generates the id: chains made by different processes never collide.
-    return int(connection.execute(_MAKE_CHAIN).scalar_one())
-
-
-def _append_on_postgresql(connection: Connection, event: AuditEvent) -> bool:
+def _append_on_postgresql(connection: Connection, event: AuditEvent, now: datetime) -> bool:
     before, after = _canonical_around_sequence(event)
     parameters = {column: getattr(event, column) for column in _EVENT_FIELDS}
     parameters |= {"chain": event.chain, "before_sequence": before, "after_sequence": after}
+    parameters["appended_at"] = now
     row = connection.execute(_append_statement(), parameters).first()
     if row is None:
         return False
@@ -182,11 +178,10 @@ _EVENT_FIELDS = (
 )  # fmt: skip
 _EVENT_COLUMNS = ("chain", "sequence", *_EVENT_FIELDS, "previous_hash", "hash")
 _ADVANCE_HEAD = text(
-    "UPDATE audit_chains SET sequence = sequence + :count WHERE id = :chain "
-    "RETURNING sequence, hash"
-)
+    "UPDATE audit_chains SET sequence = sequence + :count, appended_at = :appended_at "
+    "WHERE id = :chain RETURNING sequence, hash"
+).bindparams(bindparam("appended_at", type_=UtcDateTime))
 _SET_HEAD_HASH = text("UPDATE audit_chains SET hash = :hash WHERE id = :chain")
-_MAKE_CHAIN = insert(AuditChain).values(sequence=0, hash=GENESIS).returning(AuditChain.id)
 
 
 @functools.cache
@@ -210,14 +205,14 @@ def _append_statement() -> TextClause:
         "encode(sha256(convert_to(hash || CAST(:before_sequence AS text) "
         "|| CAST(sequence + 1 AS text) || CAST(:after_sequence AS text), 'UTF8')), 'hex') "
         "AS hash FROM head), "
-        "advanced AS (UPDATE audit_chains SET sequence = linked.sequence, hash = linked.hash "
-        "FROM linked WHERE audit_chains.id = :chain) "
+        "advanced AS (UPDATE audit_chains SET sequence = linked.sequence, hash = linked.hash, "
+        "appended_at = :appended_at FROM linked WHERE audit_chains.id = :chain) "
         f"INSERT INTO {AuditEvent.__tablename__} "
         f"(chain, sequence, {fields}, previous_hash, hash) "
         f"SELECT :chain, linked.sequence, {values}, linked.previous_hash, linked.hash "
         "FROM linked "
         "RETURNING sequence, previous_hash, hash"
-    ).bindparams(*_typed_fields())
+    ).bindparams(*_typed_fields(), bindparam("appended_at", type_=UtcDateTime))
 
 
 def _typed_fields() -> tuple[BindParameter[Any], ...]:
@@ -294,9 +289,12 @@ def _canonical(fields: dict[str, Any]) -> str:
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def _advance_head(connection: Connection, chain: int, count: int) -> tuple[int, str] | None:
+def _advance_head(
+    connection: Connection, chain: int, count: int, now: datetime
+) -> tuple[int, str] | None:
     """Lock the chain's head row and take ``count`` sequence numbers in one statement.
     Returns the last of them and the hash of the event before the first; None if the chain
     has no head row."""
-    row = connection.execute(_ADVANCE_HEAD, {"count": count, "chain": chain}).first()
+    parameters = {"count": count, "chain": chain, "appended_at": now}
+    row = connection.execute(_ADVANCE_HEAD, parameters).first()
     return None if row is None else (int(row[0]), str(row[1]))

@@ -21,8 +21,9 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from digital_id.audit import checkpoints
+from digital_id.audit.chains import GENESIS
 from digital_id.audit.models import AuditChain, AuditCheckpoint, AuditEvent
-from digital_id.audit.trail import GENESIS, event_hash
+from digital_id.audit.trail import event_hash
 
 
 @dataclass(frozen=True)
