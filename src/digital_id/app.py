@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
@@ -45,6 +45,7 @@ from digital_id.web import (
     portal_security,
     protocol,
 )
+from digital_id.web.audit_checkpoints import CheckpointThread
 from digital_id.web.courier import CourierThread
 from digital_id.web.limits import RequestLimits
 from digital_id.web.rendering import add_security_headers
@@ -142,25 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             totp_cipher=TotpCipher(key_store.secret("totp")),
             browser_cookies=BrowserCookies(key_store.secret("recognised_browser")),
         )
-        courier = CourierThread(
-            Courier(
-                engine,
-                settings.issuer,
-                retry_base=timedelta(seconds=settings.backchannel_logout_retry_seconds),
-                outbound=outbound,
-            ),
-            key_ring,
-            interval=min(5.0, settings.backchannel_logout_retry_seconds),
-        )
-        app.state.services.courier = courier
-        rate_limit_sync = FleetSync(
-            app.state.services.fleet_limiter, interval=settings.rate_limit_sync_seconds
-        )
-        courier.start()
-        rate_limit_sync.start()
-        yield
-        rate_limit_sync.stop()  # its last round sends what this process counted
-        courier.stop()
+        with _background_work(app.state.services, outbound):
+            yield
         engine.dispose()
 
     app = FastAPI(
@@ -252,3 +236,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     return app
+
+
+@contextmanager
+def _background_work(services: Services, outbound: Outbound) -> Iterator[None]:
+    """Each worker's threads for as long as it serves: the back-channel logout courier, the
+    rate limits' synchronisation and the audit checkpoints; stopped in the reverse order,
+    so the last rate-limit round still sends what this process counted."""
+    settings = services.settings
+    courier = CourierThread(
+        Courier(
+            services.engine,
+            settings.issuer,
+            retry_base=timedelta(seconds=settings.backchannel_logout_retry_seconds),
+            outbound=outbound,
+        ),
+        services.key_ring,
+        interval=min(5.0, settings.backchannel_logout_retry_seconds),
+    )
+    services.courier = courier
+    rate_limit_sync = FleetSync(services.fleet_limiter, interval=settings.rate_limit_sync_seconds)
+    checkpointer = CheckpointThread(
+        services.engine,
+        services.key_ring,
+        alg=REQUIRED_ALGORITHM,
+        interval=settings.audit_checkpoint_seconds,
+    )
+    courier.start()
+    rate_limit_sync.start()
+    checkpointer.start()
+    try:
+        yield
+    finally:
+        checkpointer.stop()
+        rate_limit_sync.stop()
+        courier.stop()

@@ -1,7 +1,7 @@
 """Every mapped model, imported once so ``Base.metadata`` is complete for Alembic and tests."""
 
 from digital_id.accounts.models import CitizenAccount, RecognisedBrowser
-from digital_id.audit.models import AuditEvent, AuditHead
+from digital_id.audit.models import AuditChain, AuditCheckpoint, AuditEvent
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent, ConsentReceipt
 from digital_id.db.base import Base
@@ -19,8 +19,9 @@ from digital_id.throttle.models import RateLimitWindow
 metadata = Base.metadata
 
 __all__ = [
+    "AuditChain",
+    "AuditCheckpoint",
     "AuditEvent",
-    "AuditHead",
     "AuthorizationCode",
     "AuthorizationGrant",
     "BrowserSession",

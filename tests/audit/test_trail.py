@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from digital_id.audit import trail
+from digital_id.audit import trail, verification
 from digital_id.audit.models import AuditEvent
 from digital_id.cli import app
 
@@ -23,7 +23,7 @@ def append(engine, count, tag="test:event"):
 
 def verify(engine):
     with Session(engine) as session:
-        return trail.verify(session)
+        return verification.verify(session)
 
 
 def test_an_untouched_chain_verifies(engine):
@@ -71,6 +71,7 @@ def test_an_inserted_event_breaks_the_chain(engine):
     with Session(engine) as session:
         events = session.query(AuditEvent).order_by(AuditEvent.sequence).all()
         forged = AuditEvent(
+            chain=events[-1].chain,
             sequence=4,
             occurred_at=events[-1].occurred_at,
             tag="consent:granted",

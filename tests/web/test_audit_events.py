@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digital_id.audit import trail
+from digital_id.audit import verification
 from digital_id.audit.models import AuditEvent
 from tests.web.conftest import PIN, hidden
 from tests.web.test_authorization_endpoint import pkce
@@ -44,7 +44,7 @@ def test_a_login_flow_is_recorded_without_secrets(provider):
     for secret in (citizen["nik"], PIN, tokens["access_token"], tokens["id_token"]):
         assert secret not in everything
     with Session(provider.engine) as session:
-        assert trail.verify(session).intact
+        assert verification.verify(session).intact
 
 
 def test_an_unknown_nik_is_recorded_without_it(provider):

@@ -7,7 +7,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digital_id.audit import trail
+from digital_id.audit import verification
 from digital_id.audit.models import AuditEvent
 from digital_id.clients.models import Client
 from digital_id.consent.models import ConsentReceipt
@@ -71,7 +71,7 @@ def test_withdrawal_gives_a_receipt_and_an_audit_event(provider):
             select(ConsentReceipt.token).order_by(ConsentReceipt.issued_at, ConsentReceipt.id)
         ).all()
         tags = session.scalars(select(AuditEvent.tag).order_by(AuditEvent.sequence)).all()
-        assert trail.verify(session).intact
+        assert verification.verify(session).intact
     jwks = KeySet.import_key_set(provider.http.get("/jwks").json())
     decisions = [verify(token, jwks)["decision"] for token in tokens]
     assert decisions == ["granted", "withdrawn"]

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import second_factor
-from digital_id.audit import trail
+from digital_id.audit import history as audit_history
 from digital_id.clients import service as clients
 from digital_id.consent import access
 from digital_id.consent.withdrawal import withdraw_consent
@@ -70,7 +70,7 @@ def account(
     view, browser_session = visit.view, visit.session
     citizen = registry.get(db, browser_session.citizen_id)
     number = _page_number(page)
-    history, more = trail.releases(db, citizen.id, page=number)
+    history, more = audit_history.releases(db, citizen.id, page=number)
     names = clients.names(db)
     return view.render(
         "account.html",
@@ -98,7 +98,7 @@ def account(
             for receipt, client_id in access.receipts(db, citizen.id)
         ],
         second_factor=second_factor.second_factor_enrolled(db, citizen.id),
-        away=trail.while_away(db, citizen.id, logged_in_at=browser_session.created_at),
+        away=audit_history.while_away(db, citizen.id, logged_in_at=browser_session.created_at),
         sessions=[
             {
                 "sid": item.sid,
@@ -124,7 +124,7 @@ def download(visit: CitizenDownload, db: UnitOfWork) -> Response:
     if isinstance(visit, Response):
         return visit
     citizen = registry.get(db, visit.session.citizen_id)
-    history = trail.all_releases(db, citizen.id)
+    history = audit_history.all_releases(db, citizen.id)
     body: dict[str, Any] = {
         "record": {name: str(getattr(citizen, name)) for name in RECORD_FIELDS},
         "agencies": [
@@ -256,7 +256,7 @@ def _page_number(given: str) -> int:
 
 
 def _agencies(db: Session, citizen_id: int) -> list[dict[str, Any]]:
-    last_release = trail.last_release_by_agency(db, citizen_id)
+    last_release = audit_history.last_release_by_agency(db, citizen_id)
     agencies = []
     for agency in access.agencies(db, citizen_id):
         released = last_release.get(agency.client_id)

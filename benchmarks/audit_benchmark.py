@@ -1,0 +1,164 @@
+"""Audit trail benchmark: chained appends per second on PostgreSQL, by concurrent writers.
+
+    .venv/bin/python -m benchmarks.audit_benchmark [--seconds 5] [--writers 1,4,16] [--batch 1]
+
+Each writer is a process of its own with its own connection, appending transactions of
+``--batch`` events (nothing else in them) with durable commits, for ``--seconds``. Two
+designs side by side, in a fresh database each:
+
+- ``chains``: the trail as it is, each process appending to chains of its own;
+- ``one chain``: every writer forced onto one shared chain (a pool limited to one chain,
+  the same chain in every process), which is the single-chain trail this one replaced.
+
+Prints events/s for each, and the ratio with 16 writers against the floor (10x). At the end
+of every run the whole trail must verify. Exits non-zero only on errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
+
+from sqlalchemy import make_url, text
+from sqlalchemy.orm import Session
+
+from digital_id.audit import trail, verification
+from digital_id.audit.chains import pool_for, take_chain
+from digital_id.db.engine import create_engine_for
+from digital_id.db.migrate import upgrade
+from digital_id.db.types import utc_now
+
+RATIO_FLOOR = 10.0
+POSTGRES_ADMIN_URL = os.environ.get(
+    "DIGITAL_ID_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    design: str
+    writers: int
+    events: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def writer(
+    url: str, shared_chain: int | None, batch: int, seconds: float, ready: Queue, go: Event
+) -> None:
+    """Connect, say so, wait for the start, append for ``seconds``; report events committed."""
+    engine = create_engine_for(url)
+    if shared_chain is not None:
+        pool = pool_for(engine)
+        pool.limit = 1
+        pool.adopt(shared_chain)
+        pool.checkin(shared_chain)
+    appended = 0
+    with Session(engine) as session:
+        session.connection()  # connect before the clock starts
+        session.rollback()
+        ready.put(None)
+        go.wait()
+        stop = time.perf_counter() + seconds
+        while time.perf_counter() < stop:
+            with session.begin():
+                for _ in range(batch):
+                    trail.record(session, "bench:event", subject="citizen:1", details={"n": 1})
+            appended += batch
+    engine.dispose()
+    ready.put(appended)
+
+
+def run(design: str, writers: int, seconds: float, batch: int) -> Run:
+    url, name = fresh_database()
+    try:
+        shared_chain = None
+        if design == "one chain":
+            engine = create_engine_for(url)
+            with engine.begin() as connection:
+                shared_chain, _ = take_chain(connection, utc_now())
+            engine.dispose()
+        context = multiprocessing.get_context("spawn")
+        ready, go = context.Queue(), context.Event()
+        processes = [
+            context.Process(target=writer, args=(url, shared_chain, batch, seconds, ready, go))
+            for _ in range(writers)
+        ]
+        for process in processes:
+            process.start()
+        for _ in processes:
+            ready.get(timeout=120)
+        go.set()
+        appended = sum(ready.get(timeout=seconds + 120) for _ in processes)
+        for process in processes:
+            process.join(timeout=60)
+            if process.exitcode != 0:
+                raise SystemExit(f"{design}, {writers} writers: a writer failed")
+        engine = create_engine_for(url)
+        with Session(engine) as session:
+            result = verification.verify(session)
+        engine.dispose()
+        if not result.intact or result.count != appended:
+            raise SystemExit(f"{design}, {writers} writers: the trail does not verify: {result}")
+        return Run(design, writers, appended, seconds)
+    finally:
+        drop_database(name)
+
+
+def fresh_database() -> tuple[str, str]:
+    name = f"digital_id_audit_bench_{secrets.token_hex(4)}"
+    admin = create_engine_for(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine_for(url)
+    upgrade(engine)
+    engine.dispose()
+    return url, name
+
+
+def drop_database(name: str) -> None:
+    admin = create_engine_for(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="per run (default 5)")
+    parser.add_argument("--writers", default="1,4,16", help="writer counts (default 1,4,16)")
+    parser.add_argument("--batch", type=int, default=1, help="events per transaction")
+    args = parser.parse_args(argv)
+    counts = [int(n) for n in args.writers.split(",")]
+    print(f"audit appends on PostgreSQL, {args.batch} event(s) per transaction, "
+          f"{args.seconds:g} s per run, {os.cpu_count()} cores")  # fmt: skip
+    print(f"{'writers':>8} {'one chain':>14} {'chains':>14} {'ratio':>8}")
+    ratios = {}
+    for writers in counts:
+        single = run("one chain", writers, args.seconds, args.batch)
+        chained = run("chains", writers, args.seconds, args.batch)
+        ratios[writers] = chained.rate / single.rate if single.rate else 0.0
+        print(f"{writers:>8} {single.rate:>10,.0f} ev/s {chained.rate:>9,.0f} ev/s "
+              f"{ratios[writers]:>7.1f}x", flush=True)  # fmt: skip
+    if 16 in ratios:
+        verdict = "meets" if ratios[16] >= RATIO_FLOOR else "misses"
+        print(
+            f"16 writers: {ratios[16]:.1f}x the single chain ({verdict} the {RATIO_FLOOR:g}x floor)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
