@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import Engine, make_url, text
 
 from digital_id.config import load_settings
 from digital_id.db.engine import ServerPool, create_engine_for
@@ -53,3 +55,33 @@ def test_a_statement_timeout_of_zero_sends_none(database_url):
             assert connection.execute(text("SHOW statement_timeout")).scalar_one() == "0"
     finally:
         engine.dispose()
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_on_checkout(database_url):
+    require_postgresql(database_url)
+    engine = create_engine_for(database_url, pool=_pool(database_pool_size=1))
+    admin = create_engine_for(database_url)
+    try:
+        with engine.connect() as connection:
+            first = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with admin.connect() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        _wait_until_gone(admin, first)
+        with engine.connect() as connection:  # no error: the pool opened a new connection
+            second = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        assert second != first
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
+def _wait_until_gone(admin: Engine, pid: int) -> None:
+    for _ in range(100):
+        with admin.connect() as connection:
+            alive = connection.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).scalar_one()
+        if not alive:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the terminated backend did not go")

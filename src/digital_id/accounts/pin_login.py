@@ -18,14 +18,12 @@ from sqlalchemy.orm import Session
 
 from digital_id.accounts import standing
 from digital_id.accounts.lockout import LockoutPolicy, clear_pin_failures, count_failure
-from digital_id.accounts.lookup import existing_account
-from digital_id.accounts.models import RecognisedBrowser
+from digital_id.accounts.models import CitizenAccount, RecognisedBrowser
 from digital_id.accounts.pins import PinHasher
 from digital_id.audit import trail
 from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.db.types import utc_now
 from digital_id.registry.models import Citizen
-from digital_id.registry.service import find_by_nik
 
 
 @dataclass(frozen=True)
@@ -124,17 +122,17 @@ def _authenticate(
     now: datetime,
     browser: RecognisedBrowser | None,
 ) -> LoginOutcome:
-    citizen = find_by_nik(session, nik) if len(nik) == 16 and nik.isdigit() else None
-    if citizen is None:
+    found = _citizen_and_account(session, nik) if len(nik) == 16 and nik.isdigit() else None
+    if found is None:
         hasher.verify(None, pin)
         return LoginOutcome(None, standing.Refusal.UNKNOWN)
+    citizen, account = found
     if browser is not None and browser.citizen_id != citizen.id:
         browser = None  # another citizen's: a stranger to this one
     recognised = browser is not None
     refused = standing.refusal(
         session, citizen.id, now=now, recognised_browser_id=browser.id if browser else None
     )
-    account = existing_account(session, citizen)
     if refused is not None or account is None or account.pin_hash is None:
         hasher.verify(None, pin)
         return LoginOutcome(
@@ -148,7 +146,8 @@ def _authenticate(
             clear_pin_failures(account)  # the stranger's side: this browser is no stranger now
         if hasher.needs_rehash(account.pin_hash):
             account.pin_hash = hasher.hash(pin)
-        account.updated_at = now
+        if session.is_modified(account):  # a login that changed nothing writes nothing
+            account.updated_at = now
         browser = _recognise(session, citizen.id, browser, policy=policy, now=now)
         session.flush()
         return LoginOutcome(
@@ -158,6 +157,19 @@ def _authenticate(
     return LoginOutcome(
         None, "wrong_pin", locked_now=locked, citizen_id=citizen.id, recognised=recognised
     )
+
+
+def _citizen_and_account(
+    session: Session, nik: str
+) -> tuple[Citizen, CitizenAccount | None] | None:
+    """The register's record for ``nik`` and its account (None before activation), in one
+    statement."""
+    row = session.execute(
+        select(Citizen, CitizenAccount)
+        .outerjoin(CitizenAccount, CitizenAccount.citizen_id == Citizen.id)
+        .where(Citizen.nik == nik)
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 def _recognise(

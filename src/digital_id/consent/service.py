@@ -16,14 +16,21 @@ from digital_id.consent.models import Consent
 from digital_id.grants.revocation import revoke_agency_grants
 
 
-def current(session: Session, *, citizen_id: int, client_pk: int) -> Consent | None:
-    """The citizen's live consent for the agency, or None (never given, or withdrawn)."""
-    consent = session.scalars(
+def stored(session: Session, *, citizen_id: int, client_pk: int) -> Consent | None:
+    """The citizen's consent row for the agency, live or withdrawn, or None (never given)."""
+    return session.scalars(
         select(Consent).where(Consent.citizen_id == citizen_id, Consent.client_id == client_pk)
     ).one_or_none()
-    if consent is None or consent.revoked_at is not None:
-        return None
-    return consent
+
+
+def live(consent: Consent | None) -> Consent | None:
+    """``consent`` if it stands (given and not withdrawn), else None."""
+    return consent if consent is not None and consent.revoked_at is None else None
+
+
+def current(session: Session, *, citizen_id: int, client_pk: int) -> Consent | None:
+    """The citizen's live consent for the agency, or None (never given, or withdrawn)."""
+    return live(stored(session, citizen_id=citizen_id, client_pk=client_pk))
 
 
 def covers(consent: Consent | None, claims: Collection[str]) -> bool:
@@ -43,9 +50,31 @@ def grant(
 ) -> Consent:
     """Add ``claims`` to the citizen's consent for the agency (a withdrawn one starts afresh),
     recorded in the audit trail in the same transaction."""
-    consent = session.scalars(
-        select(Consent).where(Consent.citizen_id == citizen_id, Consent.client_id == client_pk)
-    ).one_or_none()
+    return grant_onto(
+        session,
+        stored(session, citizen_id=citizen_id, client_pk=client_pk),
+        citizen_id=citizen_id,
+        client_pk=client_pk,
+        claims=claims,
+        now=now,
+        client_id=client_id,
+        events=events,
+    )
+
+
+def grant_onto(
+    session: Session,
+    consent: Consent | None,
+    *,
+    citizen_id: int,
+    client_pk: int,
+    claims: Collection[str],
+    now: datetime,
+    client_id: str | None = None,
+    events: EventContext | None = None,
+) -> Consent:
+    """``grant``, given the row ``stored`` returned earlier in this transaction (None: there
+    was none), so a page that has just read it does not read it again."""
     if consent is None:
         consent = Consent(
             citizen_id=citizen_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -90,15 +91,33 @@ def create_engine_for(url: str, *, pool: ServerPool | None = None, **kwargs: Any
             "pool_timeout": pool.timeout,
             "pool_recycle": pool.recycle,
         }
-    # Pre-ping: a connection that died with the server (restart, failover) is replaced on
-    # checkout, so the same process serves again as soon as the database is back.
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        connect_args=_postgres_connect_args(parsed.query, pool),
-        **options,
-        **kwargs,
+    engine = create_engine(
+        url, connect_args=_postgres_connect_args(parsed.query, pool), **options, **kwargs
     )
+    # A connection that died with the server (restart, failover) is replaced on checkout, so
+    # the same process serves again as soon as the database is back; without a round trip
+    # (``pool_pre_ping`` would cost one per request). One that dies unnoticed fails its
+    # statement instead, and SQLAlchemy then replaces every connection pooled before it.
+    event.listen(engine, "checkout", _replace_if_server_closed)
+    return engine
+
+
+def _replace_if_server_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse (so the pool opens a new one) a pooled connection the server has closed.
+
+    An idle connection in the pool has nothing to read: its socket turns readable only when
+    the server sent something unasked, which for an idle session is the goodbye of a
+    shutdown, a crash or a terminated backend (its FATAL message, then end of file). Asking
+    the kernel with a zero timeout costs no round trip; psycopg has no such check of its own,
+    and SQLAlchemy's pre-ping is a query."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the connection is closed")
+    try:
+        readable, _, _ = select.select([dbapi_connection.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.Error) as exc:
+        raise DisconnectionError("the connection's socket is gone") from exc
+    if readable:
+        raise DisconnectionError("the server closed the connection")
 
 
 def _postgres_connect_args(query: Any, pool: ServerPool | None) -> dict[str, Any]:

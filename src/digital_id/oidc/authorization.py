@@ -101,18 +101,25 @@ def authorize(
     *,
     fresh_login: bool = False,
     decision: str | None = None,
+    logged_in: Citizen | None = None,
 ) -> Outcome:
     """One step of the authorization request, given the browser's live session (if any).
 
     ``fresh_login`` says the citizen has just entered their PIN for this very request, so
     ``prompt=login`` and ``max_age`` are satisfied; ``decision`` is the consent page's answer.
+    ``logged_in``: the citizen whose PIN login, in this request's transaction, started
+    ``browser_session``; that login asked the one rule, so it is not asked twice.
     """
     context = provider.context
     problem = request.parameter_problem()
     if problem is not None:
         return _refuse_parameters(provider, request, problem)
     citizen = None
-    if (
+    if logged_in is not None:
+        assert browser_session is not None
+        assert browser_session.citizen_id == logged_in.id
+        citizen = logged_in
+    elif (
         browser_session is not None
         and standing.refusal(
             context.session,
@@ -204,16 +211,20 @@ def _consent_needed(
     client: AgencyClient = grant.request.client
     claims: ClaimsRequest = grant.request.claims_request
     prompts = set(grant.request.payload.data.get("prompt", "").split())
-    consent = consent_service.current(context.session, citizen_id=citizen.id, client_pk=client.pk)
+    # Read once: the approval below adds to this same row.
+    row = consent_service.stored(context.session, citizen_id=citizen.id, client_pk=client.pk)
     if decision is None:
-        if "consent" in prompts or not consent_service.covers(consent, claims.consent_items):
+        if "consent" in prompts or not consent_service.covers(
+            consent_service.live(row), claims.consent_items
+        ):
             if "none" in prompts:
                 raise ConsentRequiredError(redirect_uri=grant.redirect_uri)
             return ShowConsent(client, citizen, claims)
         return None
     if decision == "approve":
-        consent_service.grant(
+        consent_service.grant_onto(
             context.session,
+            row,
             citizen_id=citizen.id,
             client_pk=client.pk,
             claims=claims.consent_items,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, OAuth2Error
@@ -14,6 +15,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import AuthorizationCodeMixin
 from authlib.oidc.core.errors import RegistrationNotSupportedError, RequestURINotSupportedError
 from authlib.oidc.core.grants import OpenIDCode
+from sqlalchemy.orm import Session
 
 from digital_id.grants.codes import (
     Authentication,
@@ -58,7 +60,13 @@ class Subject:
 
     sub: str
     grant: AuthorizationGrant
-    citizen: Citizen
+    session: Session
+
+    @cached_property
+    def citizen(self) -> Citizen:
+        """The register's record, read only when a claim needs it (an ID token that names
+        none is signed without it)."""
+        return self.session.get_one(Citizen, self.grant.citizen_id)
 
     def get_user_id(self) -> str:
         return self.sub
@@ -180,8 +188,9 @@ def subject_of(
     stands (``tokens.grant_problem``: revoked, or refused by the one rule)."""
     if grant_problem(context.session, grant, context.now) is not None:
         return None
-    citizen = context.session.get_one(Citizen, grant.citizen_id)
-    return Subject(client.subject_for(citizen.id, context.pairwise_secret), grant, citizen)
+    return Subject(
+        client.subject_for(grant.citizen_id, context.pairwise_secret), grant, context.session
+    )
 
 
 class RequiredS256(CodeChallenge):  # type: ignore[misc]
@@ -254,7 +263,12 @@ class OpenIDExtension(OnServer, OpenIDCode):  # type: ignore[misc]
 
     def exists_nonce(self, nonce: str, request: ProviderRequest) -> bool:
         client: AgencyClient = request.client
-        return nonce_used(self.context.session, client_pk=client.pk, nonce=nonce)
+        known = self.context.nonces
+        if (client.pk, nonce) not in known:
+            known[client.pk, nonce] = nonce_used(
+                self.context.session, client_pk=client.pk, nonce=nonce
+            )
+        return known[client.pk, nonce]
 
     def resolve_client_private_key(self, client: AgencyClient) -> Any:
         return self.context.keys.signing_key(client.id_token_signed_response_alg)
@@ -280,6 +294,8 @@ class OpenIDExtension(OnServer, OpenIDCode):  # type: ignore[misc]
 
     def generate_user_info(self, user: Subject, scope: str) -> dict[str, Any]:
         # Scope claims go to UserInfo (Core 5.4); only those asked for by name come here.
+        if not user.grant.id_token_claims:
+            return {"sub": user.sub}
         return {
             "sub": user.sub,
             **claim_values(

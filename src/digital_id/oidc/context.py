@@ -37,6 +37,9 @@ class ProviderContext:
     limits: Limits | None = None
     # The agencies this request looked up (authlib asks for the same one several times).
     clients: dict[str, AgencyClient | None] = field(default_factory=dict)
+    # Whether a (client, nonce) was used before: authlib validates the authorization request
+    # again as it answers it, and nothing in between issues a code.
+    nonces: dict[tuple[int, str], bool] = field(default_factory=dict)
 
     @property
     def token_endpoint(self) -> str:

@@ -142,7 +142,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
             actor="client",
             client_id=client.client_id,
             # The internal reference, so a citizen's history can be found across agencies.
-            subject=citizen_ref(subject.citizen.id) if subject is not None else None,
+            subject=citizen_ref(subject.grant.citizen_id) if subject is not None else None,
             details={
                 "grant_type": request.payload.grant_type,
                 "scope": token.get("scope", ""),
@@ -164,7 +164,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
                 context=self.context.events,
                 actor="client",
                 client_id=client.client_id,
-                subject=citizen_ref(subject.citizen.id),
+                subject=citizen_ref(subject.grant.citizen_id),
                 details={
                     "claims": sorted(subject.grant.id_token_claims),
                     "acr": subject.grant.acr,

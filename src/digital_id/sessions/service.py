@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from digital_id.sessions.models import BrowserSession
 
@@ -63,7 +63,9 @@ def resume(
     if not token:
         return None
     browser_session = session.scalars(
-        select(BrowserSession).where(BrowserSession.token_hash == _token_hash(token))
+        select(BrowserSession)
+        .where(BrowserSession.token_hash == _token_hash(token))
+        .options(joinedload(BrowserSession.citizen))
     ).one_or_none()
     if browser_session is None or browser_session.ended_at is not None:
         return None

@@ -24,6 +24,7 @@ from digital_id.oidc.authorization import (
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.server import Provider
 from digital_id.registry import service as registry
+from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
 from digital_id.web import apidoc, forms
@@ -109,16 +110,16 @@ def authorize_post(request: Request, db: UnitOfWork, services: ServicesDep, form
 def login(request: Request, db: UnitOfWork, services: ServicesDep, form: PostedLogin) -> Response:
     page, parameters = _carried(request, services, form.authorization_request)
     provider = services.provider(db, events(request))
-    browser_session = log_in(
+    logged_in = log_in(
         page,
         db,
         form,
         now=provider.context.now,
         also_charge=services.limits.request_object(client_ip(request), parameters),
     )
-    if isinstance(browser_session, HTMLResponse):
-        return browser_session
-    if browser_session is None:
+    if isinstance(logged_in, HTMLResponse):
+        return logged_in
+    if logged_in is None:
         oauth_request = _oauth_request(services, parameters)
         client = provider.query_client(oauth_request.payload.client_id or "")
         return page.render(
@@ -133,7 +134,14 @@ def login(request: Request, db: UnitOfWork, services: ServicesDep, form: PostedL
             authorization_request=urlencode(parameters),
         )
     return _continue(
-        page, provider, db, parameters, browser_session, fresh_login=True, continues_flow=True
+        page,
+        provider,
+        db,
+        parameters,
+        logged_in.session,
+        fresh_login=True,
+        continues_flow=True,
+        logged_in=logged_in.citizen,
     )
 
 
@@ -224,10 +232,16 @@ def _continue(
     fresh_login: bool = False,
     decision: str | None = None,
     continues_flow: bool = False,
+    logged_in: Citizen | None = None,
 ) -> Response:
     oauth_request = _oauth_request(page.services, parameters, continues_flow=continues_flow)
     outcome = authorize(
-        provider, oauth_request, browser_session, fresh_login=fresh_login, decision=decision
+        provider,
+        oauth_request,
+        browser_session,
+        fresh_login=fresh_login,
+        decision=decision,
+        logged_in=logged_in,
     )
     back_to = _authorize_url(parameters)
     carried = urlencode(parameters)

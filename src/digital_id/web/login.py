@@ -6,6 +6,7 @@ raises it."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi.responses import HTMLResponse
@@ -15,6 +16,7 @@ from digital_id.accounts import pin_login
 from digital_id.accounts.pin_login import LoginOutcome
 from digital_id.levels import LOA_LOW, METHODS
 from digital_id.oidc import assurance
+from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
 from digital_id.sessions.ending import end_browser_session
 from digital_id.sessions.models import BrowserSession
@@ -25,6 +27,14 @@ from digital_id.web.services import SESSION_COOKIE, client_ip, events
 from digital_id.web.unit_of_work import after_commit
 
 
+@dataclass(frozen=True)
+class LoggedIn:
+    """A PIN login that passed: the new session (at the PIN's level) and its citizen."""
+
+    session: BrowserSession
+    citizen: Citizen
+
+
 def log_in(
     page: Page,
     db: Session,
@@ -32,11 +42,11 @@ def log_in(
     *,
     now: datetime,
     also_charge: Iterable[Charge] = (),
-) -> HTMLResponse | BrowserSession | None:
-    """A login form's NIK and PIN (the flow's or the portal's): the refusal page (a foreign CSRF token, a spent rate limit,
-    with ``also_charge`` charged alongside the login's own), None for a wrong NIK or PIN (the
-    failure counts, as the unit of work commits it), or the new session at the PIN's level
-    (the page's answer will carry its cookies)."""
+) -> HTMLResponse | LoggedIn | None:
+    """A login form's NIK and PIN (the flow's or the portal's): the refusal page (a foreign
+    CSRF token, a spent rate limit, with ``also_charge`` charged alongside the login's own),
+    None for a wrong NIK or PIN (the failure counts, as the unit of work commits it), or the
+    new session (the page's answer will carry its cookies) with its citizen."""
     services = page.services
     nik = form.nik.strip()
     browser = recognised_browser(page, nik, now)
@@ -56,7 +66,7 @@ def log_in(
     )
     if outcome.citizen is None:
         return None
-    return _begin_session(page, db, outcome, nik=nik, now=now)
+    return LoggedIn(_begin_session(page, db, outcome, nik=nik, now=now), outcome.citizen)
 
 
 def step_up(

@@ -47,12 +47,12 @@ router = APIRouter(tags=["portal"])
     openapi_extra=apidoc.form(forms.PortalLoginForm),
 )
 def portal_login(db: UnitOfWork, form: PostedPortalLogin, view: View) -> Response:
-    browser_session = log_in(view, db, form, now=utc_now())
-    if isinstance(browser_session, HTMLResponse):
-        return browser_session
-    if browser_session is None:
+    logged_in = log_in(view, db, form, now=utc_now())
+    if isinstance(logged_in, HTMLResponse):
+        return logged_in
+    if logged_in is None:
         return login_page(view, failed=True)
-    if assurance.citizen_level(db, browser_session.citizen_id) != LOA_LOW:
+    if assurance.citizen_level(db, logged_in.citizen.id) != LOA_LOW:
         # The session stays at the PIN's level, so pending, until the code passes.
         return code_page(view)
     return view.redirect("/account")

@@ -1,0 +1,132 @@
+"""A complete login (authorize, PIN login, consent, code exchange) stays within its statement
+budget, step by step, on the real app and database; no step reads the same record twice, and
+no connection checkout costs a round trip of its own."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, event
+
+from tests.web.conftest import Provider, pkce_pair, query_of
+
+# Each step's statements on PostgreSQL, where they come from:
+BUDGETS = {
+    # the client; whether the nonce was used before
+    "authorize": 2,
+    # rate-limit charge and purge (committed early); the citizen with their account; the one
+    # rule; lapsed recognised browsers purged, the new one; the session; then the flow: the
+    # client, the nonce, the consent; the audit
+    "login": 11,
+    # the session with its citizen; the one rule; the client; the nonce; the consent row, its
+    # update and its receipt; the grant, expired codes purged, the code; the audit
+    "consent": 11,
+    # the client; rate-limit charge and purge; the code redeemed and read with its grant; the
+    # session's sid; the one rule (citizen, consent, session); the audit
+    "token": 11,
+}
+# SQLite appends an audit event in three statements where PostgreSQL needs one.
+AUDIT_EXTRA = {"postgresql": 0, "sqlite": 2}
+AUDITED = {"login", "consent", "token"}
+
+
+class Statements:
+    """The statements the app's requests run (not the logout courier's background polls),
+    and the pool's pre-pings, per step."""
+
+    def __init__(self, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.engine = engine
+        self.steps: dict[str, list[str]] = {}
+        self.pings: dict[str, int] = {}
+        self._step: str | None = None
+        event.listen(engine, "before_cursor_execute", self._count)
+        ping = engine.dialect.do_ping
+
+        def counted_ping(dbapi_connection: Any) -> bool:
+            if self._step is not None:
+                self.pings[self._step] += 1
+            return bool(ping(dbapi_connection))
+
+        monkeypatch.setattr(engine.dialect, "do_ping", counted_ping)
+
+    def _count(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if self._step is not None and threading.current_thread().name != "logout-courier":
+            self.steps[self._step].append(statement)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self.steps[name], self.pings[name] = [], 0
+        self._step = name
+        try:
+            yield
+        finally:
+            self._step = None
+
+    def close(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._count)
+
+
+@pytest.fixture
+def statements(provider: Provider, monkeypatch: pytest.MonkeyPatch) -> Iterator[Statements]:
+    counter = Statements(provider.http.app.state.services.engine, monkeypatch)
+    yield counter
+    counter.close()
+
+
+def _complete_login(provider: Provider, statements: Statements) -> None:
+    citizen = provider.citizen()
+    agency = provider.agency()
+    verifier, challenge = pkce_pair()
+    run: Callable[[str, Callable[[], httpx.Response]], httpx.Response]
+
+    def run(name: str, request: Callable[[], httpx.Response]) -> httpx.Response:
+        with statements.step(name):
+            return request()
+
+    page = run(
+        "authorize",
+        lambda: provider.authorize(agency, code_challenge=challenge, code_challenge_method="S256"),
+    )
+    page = run("login", lambda: provider.log_in(page, citizen["nik"]))
+    answer = run("consent", lambda: provider.decide(page))
+    code = query_of(answer.headers["location"])["code"]
+    response = run("token", lambda: provider.token(agency, code, verifier))
+    assert response.status_code == 200, response.text
+
+
+def _reads_of(table: str, step: list[str]) -> int:
+    """How many statements load ``table``'s rows (the one rule's own check, which selects a
+    few columns of the citizen's, is not a load of the record)."""
+    return sum(1 for statement in step if re.match(rf"SELECT {table}\.id, ", statement))
+
+
+def test_each_step_of_a_complete_login_stays_within_its_statement_budget(
+    provider, statements, database_url
+):
+    _complete_login(provider, statements)
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    counts = {name: len(step) for name, step in statements.steps.items()}
+    budgets = {
+        name: budget + (AUDIT_EXTRA[backend] if name in AUDITED else 0)
+        for name, budget in BUDGETS.items()
+    }
+    assert all(counts[name] <= budgets[name] for name in BUDGETS), (counts, budgets)
+    assert sum(counts.values()) <= sum(budgets.values())
+
+
+def test_no_step_of_a_login_reads_the_client_consent_or_citizen_twice(provider, statements):
+    _complete_login(provider, statements)
+    for name, step in statements.steps.items():
+        for table in ("clients", "consents", "citizens"):
+            assert _reads_of(table, step) <= 1, (name, table, step)
+
+
+def test_a_connection_checkout_costs_no_round_trip(provider, statements):
+    _complete_login(provider, statements)
+    assert statements.pings == dict.fromkeys(BUDGETS, 0)
