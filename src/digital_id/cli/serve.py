@@ -14,7 +14,12 @@ import uvicorn
 
 from digital_id.app import REQUIRED_ALGORITHM
 from digital_id.cli.common import console, fail, key_store, migrated_engine, settings_of
-from digital_id.cli.workers import WorkerStartupError, reuse_port_available, run_workers
+from digital_id.cli.workers import (
+    PortUnavailableError,
+    WorkerStartupError,
+    reuse_port_available,
+    run_workers,
+)
 from digital_id.keys import KeyStoreError
 from digital_id.telemetry import metrics
 from digital_id.telemetry.logs import log_config
@@ -83,9 +88,7 @@ def serve(
         logging.config.dictConfig(config["log_config"])  # the supervisor's own lines
         try:
             run_workers(workers, host, port, config)
-        except OSError as exc:
-            fail(f"cannot listen on {host}:{port} ({exc.strerror or exc})")
-        except WorkerStartupError as exc:
+        except (PortUnavailableError, WorkerStartupError) as exc:
             fail(str(exc))
 
 

@@ -41,16 +41,24 @@ def reuse_port_available() -> bool:
     return hasattr(socket, "SO_REUSEPORT")
 
 
+class PortUnavailableError(Exception):
+    """The port cannot be bound (another program listens on it, or no permission)."""
+
+
 class WorkerStartupError(Exception):
     """A worker's app refused to start (its log says why): starting another would fail too."""
 
 
 def run_workers(workers: int, host: str, port: int, config: dict[str, Any]) -> None:
     """Serve ``uvicorn.Config(**config)`` from ``workers`` processes on ``host:port`` until
-    SIGTERM or SIGINT; the caller has configured logging in this process. Raises OSError
-    when the port cannot be bound."""
+    SIGTERM or SIGINT; the caller has configured logging in this process."""
     # Binding here first fails the start on a port that is taken, before any worker starts.
-    _listening_socket(host, port).close()
+    try:
+        _listening_socket(host, port).close()
+    except OSError as exc:
+        raise PortUnavailableError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+        ) from exc
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited state
     stopping = False
 
