@@ -48,6 +48,30 @@ def test_jwks_serves_public_keys_with_cache_headers(client, key_store):
         assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key), "private parameters published"
 
 
+@pytest.mark.parametrize("path", ["/jwks", "/.well-known/openid-configuration"])
+def test_published_documents_answer_304_to_a_client_holding_the_current_etag(client, path):
+    first = client.get(path)
+    etag = first.headers["etag"]
+    assert etag.startswith('"')
+    again = client.get(path, headers={"If-None-Match": f'"stale", W/{etag}'})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == etag
+    assert again.headers["cache-control"] == "public, max-age=900"
+    assert again.headers["x-content-type-options"] == "nosniff"
+    assert client.get(path, headers={"If-None-Match": '"stale"'}).content == first.content
+
+
+def test_jwks_etag_changes_when_the_keys_change(client, key_store):
+    before = client.get("/jwks")
+    key_store.generate("ES256")
+    client.app.state.key_ring.check_interval = 0  # see the change at once
+    after = client.get("/jwks", headers={"If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200
+    assert after.headers["etag"] != before.headers["etag"]
+    assert {k["alg"] for k in after.json()["keys"]} == {"RS256", "ES256"}
+
+
 def test_app_refuses_to_start_without_an_active_rs256_key(settings):
     from digital_id.keys import KeyStoreError
 

@@ -44,6 +44,7 @@ from digital_id.web import (
     portal,
     portal_security,
     protocol,
+    published,
 )
 from digital_id.web.audit_checkpoints import CheckpointThread
 from digital_id.web.courier import CourierThread
@@ -54,12 +55,6 @@ from digital_id.web.services import Services
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 # OpenID Connect Core 1.0, section 15.1: every provider must support RS256.
 REQUIRED_ALGORITHM = "RS256"
-
-
-class JwkSetResponse(JSONResponse):
-    """RFC 7517 section 8.5.1's media type, so the OpenAPI document names it too."""
-
-    media_type = "application/jwk-set+json"
 
 
 class RequestIdAndSecurityHeaders:
@@ -166,11 +161,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.key_ring = key_ring
+    app.state.published = published.PublishedDocuments(settings, key_ring)
 
     app.add_middleware(RequestIdAndSecurityHeaders, https=settings.secure_cookies)
 
     static = Path(str(resources.files("digital_id.web").joinpath("static")))
     app.mount("/static", StaticFiles(directory=static), name="static")
+    app.include_router(published.router)
     app.include_router(protocol.router)
     app.include_router(authorize.router)
     app.include_router(pages.router)
@@ -218,22 +215,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if problems:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ok"})
-
-    @app.get(
-        "/jwks",
-        tags=["openid-connect"],
-        summary="The published signing keys (RFC 7517 JWK Set): next, active and retired.",
-        response_class=JwkSetResponse,
-        response_model=apidoc.JsonWebKeySet,
-    )
-    def jwks() -> Response:
-        # Not async: a key change makes the next request decrypt the key store (scrypt),
-        # which must not stall the event loop.
-        return Response(
-            key_ring.current().public_jwks_json,
-            media_type="application/jwk-set+json",
-            headers={"Cache-Control": f"public, max-age={settings.jwks_cache_seconds}"},
-        )
 
     return app
 

@@ -1,5 +1,5 @@
 """``kill -9`` of one worker of ``digital-id serve --workers 2`` under login load: the other
-serves on, uvicorn's supervisor (0.30 and later) starts a replacement, and the data the killed
+serves on, `serve`'s supervisor starts a replacement, and the data the killed
 worker was writing is whole (its open transaction rolled back with its connection)."""
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def test_the_other_worker_serves_on_when_one_is_killed_and_the_data_stays_whole(
         assert [(e.path, e.status) for e in after if e.status != 200 and e.status != 303] == []
         assert not [e for e in load.exchanges if e.status is not None and e.status >= 500]
 
-        # uvicorn's supervisor replaces the dead worker (it checks every half second).
+        # The supervisor replaces the dead worker (it checks every half second).
         replaced = _wait_for_workers(server, 2)
         assert victim not in replaced
         assert http.get("/readyz").status_code == 200

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class Server:
         self.url = url
         self.metrics_url = metrics_url
         self.stderr: list[str] = []
+        self.workers_at_start: list[int] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -143,6 +145,7 @@ def two_workers(server_directory, run_log) -> Iterator[Server]:
             STARTUP_SECONDS,
             "both workers report",
         )
+        server.workers_at_start = worker_pids(server)
         yield server
     finally:
         server.stop()
@@ -220,6 +223,25 @@ def test_every_stderr_line_is_json_and_the_access_line_has_the_response_request_
     assert "3171011990100001" not in "\n".join(server.stderr)
 
 
+def test_new_connections_are_shared_by_both_workers(two_workers):
+    """Each worker listens on a socket of its own (SO_REUSEPORT): the kernel spreads new
+    connections by a hash of their addresses, so neither worker is left idle."""
+    server = two_workers
+    request_ids = {server.get("/healthz").headers["X-Request-ID"] for _ in range(40)}
+    wait_for(
+        lambda: request_ids <= {entry.get("request_id") for entry in server.entries()},
+        10,
+        "the access lines are written",
+    )
+
+    served_by = Counter(
+        entry["pid"] for entry in server.entries() if entry.get("request_id") in request_ids
+    )
+
+    assert len(served_by) == 2
+    assert min(served_by.values()) >= 8, served_by
+
+
 def test_the_workers_metric_files_live_only_as_long_as_the_server(two_workers, server_directory):
     (directory,) = (server_directory / "tmp").glob("digital-id-metrics-*")
     assert list(directory.glob("*.db"))
@@ -227,3 +249,19 @@ def test_the_workers_metric_files_live_only_as_long_as_the_server(two_workers, s
     two_workers.stop()
 
     assert not directory.exists()
+
+
+def worker_pids(server: Server) -> list[int]:
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+    pids = [int(pid) for pid in children.read_text().split()]
+    return [pid for pid in pids if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def test_sigterm_stops_every_worker(two_workers):
+    workers = two_workers.workers_at_start
+    assert len(workers) == 2
+
+    two_workers.stop()  # SIGTERM to the supervisor alone (the test above may have sent it)
+
+    assert two_workers.process.returncode == 0
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]

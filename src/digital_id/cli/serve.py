@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import logging.config
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 
 from digital_id.app import REQUIRED_ALGORITHM
 from digital_id.cli.common import console, fail, key_store, migrated_engine, settings_of
+from digital_id.cli.workers import (
+    PortUnavailableError,
+    WorkerStartupError,
+    reuse_port_available,
+    run_workers,
+)
 from digital_id.keys import KeyStoreError
 from digital_id.telemetry import metrics
 from digital_id.telemetry.logs import log_config
@@ -63,21 +70,26 @@ def serve(
         _metrics_shared_by(workers) as workers_directory,
         _metrics_listener(metrics_address, workers_directory, enabled=settings.metrics_enabled),
     ):
-        uvicorn.run(
-            "digital_id.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            proxy_headers=True,
+        config: dict[str, Any] = {
+            "app": "digital_id.app:create_app",
+            "factory": True,
+            "proxy_headers": True,
             # Only the reverse proxy's word on the client address counts (audit trail, lockouts).
-            forwarded_allow_ips=settings.forwarded_allow_ips,
-            server_header=False,
+            "forwarded_allow_ips": settings.forwarded_allow_ips,
+            "server_header": False,
             # Query strings carry login hints (NIKs) and codes, so uvicorn's request log is
             # off; the app writes its own access line with the route template instead.
-            access_log=False,
-            log_config=log_config(settings.log_level, settings.log_style),
-        )
+            "access_log": False,
+            "log_config": log_config(settings.log_level, settings.log_style),
+        }
+        if workers == 1 or not reuse_port_available():
+            uvicorn.run(host=host, port=port, workers=workers, **config)
+            return
+        logging.config.dictConfig(config["log_config"])  # the supervisor's own lines
+        try:
+            run_workers(workers, host, port, config)
+        except (PortUnavailableError, WorkerStartupError) as exc:
+            fail(str(exc))
 
 
 @contextmanager

@@ -38,6 +38,14 @@ class KeyRing:
                 self._checked_at = now
             return self._snapshot
 
+    def fresh(self) -> KeySnapshot | None:
+        """The snapshot held while no look at the store is due; None when ``current()`` would
+        stat the manifest and perhaps decrypt the keys (scrypt), which an event loop must hand
+        to a thread."""
+        if self._snapshot is not None and time.monotonic() - self._checked_at < self.check_interval:
+            return self._snapshot
+        return None
+
     def _load(self) -> KeySnapshot:
         try:
             return self.store.snapshot()

@@ -1,4 +1,5 @@
-"""The machine-to-machine endpoints: discovery, token, UserInfo."""
+"""The machine-to-machine endpoints: token, revocation, introspection, UserInfo (discovery and
+the JWK Set are ``web.published``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from digital_id.db.types import utc_now
 from digital_id.oidc.context import OAuthResponse
-from digital_id.oidc.discovery import provider_metadata_json
 from digital_id.oidc.errors import MissingAccessTokenError
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.userinfo import userinfo
@@ -38,20 +38,6 @@ _CLIENT_ERRORS: apidoc.Responses = {
     },
     **OAUTH_UNAVAILABLE,
 }
-
-
-@router.get(
-    "/.well-known/openid-configuration",
-    summary="OpenID Provider metadata (OpenID Connect Discovery 1.0).",
-    response_model=apidoc.ProviderMetadata,
-)
-async def discovery(services: ServicesDep) -> Response:
-    # async: nothing here blocks (the document is built once), so no hop to a thread.
-    return Response(
-        provider_metadata_json(services.settings.issuer),
-        media_type="application/json",
-        headers={"Cache-Control": f"public, max-age={services.settings.jwks_cache_seconds}"},
-    )
 
 
 @router.post(
