@@ -50,8 +50,6 @@ from digital_id.web.rendering import add_security_headers
 from digital_id.web.services import Services
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
-# OpenID Connect Core 1.0, section 15.1: every provider must support RS256.
-REQUIRED_ALGORITHM = "RS256"
 
 
 class JwkSetResponse(JSONResponse):
@@ -124,7 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Refuse to serve a schema this code does not know, or with keys it cannot open
         # (the CLI checks first, with friendlier messages; this guards other ways of starting).
         ensure_current(engine)
-        key_ring.current().signing_key(REQUIRED_ALGORITHM)
+        for alg in settings.signing_algorithms:
+            key_ring.current().signing_key(alg)
         app.state.services = Services(
             settings=settings,
             engine=engine,
@@ -207,7 +206,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     def readyz() -> JSONResponse:
         problems = []
-        algorithms = {REQUIRED_ALGORITHM}
+        algorithms = set(settings.signing_algorithms)
         try:
             ensure_current(engine)
             with Session(engine) as session:

@@ -295,6 +295,7 @@ def settings(database_url, keys_dir):
 @pytest.fixture
 def provider(settings, engine, key_store, tmp_path):
     key_store.generate("RS256", size=2048)
+    key_store.generate("ES256")  # access tokens
     with TestClient(create_app(settings), base_url=ISSUER) as http:
         yield Provider(http, engine, key_store, settings, tmp_path)
 

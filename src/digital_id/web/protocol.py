@@ -48,7 +48,10 @@ _CLIENT_ERRORS: apidoc.Responses = {
 async def discovery(services: ServicesDep) -> Response:
     # async: nothing here blocks (the document is built once), so no hop to a thread.
     return Response(
-        provider_metadata_json(services.settings.issuer),
+        provider_metadata_json(
+            services.settings.issuer,
+            access_token_algorithm=services.settings.access_token_algorithm,
+        ),
         media_type="application/json",
         headers={"Cache-Control": f"public, max-age={services.settings.jwks_cache_seconds}"},
     )
