@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     session_absolute_hours: int = Field(default=12, ge=1)
     keys_grace_seconds: int | None = Field(default=None, ge=0)
     keys_reload_seconds: float = Field(default=2.0, gt=0)
+    # How stale a server's cached client registrations may be (0: checked on every request).
+    clients_reload_seconds: float = Field(default=1.0, ge=0)
     pin_argon2_memory_kib: int = Field(default=OWASP_ARGON2_MEMORY_KIB, ge=8)
     pin_argon2_time_cost: int = Field(default=OWASP_ARGON2_TIME_COST, ge=1)
     lockout_threshold: int = Field(default=5, ge=1)

@@ -103,11 +103,15 @@ def grant_problem(session: Session, grant: AuthorizationGrant, now: datetime) ->
     return None if refused is None else f"refused: {refused}"
 
 
-def grant_of(session: Session, claims: dict[str, Any]) -> AuthorizationGrant | None:
+def grant_public_id(claims: dict[str, Any]) -> str | None:
+    """The public id of the grant an access token's ``jti`` names; None for a client's own."""
     prefix = str(claims["jti"]).split(".", 1)[0]
-    if prefix == CLIENT_TOKEN_PREFIX:
-        return None
-    return grant_by_public_id(session, prefix)
+    return None if prefix == CLIENT_TOKEN_PREFIX else prefix
+
+
+def grant_of(session: Session, claims: dict[str, Any]) -> AuthorizationGrant | None:
+    public_id = grant_public_id(claims)
+    return None if public_id is None else grant_by_public_id(session, public_id)
 
 
 def find_token(
