@@ -180,7 +180,13 @@ def subject_of(
     stands (``tokens.grant_problem``: revoked, or refused by the one rule)."""
     if grant_problem(context.session, grant, context.now) is not None:
         return None
-    citizen = context.session.get_one(Citizen, grant.citizen_id)
+    return subject_for(context, client, grant, context.session.get_one(Citizen, grant.citizen_id))
+
+
+def subject_for(
+    context: ProviderContext, client: AgencyClient, grant: AuthorizationGrant, citizen: Citizen
+) -> Subject:
+    """The citizen as ``client`` knows them, once the grant was found to stand."""
     return Subject(client.subject_for(citizen.id, context.pairwise_secret), grant, citizen)
 
 
