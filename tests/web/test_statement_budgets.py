@@ -83,3 +83,11 @@ def test_refresh_locks_and_reads_in_one_statement_then_rotates(server):
         assert refresh(server, agency, tokens["refresh_token"]).status_code == 200
     postgresql = server.http.app.state.engine.dialect.name == "postgresql"
     assert len(statements) == (4 if postgresql else 5), "\n".join(statements)
+
+
+def test_client_credentials_with_private_key_jwt_adds_only_the_assertion_s_jti(server):
+    machine = machine_client(server, method="private_key_jwt")
+    assert client_credentials(server, machine, scope="pajak.read").status_code == 200
+    with counted(server) as statements:
+        assert client_credentials(server, machine, scope="pajak.read").status_code == 200
+    assert len(statements) == 2, "\n".join(statements)  # the purge, the seen jti

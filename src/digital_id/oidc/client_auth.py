@@ -11,7 +11,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digital_id.clients.jwks import ASSERTION_ALGORITHMS, ClientKeysUnavailableError
@@ -90,14 +90,18 @@ class PrivateKeyJwt(OnServer, JWTBearerClientAssertion):  # type: ignore[misc]
         purge_expired(
             session, SeenClientAssertion, SeenClientAssertion.expires_at < self.context.now
         )
-        try:
-            with session.begin_nested():
-                session.add(
-                    SeenClientAssertion(client_id=client.pk, jti=jti, expires_at=expires_at)
-                )
-        except IntegrityError:
-            return False
-        return True
+        # One statement: the row, unless this client's jti is there already (a replay).
+        insert = (
+            postgresql.insert(SeenClientAssertion)
+            if session.get_bind().dialect.name == "postgresql"
+            else sqlite.insert(SeenClientAssertion)
+        )
+        remembered = session.execute(
+            insert.values(client_id=client.pk, jti=jti, expires_at=expires_at)
+            .on_conflict_do_nothing(index_elements=["client_id", "jti"])
+            .returning(SeenClientAssertion.id)
+        ).first()
+        return remembered is not None
 
 
 def authenticate_within_limits(
