@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, event
 
+from digital_id.config import Settings
 from tests.web.conftest import Provider, pkce_pair, query_of
 
 # Each step's statements on PostgreSQL, where they come from:
@@ -70,6 +71,15 @@ class Statements:
 
     def close(self) -> None:
         event.remove(self.engine, "before_cursor_execute", self._count)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The server's own interval for re-reading client registrations (the other web tests
+    re-read them on every request, to see changes they make in SQL at once)."""
+    return settings.model_copy(
+        update={"clients_reload_seconds": Settings.model_fields["clients_reload_seconds"].default}
+    )
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 
-from digital_id.app import REQUIRED_ALGORITHM
 from digital_id.cli.common import console, fail, key_store, migrated_engine, settings_of
 from digital_id.cli.workers import (
     PortUnavailableError,
@@ -54,12 +53,11 @@ def serve(
     migrated_engine(ctx).dispose()  # refuse an unmigrated database before binding the port
     store = key_store(ctx)
     try:
-        if settings.is_production:
-            store.snapshot().signing_key(REQUIRED_ALGORITHM)
-        elif (created := store.ensure_active(REQUIRED_ALGORITHM)) is not None:
-            console.print(
-                f"Development: generated the first {REQUIRED_ALGORITHM} signing key {created.kid}."
-            )
+        for alg in settings.signing_algorithms:
+            if settings.is_production:
+                store.snapshot().signing_key(alg)
+            elif (created := store.ensure_active(alg)) is not None:
+                console.print(f"Development: generated the first {alg} signing key {created.kid}.")
     except KeyStoreError as exc:
         fail(str(exc))
     console.print(
