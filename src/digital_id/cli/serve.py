@@ -20,6 +20,7 @@ from digital_id.cli.workers import (
     run_workers,
 )
 from digital_id.keys import KeyStoreError
+from digital_id.keys.store import SECRET_NAMES
 from digital_id.telemetry import metrics
 from digital_id.telemetry.logs import log_config
 
@@ -58,6 +59,11 @@ def serve(
                 store.snapshot().signing_key(alg)
             elif (created := store.ensure_active(alg)) is not None:
                 console.print(f"Development: generated the first {alg} signing key {created.kid}.")
+        if not settings.is_production:
+            # Made here, before the workers start: a worker that made one would change the
+            # manifest under the others, and each would decrypt every key again.
+            for name in SECRET_NAMES:
+                store.secret(name)
     except KeyStoreError as exc:
         fail(str(exc))
     console.print(
