@@ -86,7 +86,7 @@ def run(design: str, writers: int, seconds: float, batch: int) -> Run:
         if design == "one chain":
             engine = create_engine_for(url)
             with engine.begin() as connection:
-                shared_chain, _ = take_chain(connection, utc_now())
+                shared_chain = take_chain(connection, utc_now()).id
             engine.dispose()
         context = multiprocessing.get_context("spawn")
         ready, go = context.Queue(), context.Event()
