@@ -14,8 +14,9 @@ all the heads now and then, so a chain cut back or deleted is caught.
 
 The events are chained and written at the very end, as the transaction commits
 (``before_commit``), in one statement on PostgreSQL (two on SQLite) whatever their number:
-the head row is then locked for that statement and the commit, not for the rest of the request's work, and it is always the last lock a transaction
-takes, so it cannot be part of a deadlock. Inside a savepoint an event is written at once,
+the head row is then locked for that statement and the commit, not for the rest of the
+request's work, and it is always the last lock a transaction takes, so it cannot be part of
+a deadlock. Inside a savepoint an event is written at once,
 so that rolling the savepoint back takes it away too.
 
 Events never carry a NIK, a PIN, a code or a token: citizens appear as a pairwise subject or
@@ -108,7 +109,7 @@ def _append(session: Session, events: list[AuditEvent]) -> None:
     checkout = _checkout_of(session, connection)
     now = utc_now()  # when the chain was last appended to (see chains.take_chain)
     for known in (checkout.head, None):
-        head = known or _lock_head(session, connection, checkout, now)
+        head = known or _lock_head(connection, checkout, now)
         write = _write_on_postgresql if connection.dialect.name == "postgresql" else _write
         if write(connection, checkout.chain, head, events, now):
             last = events[-1]
@@ -148,9 +149,7 @@ def _checkout_of(session: Session, connection: Connection) -> _Checkout:
     return checkout
 
 
-def _lock_head(
-    session: Session, connection: Connection, checkout: _Checkout, now: datetime
-) -> Head:
+def _lock_head(connection: Connection, checkout: _Checkout, now: datetime) -> Head:
     """The chain's head read from its row, which stays locked; if the row has gone (deleted,
     or made in a savepoint that rolled back), a new chain instead."""
     row = connection.execute(_LOCK_HEAD, {"chain": checkout.chain, "appended_at": now}).first()
