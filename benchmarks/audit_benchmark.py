@@ -8,7 +8,9 @@ designs side by side, in a fresh database each:
 
 - ``chains``: the trail as it is, each process appending to chains of its own;
 - ``one chain``: every writer forced onto one shared chain (a pool limited to one chain,
-  the same chain in every process), which is the single-chain trail this one replaced.
+  the same chain in every process), which is the single-chain trail this one replaced;
+- ``bare``: no trail, each transaction inserting ``--batch`` one-column rows into a table
+  without indexes: this machine's own ceiling of durable commits, for reading the others.
 
 Prints events/s for each and the writers' own CPU per event (the rest of the time is
 PostgreSQL's, the lock waits and the commits), then the floor: 16 writers on chains against
@@ -61,10 +63,16 @@ class Run:
         return self.events / self.seconds if self.seconds else 0.0
 
 
+BARE_TABLE = "audit_benchmark_bare"
+BARE_INSERT = text(f"INSERT INTO {BARE_TABLE} SELECT generate_series(1, :rows)")
+
+
 def writer(
-    url: str, shared_chain: int | None, batch: int, seconds: float, ready: Queue, go: Event
-) -> None:
-    """Connect, say so, wait for the start, append for ``seconds``; report events committed."""
+    url: str, shared_chain: int | None, batch: int, seconds: float, ready: Queue, go: Event,
+    bare: bool = False,
+) -> None:  # fmt: skip
+    """Connect, say so, wait for the start, append for ``seconds``; report events committed
+    (with ``bare``, rows inserted) and the CPU it took."""
     engine = create_engine_for(url)
     if shared_chain is not None:
         pool = pool_for(engine)
@@ -80,7 +88,9 @@ def writer(
         started, stop = time.process_time(), time.perf_counter() + seconds
         while time.perf_counter() < stop:
             with session.begin():
-                for _ in range(batch):
+                if bare:
+                    session.execute(BARE_INSERT, {"rows": batch})
+                for _ in range(0 if bare else batch):
                     trail.record(session, "bench:event", subject="citizen:1", details={"n": 1})
             appended += batch
         cpu = time.process_time() - started
@@ -97,10 +107,18 @@ def run(design: str, writers: int, seconds: float, batch: int) -> Run:
             with engine.begin() as connection:
                 shared_chain = take_chain(connection, utc_now()).id
             engine.dispose()
+        if design == "bare":
+            engine = create_engine_for(url)
+            with engine.begin() as connection:
+                connection.execute(text(f"CREATE TABLE {BARE_TABLE} (n integer)"))
+            engine.dispose()
         context = multiprocessing.get_context("spawn")
         ready, go = context.Queue(), context.Event()
         processes = [
-            context.Process(target=writer, args=(url, shared_chain, batch, seconds, ready, go))
+            context.Process(
+                target=writer,
+                args=(url, shared_chain, batch, seconds, ready, go, design == "bare"),
+            )
             for _ in range(writers)
         ]
         for process in processes:
@@ -114,6 +132,8 @@ def run(design: str, writers: int, seconds: float, batch: int) -> Run:
             process.join(timeout=60)
             if process.exitcode != 0:
                 raise SystemExit(f"{design}, {writers} writers: a writer failed")
+        if design == "bare":
+            return Run(design, writers, appended, seconds, cpu)
         engine = create_engine_for(url)
         with Session(engine) as session:
             result = verification.verify(session)
@@ -154,14 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(n) for n in args.writers.split(",")]
     print(f"audit appends on PostgreSQL, {args.batch} event(s) per transaction, "
           f"{args.seconds:g} s per run, {os.cpu_count()} cores")  # fmt: skip
-    print(f"{'writers':>8} {'one chain':>14} {'chains':>14} {'ratio':>7}   writers' CPU/event")
+    print(f"{'writers':>8} {'bare commits':>14} {'one chain':>14} {'chains':>14} {'ratio':>7}"
+          "   writers' CPU/event (one chain / chains)")  # fmt: skip
     runs: dict[int, tuple[Run, Run]] = {}
     for writers in counts:
+        bare = run("bare", writers, args.seconds, args.batch)
         single = run("one chain", writers, args.seconds, args.batch)
         chained = run("chains", writers, args.seconds, args.batch)
         runs[writers] = single, chained
         ratio = chained.rate / single.rate if single.rate else 0.0
-        print(f"{writers:>8} {single.rate:>10,.0f} ev/s {chained.rate:>9,.0f} ev/s {ratio:>6.1f}x"
+        print(f"{writers:>8} {bare.rate:>9,.0f} ev/s {single.rate:>9,.0f} ev/s "
+              f"{chained.rate:>9,.0f} ev/s {ratio:>6.1f}x"
               f"   {single.cpu_per_event:.2f} ms / {chained.cpu_per_event:.2f} ms",
               flush=True)  # fmt: skip
     if 16 in runs:
