@@ -4,6 +4,7 @@ chains of their own."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 
@@ -44,12 +45,30 @@ class _Fields:
         self.sequence, self.previous_hash = sequence, previous_hash
 
 
+def old_canonical_around_sequence(fields: _Fields) -> tuple[str, str]:
+    """The canonical JSON around the sequence number as the old code wrote it (dictionaries
+    through json.dumps), kept here so that the trail's own way of writing it must match."""
+
+    def canonical(values: dict) -> str:
+        return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+    before = canonical(
+        {
+            "actor": fields.actor, "client_id": fields.client_id, "details": fields.details,
+            "ip": fields.ip, "occurred_at": fields.occurred_at.isoformat(),
+            "request_id": fields.request_id,
+        }
+    )  # fmt: skip
+    after = canonical({"subject": fields.subject, "tag": fields.tag})
+    return before[:-1] + ',"sequence":', "," + after[1:]
+
+
 def write_old_trail(engine, count: int) -> None:
     with engine.begin() as connection:
         for number in range(1, count + 1):
             fields = _Fields(number)
             if engine.dialect.name == "postgresql":
-                before, after = trail._canonical_around_sequence(fields)  # type: ignore[arg-type]
+                before, after = old_canonical_around_sequence(fields)
                 connection.execute(
                     OLD_APPEND_ON_POSTGRESQL,
                     {
@@ -66,7 +85,9 @@ def write_old_trail(engine, count: int) -> None:
                      "RETURNING sequence, hash")
             ).one()  # fmt: skip
             fields.sequence, fields.previous_hash = sequence, previous
-            digest = trail.event_hash(fields)  # type: ignore[arg-type]
+            before, after = old_canonical_around_sequence(fields)
+            linked = previous + before + str(sequence) + after
+            digest = hashlib.sha256(linked.encode("ascii")).hexdigest()
             connection.execute(
                 text(
                     "INSERT INTO audit_events (sequence, occurred_at, tag, actor, subject, "

@@ -9,6 +9,11 @@ ever to share it (a pool with a ``limit`` does so on purpose, to bound how many 
 process makes: with ``limit=1`` every transaction of the process queues on one chain, as the
 single-chain trail did).
 
+The pool also remembers each chain's head (sequence number and hash) as its last committed
+append in this process left it, so the next append can link its events without reading
+the head first. That memory is only a guess: the append writes on condition that the head
+row still holds it, and reads the row again (locked) when it does not.
+
 A process that ends leaves its chains behind, complete. So that restarts do not add chains
 without end, a process that needs a chain first takes one nobody has appended to for
 ``ABANDONED_AFTER`` (``take_chain``); were its old owner still alive, merely idle all that
@@ -20,6 +25,7 @@ from __future__ import annotations
 import threading
 import weakref
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
@@ -27,6 +33,22 @@ from digital_id.audit.models import AuditChain
 
 GENESIS = "0" * 64  # the previous hash of every chain's first event
 ABANDONED_AFTER = timedelta(hours=1)
+
+
+class Head(NamedTuple):
+    """A chain's last sequence number and the hash of its last event."""
+
+    sequence: int
+    hash: str
+
+
+class TakenChain(NamedTuple):
+    """A chain taken by a transaction (its head row now locked by it), its head, and whether
+    the transaction made it (then the head row goes if the transaction rolls back)."""
+
+    id: int
+    head: Head
+    made: bool
 
 
 class ChainPool:
@@ -37,6 +59,7 @@ class ChainPool:
         self.limit = limit
         self._lock = threading.Lock()
         self._holders: dict[int, int] = {}
+        self._heads: dict[int, Head] = {}
 
     def checkout(self) -> int | None:
         """A chain for a transaction to append to, or None when it should make a new one
@@ -55,16 +78,28 @@ class ChainPool:
         with self._lock:
             self._holders[chain] = self._holders.get(chain, 0) + 1
 
-    def checkin(self, chain: int) -> None:
+    def head(self, chain: int) -> Head | None:
+        """The head the last committed append to ``chain`` in this process left, taken out of
+        the pool's memory (a second transaction sharing the chain reads it from the row);
+        None if not known."""
+        with self._lock:
+            return self._heads.pop(chain, None)
+
+    def checkin(self, chain: int, head: Head | None = None) -> None:
+        """A transaction no longer holds ``chain``; ``head`` is the head it committed or
+        found (None if it does not know it, as after a rollback of its appends)."""
         with self._lock:
             if chain in self._holders:
                 self._holders[chain] = max(self._holders[chain] - 1, 0)
+                if head is not None:
+                    self._heads[chain] = head
 
     def forget(self, chain: int) -> None:
         """A chain whose head row is gone: made in a transaction that rolled back, or
         deleted (which ``audit verify`` reports where a checkpoint covered it)."""
         with self._lock:
             self._holders.pop(chain, None)
+            self._heads.pop(chain, None)
 
     def chains(self) -> list[int]:
         with self._lock:
@@ -98,7 +133,7 @@ _ADOPT_CHAIN = (
     update(AuditChain)
     .where(AuditChain.id == _IDLE_CHAIN)
     .values(appended_at=bindparam("now"))
-    .returning(AuditChain.id)
+    .returning(AuditChain.id, AuditChain.sequence, AuditChain.hash)
 )
 _MAKE_CHAIN = (
     insert(AuditChain)
@@ -107,13 +142,13 @@ _MAKE_CHAIN = (
 )
 
 
-def take_chain(connection: Connection, now: datetime) -> tuple[int, bool]:
+def take_chain(connection: Connection, now: datetime) -> TakenChain:
     """A chain for this process: an abandoned one, or else a new one (whose id the database
-    generates, so chains made by different processes never collide). Returns its id and
-    whether it was made (then it goes if the transaction rolls back)."""
+    generates, so chains made by different processes never collide)."""
     adopted = connection.execute(
         _ADOPT_CHAIN, {"idle_before": now - ABANDONED_AFTER, "now": now}
-    ).scalar()
+    ).first()
     if adopted is not None:
-        return int(adopted), False
-    return int(connection.execute(_MAKE_CHAIN, {"now": now}).scalar_one()), True
+        return TakenChain(int(adopted[0]), Head(int(adopted[1]), str(adopted[2])), made=False)
+    made = int(connection.execute(_MAKE_CHAIN, {"now": now}).scalar_one())
+    return TakenChain(made, Head(0, GENESIS), made=True)
