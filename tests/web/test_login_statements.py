@@ -22,9 +22,9 @@ BUDGETS = {
     # the client; whether the nonce was used before
     "authorize": 2,
     # the rate-limit charge (committed early); the citizen with their account; the one rule;
-    # the new recognised browser; the session; then the flow: the client, the nonce, the
-    # consent; the audit
-    "login": 9,
+    # the new recognised browser; the session; then the flow: the client, the consent; the
+    # audit (the nonce is asked only if this step answers the agency: oidc.authorization)
+    "login": 8,
     # the session with its citizen; the one rule; the client; the nonce; the consent row, its
     # update and its receipt; the grant, the code; the audit
     "consent": 10,
