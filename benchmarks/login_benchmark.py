@@ -350,6 +350,7 @@ def serving(database_url: str, keys_dir: Path, workers: int, log: Path) -> Itera
     server = Server(url, process, log, parsed.database if parsed.drivername != "sqlite" else None)
     try:
         wait_ready(server)
+        wait_for_listeners(port, workers)
         yield server
     finally:
         stop(process)
@@ -369,6 +370,26 @@ def wait_ready(server: Server) -> None:
     raise SystemExit(
         f"server not ready after {SERVER_START_LIMIT_S:.0f} s:\n{server.log.read_text()}"
     )
+
+
+def wait_for_listeners(port: int, workers: int, limit_s: float = 15.0) -> None:
+    """Until each worker listens on its own socket (``serve`` gives each worker one, with
+    SO_REUSEPORT): a run that starts while one is still starting would put every kept-alive
+    connection on the others for the whole run. Gives up quietly after ``limit_s`` (one shared
+    socket where SO_REUSEPORT is missing; not Linux)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and _listening_sockets(port) < workers:
+        time.sleep(0.1)
+
+
+def _listening_sockets(port: int) -> int:
+    """Sockets in the LISTEN state (0A) on ``port``, from the kernel's table."""
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    local_port = f":{port:04X}"
+    return sum(1 for line in lines if (f := line.split())[1].endswith(local_port) and f[3] == "0A")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

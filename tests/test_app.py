@@ -24,6 +24,7 @@ def settings(database_url, keys_dir):
 @pytest.fixture
 def client(settings, key_store):
     key_store.generate("RS256", size=2048)
+    key_store.generate("ES256")  # access tokens
     with TestClient(create_app(settings)) as client:
         yield client
 
@@ -96,12 +97,12 @@ def test_readiness_fails_when_a_client_s_algorithm_has_no_active_key(client, ses
     registration = {
         "client_name": "Agency",
         "redirect_uris": ["https://a.example/cb"],
-        "id_token_signed_response_alg": "ES256",
+        "id_token_signed_response_alg": "PS256",
     }
-    service.register(session, registration, production=True, active_algorithms={"RS256", "ES256"})
+    service.register(session, registration, production=True, active_algorithms={"RS256", "PS256"})
     session.commit()
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["problems"] == [
-        "no active ES256 signing key, which registered clients use"
+        "no active PS256 signing key, which registered clients use"
     ]

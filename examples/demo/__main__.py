@@ -84,7 +84,8 @@ def setup() -> None:
     console = Console()
     ensure_private_directory(DEMO_DIR)
     store = KeyStore(settings.keys_dir, settings.keys_passphrase.get_secret_value())
-    store.ensure_active("RS256")
+    for alg in settings.signing_algorithms:
+        store.ensure_active(alg)
     engine = create_engine_for(settings.database_url)
     hasher = PinHasher(
         store.secret("pin_pepper"),

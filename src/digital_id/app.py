@@ -23,6 +23,7 @@ from digital_id import __version__
 from digital_id.accounts.browsers import BrowserCookies
 from digital_id.accounts.pins import PinHasher
 from digital_id.accounts.totp import TotpCipher
+from digital_id.audit import checkpoints
 from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.clients.service import used_algorithms
 from digital_id.config import Settings, load_settings
@@ -54,8 +55,6 @@ from digital_id.web.rendering import add_security_headers
 from digital_id.web.services import Services
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
-# OpenID Connect Core 1.0, section 15.1: every provider must support RS256.
-REQUIRED_ALGORITHM = "RS256"
 
 
 class RequestIdAndSecurityHeaders:
@@ -122,7 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Refuse to serve a schema this code does not know, or with keys it cannot open
         # (the CLI checks first, with friendlier messages; this guards other ways of starting).
         ensure_current(engine)
-        key_ring.current().signing_key(REQUIRED_ALGORITHM)
+        for alg in settings.signing_algorithms:
+            key_ring.current().signing_key(alg)
         app.state.services = Services(
             settings=settings,
             engine=engine,
@@ -195,7 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     def readyz() -> JSONResponse:
         problems = []
-        algorithms = {REQUIRED_ALGORITHM}
+        algorithms = set(settings.signing_algorithms)
         try:
             ensure_current(engine)
             with Session(engine) as session:
@@ -241,7 +241,7 @@ def _background_work(services: Services, outbound: Outbound) -> Iterator[None]:
     checkpointer = CheckpointThread(
         services.engine,
         services.key_ring,
-        alg=REQUIRED_ALGORITHM,
+        alg=checkpoints.CHECKPOINT_ALGORITHM,
         interval=settings.audit_checkpoint_seconds,
     )
     housekeeping = HousekeepingThread(services.engine, interval=settings.housekeeping_seconds)

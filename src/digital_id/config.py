@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     jwks_cache_seconds: int = Field(default=3600, ge=0)
     id_token_lifetime_seconds: int = Field(default=3600, ge=60)
     access_token_lifetime_seconds: int = Field(default=300, ge=60)
+    # ES256 signs in a twentieth of RSA-3072's time; RFC 9068 asks resource servers to
+    # accept RS256, not issuers to use it. ID tokens stay RS256 (OpenID Connect Core 15.1).
+    access_token_algorithm: Literal["ES256", "RS256"] = "ES256"  # noqa: S105 (an algorithm)
     authorization_code_seconds: int = Field(default=60, ge=10, le=600)
     refresh_token_idle_days: int = Field(default=14, ge=1)
     refresh_token_absolute_days: int = Field(default=30, ge=1)
@@ -72,6 +75,8 @@ class Settings(BaseSettings):
     session_absolute_hours: int = Field(default=12, ge=1)
     keys_grace_seconds: int | None = Field(default=None, ge=0)
     keys_reload_seconds: float = Field(default=2.0, gt=0)
+    # How stale a server's cached client registrations may be (0: checked on every request).
+    clients_reload_seconds: float = Field(default=1.0, ge=0)
     pin_argon2_memory_kib: int = Field(default=OWASP_ARGON2_MEMORY_KIB, ge=8)
     pin_argon2_time_cost: int = Field(default=OWASP_ARGON2_TIME_COST, ge=1)
     lockout_threshold: int = Field(default=5, ge=1)
@@ -186,6 +191,12 @@ class Settings(BaseSettings):
             return timedelta(seconds=self.keys_grace_seconds)
         longest = max(self.id_token_lifetime_seconds, self.access_token_lifetime_seconds)
         return timedelta(seconds=longest + self.jwks_cache_seconds)
+
+    @property
+    def signing_algorithms(self) -> tuple[str, ...]:
+        """The algorithms a server signs with whatever its clients registered: RS256 (every
+        OpenID provider must support it, OpenID Connect Core 15.1) and the access tokens'."""
+        return tuple(dict.fromkeys(("RS256", self.access_token_algorithm)))
 
     @property
     def secure_cookies(self) -> bool:

@@ -53,6 +53,7 @@ def demo(database_url, engine, keys_dir, key_store, tmp_path):
         pin_argon2_time_cost=1,
     )
     key_store.generate("RS256", size=2048)
+    key_store.generate("ES256")  # access tokens
     row = citizen_row(birth_date=date(1985, 4, 12), sex="P")
     CitizenImporter(engine).run(
         iter([(2, row)]), RecordValidator(load_regions()), RejectReport(tmp_path / "r.csv")

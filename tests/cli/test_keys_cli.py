@@ -124,6 +124,19 @@ def test_init_prepares_a_store_a_server_only_reads(keys_env, keys_dir):
     server_view = KeyStore(keys_dir, TEST_PASSPHRASE)
     for name in ("pin_pepper", "pairwise_subject", "csrf", "totp", "recognised_browser"):
         assert len(server_view.secret(name)) == 32
-    server_view.snapshot().signing_key("RS256")
+    server_view.snapshot().signing_key("RS256")  # ID tokens
+    server_view.snapshot().signing_key("ES256")  # access tokens, by default
     assert invoke("init").exit_code == 0  # and again: nothing changes
     assert {path.name: path.stat().st_mtime_ns for path in keys_dir.iterdir()} == written
+
+
+def test_a_production_server_refuses_to_start_without_its_access_token_key(
+    engine, cli_env, keys_env, monkeypatch
+):
+    keys_env.generate("RS256", size=2048)  # ID tokens' key only: access tokens need ES256
+    monkeypatch.setenv("DIGITAL_ID_ENV", "production")
+    monkeypatch.setenv("DIGITAL_ID_ISSUER", "https://id.example")
+    result = runner.invoke(app, ["serve", "--port", "0"])
+    assert result.exit_code == 1
+    assert "no active ES256 signing key" in result.output
+    assert [r.alg for r in keys_env.records()] == ["RS256"]  # production generates nothing

@@ -37,6 +37,7 @@ def test_requests_during_a_database_outage_get_503_and_the_same_server_recovers(
     engine = create_engine_for(url)
     upgrade(engine)
     key_store.generate("RS256", size=2048)
+    key_store.generate("ES256")  # access tokens
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     env = server_env(

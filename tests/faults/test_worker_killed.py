@@ -27,6 +27,7 @@ def test_the_other_worker_serves_on_when_one_is_killed_and_the_data_stays_whole(
 ):
     require_postgresql(database_url)
     key_store.generate("RS256", size=2048)
+    key_store.generate("ES256")  # access tokens
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     env = server_env(database_url, keys_dir, issuer, authorization_code_seconds="600")

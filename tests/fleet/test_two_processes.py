@@ -57,6 +57,7 @@ class Fleet:
 def fleet(database_url, engine, key_store, keys_dir, tmp_path) -> Iterator[Fleet]:
     require_postgresql(database_url)
     key_store.generate("RS256", size=2048)
+    key_store.generate("ES256")  # access tokens
     port_a, port_b = free_port(), free_port()
     issuer = f"http://127.0.0.1:{port_a}"
     # The JWKS cache lifetime bounds how soon a next key may be activated; none here.

@@ -41,12 +41,14 @@ def test_two_server_processes_see_a_cli_key_change_within_seconds(engine, cli_en
         "DIGITAL_ID_METRICS_ENABLED": "false",  # two servers on this host
     }
     cli = [sys.executable, "-m", "digital_id", "keys"]
+    # A server signs with RS256 (ID tokens) and ES256 (access tokens).
     subprocess.run(
         [*cli, "generate", "--alg", "RS256", "--size", "2048"],
         env=env,
         check=True,
         capture_output=True,
     )
+    subprocess.run([*cli, "generate", "--alg", "ES256"], env=env, check=True, capture_output=True)
     ports = [free_port(), free_port()]
     servers = [
         subprocess.Popen(
@@ -62,14 +64,17 @@ def test_two_server_processes_see_a_cli_key_change_within_seconds(engine, cli_en
             wait_until(lambda port=port: _answers(port), timeout=30)
         before = [published_kids(port) for port in ports]
         assert before[0] == before[1]
-        assert len(before[0]) == 1
+        assert len(before[0]) == 2
 
         subprocess.run(
-            [*cli, "generate", "--alg", "ES256"], env=env, check=True, capture_output=True
+            [*cli, "generate", "--alg", "PS256", "--size", "2048"],
+            env=env,
+            check=True,
+            capture_output=True,
         )
 
         for port in ports:
-            waited = wait_until(lambda port=port: len(published_kids(port)) == 2, timeout=5)
+            waited = wait_until(lambda port=port: len(published_kids(port)) == 3, timeout=5)
             assert waited < 5
     finally:
         for server in servers:

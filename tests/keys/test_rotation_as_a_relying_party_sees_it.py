@@ -55,6 +55,7 @@ def test_tokens_signed_before_during_and_after_rotation_all_verify(
     )
     grace = settings.key_grace_period
     key_store.generate("RS256", size=2048)
+    key_store.generate("ES256")  # access tokens
 
     with TestClient(create_app(settings)) as client:
         ring = client.app.state.key_ring

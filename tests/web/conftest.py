@@ -289,12 +289,16 @@ def settings(database_url, keys_dir):
         pin_argon2_memory_kib=64,
         pin_argon2_time_cost=1,
         backchannel_logout_retry_seconds=0.2,
+        # These tests change an agency and look at once; the default bound (1 s) has a test
+        # of its own (test_client_cache.py).
+        clients_reload_seconds=0,
     )
 
 
 @pytest.fixture
 def provider(settings, engine, key_store, tmp_path):
     key_store.generate("RS256", size=2048)
+    key_store.generate("ES256")  # access tokens
     with TestClient(create_app(settings), base_url=ISSUER) as http:
         yield Provider(http, engine, key_store, settings, tmp_path)
 

@@ -14,6 +14,7 @@ HTTPS_ISSUER = "https://id.example.go.id"
 @pytest.fixture
 def https_provider(settings, engine, key_store, tmp_path):
     key_store.generate("RS256", size=2048)
+    key_store.generate("ES256")  # access tokens
     https_settings = settings.model_copy(update={"issuer": HTTPS_ISSUER})
     with TestClient(create_app(https_settings), base_url=HTTPS_ISSUER) as http:
         yield Provider(http, engine, key_store, https_settings, tmp_path)

@@ -14,22 +14,24 @@ import httpx
 import pytest
 from sqlalchemy import Engine, event
 
+from digital_id.config import Settings
 from tests.web.conftest import Provider, pkce_pair, query_of
 
 # Each step's statements on PostgreSQL, where they come from (no purge: rows nobody needs any
 # more are the housekeeping job's, web.housekeeping):
 BUDGETS = {
-    # the client; whether the nonce was used before
+    # the client (this agency is new to the process's cache); whether the nonce was used before
     "authorize": 2,
     # the rate-limit charge (committed early); the citizen with their account; the one rule;
-    # the new recognised browser; the session; then the flow: the client, the consent; the
-    # audit (the nonce is asked only if this step answers the agency: oidc.authorization)
-    "login": 8,
-    # the session with its citizen; the one rule; the client; the nonce; the consent row, its
-    # update and its receipt; the grant, the code; the audit
-    "consent": 10,
-    # the client; the code redeemed, returning its grant (UPDATE … FROM … RETURNING); the
-    # session's sid; the one rule (citizen, consent, session); the audit
+    # the new recognised browser; the session; then the flow: the consent; the audit (the
+    # nonce is asked only if this step answers the agency: oidc.authorization)
+    "login": 7,
+    # the session with its citizen; the one rule; the nonce; the consent row, its update and
+    # its receipt; the grant, the code; the audit
+    "consent": 9,
+    # the code redeemed, returning its grant (UPDATE … FROM … RETURNING); the session's sid;
+    # the grant's client (oidc.tokens.grant_problem); the one rule (citizen, consent,
+    # session); the audit
     "token": 7,
 }
 # SQLite appends an audit event in three statements where PostgreSQL needs one, and reads the
@@ -79,6 +81,15 @@ class Statements:
 
     def close(self) -> None:
         event.remove(self.engine, "before_cursor_execute", self._count)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The server's own interval for re-reading client registrations (the other web tests
+    re-read them on every request, to see changes they make in SQL at once)."""
+    return settings.model_copy(
+        update={"clients_reload_seconds": Settings.model_fields["clients_reload_seconds"].default}
+    )
 
 
 @pytest.fixture

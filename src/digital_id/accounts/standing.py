@@ -19,10 +19,12 @@ pages show one generic failure, and the token endpoints one ``invalid_grant`` or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, false, select
+from sqlalchemy import ColumnElement, Select, false, select
 from sqlalchemy.orm import Session
 
 from digital_id.accounts.models import CitizenAccount, RecognisedBrowser
@@ -50,6 +52,65 @@ class Refusal(StrEnum):
 
 
 _REGISTER_REFUSALS = {"deceased": Refusal.DECEASED, "blocked": Refusal.REGISTER_BLOCKED}
+
+# What the rule reads about a citizen, as columns a statement selects (``citizen_refusal``
+# judges them), from ``citizens`` with the tables ``with_citizen_facts`` joins.
+CITIZEN_FACTS = (
+    Citizen.status,
+    CitizenAccount.pin_hash.is_not(None),
+    CitizenAccount.blocked_at,
+    CitizenAccount.locked_until,
+    RecognisedBrowser.id,
+    RecognisedBrowser.locked_until,
+    CitizenAccount.otp_locked_until,
+)
+
+
+_Statement = TypeVar("_Statement", bound="Select[*tuple[Any, ...]]")
+
+
+def with_citizen_facts(statement: _Statement, browser: ColumnElement[bool]) -> _Statement:
+    """``statement`` (which reads ``citizens``) with what ``CITIZEN_FACTS`` needs joined in:
+    the account, and the recognised browser ``browser`` picks (the strangers' lock if none)."""
+    return statement.outerjoin(CitizenAccount, CitizenAccount.citizen_id == Citizen.id).outerjoin(
+        RecognisedBrowser, (RecognisedBrowser.citizen_id == Citizen.id) & browser
+    )
+
+
+def citizen_refusal(facts: Sequence[Any] | None, now: datetime) -> Refusal | None:
+    """The citizen's part of the rule, over ``CITIZEN_FACTS`` as read (None: no citizen)."""
+    if facts is None:
+        return Refusal.UNKNOWN
+    status, activated, blocked_at, strangers_lock, recognised, browsers_lock, otp_locked_until = (
+        facts
+    )
+    locked_until = strangers_lock if recognised is None else browsers_lock
+    if status != "active":
+        return _REGISTER_REFUSALS.get(status, Refusal.REGISTER_BLOCKED)
+    if blocked_at is not None:
+        return Refusal.OPERATOR_BLOCKED
+    if not activated:
+        return Refusal.NOT_ACTIVATED
+    return _lock_refusal(now, locked_until, otp_locked_until)
+
+
+def grant_refusal(
+    citizen_facts: Sequence[Any] | None,
+    *,
+    now: datetime,
+    agency_enabled: bool,
+    consent_live: bool,
+    session_live: bool | None,
+) -> Refusal | None:
+    """The whole rule for tokens of an agency, over facts a caller read in one statement of
+    its own (UserInfo): the same order of reasons as ``refusal``. ``session_live`` is None
+    when no browser session is bound (offline access)."""
+    return (
+        citizen_refusal(citizen_facts, now)
+        or (Refusal.AGENCY_DISABLED if not agency_enabled else None)
+        or (Refusal.CONSENT_WITHDRAWN if not consent_live else None)
+        or (Refusal.SESSION_ENDED if session_live is False else None)
+    )
 
 
 def refusal(
@@ -104,30 +165,9 @@ def _citizen_refusal(
             .scalar_subquery()
         )
     row = session.execute(
-        select(
-            Citizen.status,
-            CitizenAccount.pin_hash.is_not(None),
-            CitizenAccount.blocked_at,
-            CitizenAccount.locked_until,
-            RecognisedBrowser.id,
-            RecognisedBrowser.locked_until,
-            CitizenAccount.otp_locked_until,
-        )
-        .outerjoin(CitizenAccount, CitizenAccount.citizen_id == Citizen.id)
-        .outerjoin(RecognisedBrowser, (RecognisedBrowser.citizen_id == Citizen.id) & browser)
-        .where(Citizen.id == citizen_id)
+        with_citizen_facts(select(*CITIZEN_FACTS), browser).where(Citizen.id == citizen_id)
     ).one_or_none()
-    if row is None:
-        return Refusal.UNKNOWN
-    status, activated, blocked_at, strangers_lock, recognised, browsers_lock, otp_locked_until = row
-    locked_until = strangers_lock if recognised is None else browsers_lock
-    if status != "active":
-        return _REGISTER_REFUSALS.get(status, Refusal.REGISTER_BLOCKED)
-    if blocked_at is not None:
-        return Refusal.OPERATOR_BLOCKED
-    if not activated:
-        return Refusal.NOT_ACTIVATED
-    return _lock_refusal(now, locked_until, otp_locked_until)
+    return citizen_refusal(row, now)
 
 
 def _lock_refusal(

@@ -32,6 +32,9 @@ from digital_id.db.types import utc_now
 TOKEN_TYPE = "audit-checkpoint+jwt"  # noqa: S105 (a JWT "typ", not a secret)
 TAG = "audit:checkpoint"
 SIGNING_ALGORITHMS = ["RS256", "ES256"]
+# Every server holds an active RS256 key (ID tokens need it), and a checkpoint is evidence
+# kept for years: the longer key.
+CHECKPOINT_ALGORITHM = "RS256"
 
 
 class CheckpointError(Exception):

@@ -15,7 +15,6 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy.orm import Session
 
-from digital_id.app import REQUIRED_ALGORITHM
 from digital_id.audit import checkpoints, verification
 from digital_id.cli.common import (
     EXIT_FAILED,
@@ -97,13 +96,13 @@ def checkpoint(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Sign every chain's head now with the active signing key (the server also does this
     every DIGITAL_ID_AUDIT_CHECKPOINT_SECONDS)."""
     try:
-        key = key_store(ctx).snapshot().signing_key(REQUIRED_ALGORITHM)
+        key = key_store(ctx).snapshot().signing_key(checkpoints.CHECKPOINT_ALGORITHM)
     except KeyStoreError as exc:
         fail(str(exc))
     engine = migrated_engine(ctx)
     try:
         with Session(engine) as session, session.begin():
-            written = checkpoints.write(session, key, REQUIRED_ALGORITHM)
+            written = checkpoints.write(session, key, checkpoints.CHECKPOINT_ALGORITHM)
             number, chains = written.id, len(checkpoints.heads_in(written.token, None))
     finally:
         engine.dispose()

@@ -140,14 +140,16 @@ def enable(ctx: typer.Context, client_id: ClientIdArgument) -> None:
 
 @app.command("rotate-secret")
 def rotate_secret(ctx: typer.Context, client_id: ClientIdArgument) -> None:
-    """Issue a new client secret (shown once); the old one stops working at once."""
+    """Issue a new client secret (shown once); servers stop taking the old one within
+    DIGITAL_ID_CLIENTS_RELOAD_SECONDS."""
     with _session(ctx) as session:
         registered = service.rotate_secret(session, client_id)
         _print_document(
             {"client_id": registered.client.client_id, "client_secret": registered.client_secret}
         )
     console.print(
-        "The client_secret above is shown once; the previous secret no longer works.",
+        "The client_secret above is shown once; the previous secret no longer works "
+        "(servers notice within DIGITAL_ID_CLIENTS_RELOAD_SECONDS).",
         style="yellow",
     )
 

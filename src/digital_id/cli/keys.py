@@ -9,7 +9,6 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from digital_id.app import REQUIRED_ALGORITHM
 from digital_id.audit import trail
 from digital_id.cli.common import (
     EXIT_USAGE,
@@ -90,20 +89,26 @@ def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @app.command()
 def init(ctx: typer.Context) -> None:
     """Prepare the key store for servers that may only read it: every server secret and an
-    active RS256 key. Safe to run again; it changes nothing that is already there."""
+    active key for each algorithm a server signs with (RS256 for ID tokens, and
+    DIGITAL_ID_ACCESS_TOKEN_ALGORITHM's, ES256 by default). Safe to run again; it changes
+    nothing that is already there."""
+    algorithms = settings_of(ctx).signing_algorithms
     store = key_store(ctx)
+    created = []
     try:
         for name in SECRET_NAMES:
             store.secret(name)  # created on first use, so servers never need to write
-        created = store.ensure_active(REQUIRED_ALGORITHM)
+        for alg in algorithms:
+            if (record := store.ensure_active(alg)) is not None:
+                created.append(record)
     except KeyStoreError as exc:
         fail(str(exc))
-    if created is not None:
-        _record(ctx, "keys:generated", {"kid": created.kid, "alg": created.alg, "state": "active"})
-        console.print(f"Generated {created.alg} key {created.kid}; it is active.")
+    for record in created:
+        _record(ctx, "keys:generated", {"kid": record.kid, "alg": record.alg, "state": "active"})
+        console.print(f"Generated {record.alg} key {record.kid}; it is active.")
     console.print(
         f"Key store ready in {settings_of(ctx).keys_dir}: {len(SECRET_NAMES)} server secrets "
-        f"and an active {REQUIRED_ALGORITHM} key. Servers may mount it read-only."
+        f"and an active key for {' and '.join(algorithms)}. Servers may mount it read-only."
     )
 
 

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 
-from digital_id.app import REQUIRED_ALGORITHM
 from digital_id.cli.common import console, fail, key_store, migrated_engine, settings_of
 from digital_id.cli.workers import (
     PortUnavailableError,
@@ -21,6 +20,7 @@ from digital_id.cli.workers import (
     run_workers,
 )
 from digital_id.keys import KeyStoreError
+from digital_id.keys.store import SECRET_NAMES
 from digital_id.telemetry import metrics
 from digital_id.telemetry.logs import log_config
 
@@ -54,12 +54,16 @@ def serve(
     migrated_engine(ctx).dispose()  # refuse an unmigrated database before binding the port
     store = key_store(ctx)
     try:
-        if settings.is_production:
-            store.snapshot().signing_key(REQUIRED_ALGORITHM)
-        elif (created := store.ensure_active(REQUIRED_ALGORITHM)) is not None:
-            console.print(
-                f"Development: generated the first {REQUIRED_ALGORITHM} signing key {created.kid}."
-            )
+        for alg in settings.signing_algorithms:
+            if settings.is_production:
+                store.snapshot().signing_key(alg)
+            elif (created := store.ensure_active(alg)) is not None:
+                console.print(f"Development: generated the first {alg} signing key {created.kid}.")
+        if not settings.is_production:
+            # Made here, before the workers start: a worker that made one would change the
+            # manifest under the others, and each would decrypt every key again.
+            for name in SECRET_NAMES:
+                store.secret(name)
     except KeyStoreError as exc:
         fail(str(exc))
     console.print(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, String
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -40,3 +40,14 @@ class Client(Base):
             or self.registration.get("client_name")
             or self.client_id
         )
+
+
+class ClientsVersion(Base):
+    """One row whose ``version`` a database trigger bumps on every change to ``clients``
+    (any writer: the CLI, a migration, plain SQL), so a server's cache of registrations
+    (``clients.cache``) sees a change with one small read."""
+
+    __tablename__ = "clients_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from digital_id.audit.trail import EventContext
 from digital_id.grants.digests import token_digest
-from digital_id.grants.lookup import refresh_token_row
 from digital_id.grants.models import AuthorizationGrant, RefreshToken
 from digital_id.grants.revocation import revoke_grant
 
@@ -23,42 +22,36 @@ from digital_id.grants.revocation import revoke_grant
 REFRESH_GRACE = timedelta(seconds=30)
 
 
-def lock_family(session: Session, grant_id: int) -> AuthorizationGrant | None:
-    """Serialise work on one refresh token family: a no-op UPDATE takes the grant's row lock
-    (PostgreSQL) or the write lock (SQLite) before anything is read."""
+def lock_family(session: Session, token: str) -> None:
+    """Serialise work on the refresh token family ``token`` belongs to: a no-op UPDATE of its
+    grant takes the grant's row lock (PostgreSQL) or the write lock (SQLite) before anything
+    of the family is read. Nothing happens for a token that is not ours."""
     session.execute(
         update(AuthorizationGrant)
-        .where(AuthorizationGrant.id == grant_id)
+        .where(
+            AuthorizationGrant.id
+            == select(RefreshToken.grant_id)
+            .where(RefreshToken.token_hash == token_digest(token))
+            .scalar_subquery()
+        )
         .values(refresh_generation=AuthorizationGrant.refresh_generation)
+        .execution_options(synchronize_session=False)
     )
-    return session.scalars(
-        select(AuthorizationGrant)
-        .where(AuthorizationGrant.id == grant_id)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
 
 
-def live_family_member(
-    session: Session, token: str, *, client_pk: int, now: datetime
-) -> tuple[RefreshToken, AuthorizationGrant] | None:
-    """The presented token and its grant, its family locked, while the grant is the client's,
-    unrevoked, and within its offline and idle limits; None otherwise. Whether its
-    generation may still be used is ``accept_generation``'s question."""
-    row = refresh_token_row(session, token)
-    if row is None:
-        return None
-    grant = lock_family(session, row.grant_id)
-    if grant is None or grant.client_id != client_pk:
-        return None  # another client's token: refused, and it changes nothing
-    session.refresh(row)
-    if (
-        grant.revoked_at is not None
-        or grant.offline_until is None
-        or now >= grant.offline_until
-        or now >= row.idle_until
-    ):
-        return None
-    return row, grant
+def family_member_problem(
+    row: RefreshToken, grant: AuthorizationGrant, *, client_pk: int, now: datetime
+) -> str | None:
+    """Why the presented token ``row`` (read after ``lock_family``) cannot be exchanged at all,
+    or None: it must be the client's, its grant unrevoked, within its offline and idle limits.
+    Whether its generation may still be used is ``accept_generation``'s question."""
+    if grant.client_id != client_pk:
+        return "another client's token"  # refused, and it changes nothing
+    if grant.revoked_at is not None:
+        return "the grant is revoked"
+    if grant.offline_until is None or now >= grant.offline_until or now >= row.idle_until:
+        return "expired"
+    return None
 
 
 def accept_generation(

@@ -75,6 +75,18 @@ class KeySnapshot:
             )
         return self.keys[record.kid]
 
+    def signing_key_set(self, alg: str) -> KeySet:
+        """The active ``alg`` key as a key set (what authlib's token generators sign with),
+        built once per snapshot rather than per token."""
+        built = self._signing_key_sets.get(alg)
+        if built is None:
+            built = self._signing_key_sets[alg] = KeySet([self.signing_key(alg)])
+        return built
+
+    @cached_property
+    def _signing_key_sets(self) -> dict[str, KeySet]:
+        return {}
+
     def sign(
         self, claims: dict[str, Any], alg: str = "RS256", header: dict[str, Any] | None = None
     ) -> str:

@@ -11,7 +11,7 @@ from joserfc.jwk import KeySet
 from digital_id.config import Settings
 from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.code_grant import Subject
-from digital_id.oidc.constants import ACCESS_TOKEN_ALGORITHM, CLIENT_TOKEN_PREFIX
+from digital_id.oidc.constants import CLIENT_TOKEN_PREFIX
 from digital_id.oidc.context import OnServer
 
 
@@ -26,14 +26,14 @@ class AccessTokens(OnServer, JWTBearerTokenGenerator):  # type: ignore[misc]
     def __init__(self, server: Any, settings: Settings) -> None:
         super().__init__(
             issuer=settings.issuer,
-            alg=ACCESS_TOKEN_ALGORITHM,
+            alg=settings.access_token_algorithm,
             expires_generator=settings.access_token_lifetime_seconds,
             refresh_token_generator=_random_refresh_token,
         )
         self.server = server
 
     def get_jwks(self) -> KeySet:
-        return KeySet([self.context.keys.signing_key(ACCESS_TOKEN_ALGORITHM)])
+        return self.context.keys.signing_key_set(self.alg)
 
     def get_jti(
         self, client: AgencyClient, grant_type: str, user: Subject | None, scope: str

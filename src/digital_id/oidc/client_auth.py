@@ -11,11 +11,9 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from digital_id.clients.jwks import ASSERTION_ALGORITHMS, ClientKeysUnavailableError
-from digital_id.clients.models import Client
 from digital_id.db.purge import purge_expired
 from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.constants import ASSERTION_LEEWAY, MAX_ASSERTION_LIFETIME
@@ -81,8 +79,9 @@ class PrivateKeyJwt(OnServer, JWTBearerClientAssertion):  # type: ignore[misc]
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
         """Remember the ``jti`` until the assertion expires; a second use anywhere fails."""
         session = self.context.session
-        client = session.scalars(select(Client).where(Client.client_id == claims["sub"])).one()
-        if not isinstance(jti, str) or len(jti) > 256:
+        # authlib found the client by ``sub`` before it verified the assertion: no new read.
+        client = self.server.query_client(claims["sub"])
+        if client is None or not isinstance(jti, str) or len(jti) > 256:
             return False
         expires_at = datetime.fromtimestamp(
             float(claims["exp"]) + self.leeway, tz=self.context.now.tzinfo
@@ -90,12 +89,18 @@ class PrivateKeyJwt(OnServer, JWTBearerClientAssertion):  # type: ignore[misc]
         purge_expired(
             session, SeenClientAssertion, SeenClientAssertion.expires_at < self.context.now
         )
-        try:
-            with session.begin_nested():
-                session.add(
-                    SeenClientAssertion(client_id=client.id, jti=jti, expires_at=expires_at)
-                )
-        except IntegrityError:
+        # One statement: the row, unless this client's jti is there already (a replay).
+        insert = (
+            postgresql.insert(SeenClientAssertion)
+            if session.get_bind().dialect.name == "postgresql"
+            else sqlite.insert(SeenClientAssertion)
+        )
+        remembered = session.execute(
+            insert.values(client_id=client.pk, jti=jti, expires_at=expires_at)
+            .on_conflict_do_nothing(index_elements=["client_id", "jti"])
+            .returning(SeenClientAssertion.id)
+        ).first()
+        if remembered is None:
             return False
         # The one early commit of a grant, named as such: the seen jti must stick whatever
         # the grant does next (a replay of an assertion whose grant failed fails too).

@@ -61,12 +61,13 @@ class Subject:
     sub: str
     grant: AuthorizationGrant
     session: Session
+    known_citizen: Citizen | None = None
 
     @cached_property
     def citizen(self) -> Citizen:
         """The register's record, read only when a claim needs it (an ID token that names
-        none is signed without it)."""
-        return self.session.get_one(Citizen, self.grant.citizen_id)
+        none is signed without it), unless the caller had it already."""
+        return self.known_citizen or self.session.get_one(Citizen, self.grant.citizen_id)
 
     def get_user_id(self) -> str:
         return self.sub
@@ -188,8 +189,22 @@ def subject_of(
     stands (``tokens.grant_problem``: revoked, or refused by the one rule)."""
     if grant_problem(context.session, grant, context.now) is not None:
         return None
+    return subject_for(context, client, grant)
+
+
+def subject_for(
+    context: ProviderContext,
+    client: AgencyClient,
+    grant: AuthorizationGrant,
+    citizen: Citizen | None = None,
+) -> Subject:
+    """The citizen as ``client`` knows them, once the grant was found to stand; ``citizen``
+    when the caller has read it already."""
     return Subject(
-        client.subject_for(grant.citizen_id, context.pairwise_secret), grant, context.session
+        client.subject_for(grant.citizen_id, context.pairwise_secret),
+        grant,
+        context.session,
+        citizen,
     )
 
 

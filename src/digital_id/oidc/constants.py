@@ -1,5 +1,5 @@
 """The protocol's constants: response modes and prompts, client authentication methods,
-lifetimes and leeways of presented JWTs, the access token's algorithm and ``jti`` prefix."""
+lifetimes and leeways of presented JWTs, the access tokens' algorithms and ``jti`` prefix."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ CLIENT_AUTH_METHODS: Final = (
     "private_key_jwt",
     "none",
 )
-ACCESS_TOKEN_ALGORITHM = "RS256"  # noqa: S105 (an algorithm name)
+# Access tokens are signed with the setting's choice of these; both verify, so tokens
+# signed before the setting changed stay valid while their key is published.
+ACCESS_TOKEN_ALGORITHMS: Final = ["ES256", "RS256"]
 # The jti prefix of an access token that no citizen stands behind (client credentials).
 CLIENT_TOKEN_PREFIX = "cc"  # noqa: S105 (a prefix, not a secret)

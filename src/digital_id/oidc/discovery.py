@@ -19,7 +19,7 @@ from digital_id.clients.metadata import AUTH_METHODS, LANGUAGES, SUBJECT_TYPES
 from digital_id.keys.store import ALGORITHMS
 from digital_id.levels import ACR_VALUES
 from digital_id.oidc.claims import OFFLINE_ACCESS, SCOPE_CLAIMS, SUPPORTED_CLAIMS
-from digital_id.oidc.constants import ACCESS_TOKEN_ALGORITHM, RESPONSE_MODES
+from digital_id.oidc.constants import RESPONSE_MODES
 
 ENDPOINTS = {
     "authorization_endpoint": "/authorize",
@@ -32,7 +32,7 @@ ENDPOINTS = {
 }
 
 
-def provider_metadata(issuer: str) -> dict[str, Any]:
+def provider_metadata(issuer: str, *, access_token_algorithm: str) -> dict[str, Any]:
     base = issuer.rstrip("/")
     metadata = OpenIDProviderMetadata(
         {
@@ -66,7 +66,7 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
             "authorization_response_iss_parameter_supported": True,
             "backchannel_logout_supported": True,
             "backchannel_logout_session_supported": True,
-            "access_token_signing_alg_values_supported": [ACCESS_TOKEN_ALGORITHM],
+            "access_token_signing_alg_values_supported": [access_token_algorithm],
         }
     )  # fmt: skip
     metadata.validate(metadata_classes=[IssuerParameterMetadata, LogoutMetadata])
@@ -74,7 +74,8 @@ def provider_metadata(issuer: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=8)
-def provider_metadata_json(issuer: str) -> bytes:
-    """The discovery document as sent: it depends on the issuer alone, so each process
-    builds and validates it once."""
-    return json.dumps(provider_metadata(issuer), separators=(",", ":")).encode()
+def provider_metadata_json(issuer: str, *, access_token_algorithm: str) -> bytes:
+    """The discovery document as sent: it depends on the issuer and the access tokens'
+    algorithm alone, so each process builds and validates it once."""
+    metadata = provider_metadata(issuer, access_token_algorithm=access_token_algorithm)
+    return json.dumps(metadata, separators=(",", ":")).encode()

@@ -21,11 +21,10 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Error,
 )
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
-from sqlalchemy import select
 
 from digital_id.audit import trail
 from digital_id.audit.trail import citizen_ref
-from digital_id.clients.models import Client
+from digital_id.clients.cache import ClientCache
 from digital_id.config import Settings
 from digital_id.db.types import storable
 from digital_id.grants.refresh import issue_refresh_token
@@ -59,6 +58,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, settings: Settings) -> None:
         super().__init__(scopes_supported=list(SCOPE_CLAIMS))
         self._serving: ContextVar[ProviderContext] = ContextVar("oauth_request_context")
+        self.clients = ClientCache(check_interval=settings.clients_reload_seconds)
         self.register_grant(CodeGrant, [RequiredS256(required=True), OpenIDExtension(self)])
         self.register_grant(RefreshGrant)
         self.register_grant(ClientCredentials)
@@ -84,9 +84,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
             return None
         known = self.context.clients
         if client_id not in known:
-            row = self.context.session.scalars(
-                select(Client).where(Client.client_id == client_id)
-            ).one_or_none()
+            row = self.clients.find(self.context.session, client_id)
             known[client_id] = AgencyClient(row) if row is not None and row.enabled else None
         return known[client_id]
 

@@ -24,7 +24,7 @@ from digital_id.grants.lookup import grant_by_public_id, refresh_token_row
 from digital_id.grants.models import AuthorizationGrant
 from digital_id.grants.revocation import access_token_revoked
 from digital_id.keys.store import KeySnapshot
-from digital_id.oidc.constants import ACCESS_TOKEN_ALGORITHM, CLIENT_TOKEN_PREFIX
+from digital_id.oidc.constants import ACCESS_TOKEN_ALGORITHMS, CLIENT_TOKEN_PREFIX
 from digital_id.oidc.context import OnServer
 from digital_id.oidc.errors import InvalidAccessTokenError
 from digital_id.oidc.jwt_policy import check_jwt
@@ -35,8 +35,8 @@ def decode_access_token(
 ) -> dict[str, Any]:
     """The claims of a genuine access token of ours, or InvalidAccessTokenError."""
     try:
-        check_jwt(token, algorithms={ACCESS_TOKEN_ALGORITHM})
-        decoded = jwt.decode(token, keys.verification_keys(), algorithms=[ACCESS_TOKEN_ALGORITHM])
+        check_jwt(token, algorithms=ACCESS_TOKEN_ALGORITHMS)
+        decoded = jwt.decode(token, keys.verification_keys(), algorithms=ACCESS_TOKEN_ALGORITHMS)
         if str(decoded.header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
             raise InvalidAccessTokenError("not an access token (typ)")
         rules: dict[str, Any] = {
@@ -103,11 +103,15 @@ def grant_problem(session: Session, grant: AuthorizationGrant, now: datetime) ->
     return None if refused is None else f"refused: {refused}"
 
 
-def grant_of(session: Session, claims: dict[str, Any]) -> AuthorizationGrant | None:
+def grant_public_id(claims: dict[str, Any]) -> str | None:
+    """The public id of the grant an access token's ``jti`` names; None for a client's own."""
     prefix = str(claims["jti"]).split(".", 1)[0]
-    if prefix == CLIENT_TOKEN_PREFIX:
-        return None
-    return grant_by_public_id(session, prefix)
+    return None if prefix == CLIENT_TOKEN_PREFIX else prefix
+
+
+def grant_of(session: Session, claims: dict[str, Any]) -> AuthorizationGrant | None:
+    public_id = grant_public_id(claims)
+    return None if public_id is None else grant_by_public_id(session, public_id)
 
 
 def find_token(

@@ -1,9 +1,9 @@
 """Releasing the consented claims for an access token (OpenID Connect Core 5.3).
 
 Access tokens are self-contained (RFC 9068), but UserInfo does not trust that alone: the
-grant behind the token must still be live (``tokens.grant_problem``), so a revoked grant, an
-ended session, a withdrawn consent, a disabled agency or a blocked citizen stops UserInfo at
-once.
+grant behind the token must still be live, so a revoked grant, an ended session, a withdrawn
+consent, a disabled agency or a blocked citizen stops UserInfo at once. The grant and all
+the rule asks about it come in one statement (``accounts.grant_standing``).
 """
 
 from __future__ import annotations
@@ -17,15 +17,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from digital_id.accounts.grant_standing import grant_standing
 from digital_id.audit import trail
 from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.clients.models import Client
-from digital_id.consent import service as consent_service
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.claims import claim_values
 from digital_id.oidc.errors import InvalidAccessTokenError
-from digital_id.oidc.tokens import decode_access_token, grant_of, grant_problem
-from digital_id.registry.models import Citizen
+from digital_id.oidc.tokens import decode_access_token, grant_public_id
 from digital_id.registry.regions import RegionTable
 
 # The claims one access token released: its jti and the claim names (not their values).
@@ -90,24 +89,16 @@ def userinfo(
     ``recorded`` holds it already; the caller adds ``UserInfo.release`` to ``recorded`` once
     the transaction has committed."""
     claims = decode_access_token(token, keys=keys, issuer=issuer, now=now)
-    grant = grant_of(session, claims)
-    if grant is None:
+    public_id = grant_public_id(claims)
+    found = grant_standing(session, public_id, now=now) if public_id is not None else None
+    if found is None:
         raise InvalidAccessTokenError("no citizen's grant behind the token")
-    # Read before the live-grant check and held, so that its look-ups of the same rows are
-    # answered from the session (which holds rows only while something refers to them).
-    client = session.get(Client, grant.client_id)
-    citizen = session.get(Citizen, grant.citizen_id)
-    problem = grant_problem(session, grant, now)
-    if problem is not None:
-        raise InvalidAccessTokenError(problem)
-    # grant_problem checked both
-    assert client is not None
-    assert citizen is not None
+    if found.problem is not None:
+        raise InvalidAccessTokenError(found.problem)
+    grant, client, citizen = found.grant, found.client, found.citizen
     if client.client_id != claims["client_id"]:
         raise InvalidAccessTokenError("the token's client is not the grant's")
-    consent = consent_service.current(session, citizen_id=citizen.id, client_pk=client.id)
-    assert consent is not None  # grant_problem checked it
-    released = [claim for claim in grant.userinfo_claims if claim in consent.claims]
+    released = [claim for claim in grant.userinfo_claims if claim in found.consented_claims]
     values = claim_values(citizen, released, regions=regions, today=now.date())
     release = (str(claims["jti"]), tuple(sorted(values)))
     if recorded is not None and release in recorded:

@@ -19,7 +19,7 @@ from digital_id.web import apidoc
 from digital_id.web.apidoc import OAUTH_UNAVAILABLE, OAuthError, oauth_error, throttled_oauth
 from digital_id.web.forms import Form
 from digital_id.web.services import Services, ServicesDep, events
-from digital_id.web.unit_of_work import UnitOfWork, after_commit
+from digital_id.web.unit_of_work import after_commit, in_unit_of_work
 
 router = APIRouter(tags=["openid-connect"])
 
@@ -47,12 +47,16 @@ _CLIENT_ERRORS: apidoc.Responses = {
     responses=_CLIENT_ERRORS | throttled_oauth(),
     openapi_extra=apidoc.form(apidoc.TokenRequest),
 )
-def token(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
+async def token(request: Request, services: ServicesDep, form: Form) -> Response:
     oauth_request = ProviderRequest(
         "POST", services.endpoint("/token"), request.headers, query=(), form=form
     )
-    return _oauth_json(
-        db, services.provider(db, events(request, "client")).create_token_response(oauth_request)
+    context = events(request, "client")
+    return await in_unit_of_work(
+        services,
+        lambda db: _oauth_json(
+            db, services.provider(db, context).create_token_response(oauth_request)
+        ),
     )
 
 
@@ -64,14 +68,16 @@ def token(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -
     responses=_CLIENT_ERRORS | throttled_oauth(),
     openapi_extra=apidoc.form(apidoc.TokenLookup),
 )
-def revoke(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
+async def revoke(request: Request, services: ServicesDep, form: Form) -> Response:
     oauth_request = ProviderRequest(
         "POST", services.endpoint("/revoke"), request.headers, query=(), form=form
     )
-    return _oauth_json(
-        db,
-        services.provider(db, events(request, "client")).create_endpoint_response(
-            "revocation", oauth_request
+    context = events(request, "client")
+    return await in_unit_of_work(
+        services,
+        lambda db: _oauth_json(
+            db,
+            services.provider(db, context).create_endpoint_response("revocation", oauth_request),
         ),
     )
 
@@ -83,14 +89,16 @@ def revoke(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) 
     responses=_CLIENT_ERRORS | throttled_oauth(),
     openapi_extra=apidoc.form(apidoc.TokenLookup),
 )
-def introspect(request: Request, db: UnitOfWork, services: ServicesDep, form: Form) -> Response:
+async def introspect(request: Request, services: ServicesDep, form: Form) -> Response:
     oauth_request = ProviderRequest(
         "POST", services.endpoint("/introspect"), request.headers, query=(), form=form
     )
-    return _oauth_json(
-        db,
-        services.provider(db, events(request, "client")).create_endpoint_response(
-            "introspection", oauth_request
+    context = events(request, "client")
+    return await in_unit_of_work(
+        services,
+        lambda db: _oauth_json(
+            db,
+            services.provider(db, context).create_endpoint_response("introspection", oauth_request),
         ),
     )
 
@@ -141,13 +149,13 @@ _USERINFO: dict[str, Any] = {
 
 
 @router.get("/userinfo", **_USERINFO)
-def userinfo_get(request: Request, db: UnitOfWork, services: ServicesDep) -> Response:
-    return _userinfo(request, db, services)
+async def userinfo_get(request: Request, services: ServicesDep) -> Response:
+    return await in_unit_of_work(services, lambda db: _userinfo(request, db, services))
 
 
 @router.post("/userinfo", **_USERINFO)
-def userinfo_post(request: Request, db: UnitOfWork, services: ServicesDep) -> Response:
-    return _userinfo(request, db, services)
+async def userinfo_post(request: Request, services: ServicesDep) -> Response:
+    return await in_unit_of_work(services, lambda db: _userinfo(request, db, services))
 
 
 def _userinfo(request: Request, db: Session, services: Services) -> Response:

@@ -78,7 +78,11 @@ class PublishedDocuments:
     def __init__(self, settings: Settings, key_ring: KeyRing) -> None:
         self.key_ring = key_ring
         self.cache_control = f"public, max-age={settings.jwks_cache_seconds}"
-        self.discovery = Rendered.of(provider_metadata_json(settings.issuer))
+        self.discovery = Rendered.of(
+            provider_metadata_json(
+                settings.issuer, access_token_algorithm=settings.access_token_algorithm
+            )
+        )
         self._snapshot: KeySnapshot | None = None
         self._jwks: Rendered | None = None
 

@@ -4,15 +4,18 @@ rolled back when it raises; and the one early commit a page may make (its rate l
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from digital_id.db.types import utc_now
 from digital_id.throttle.limiter import Charge, RateLimitedError
 from digital_id.web.services import Services, services
+
+T = TypeVar("T")
 
 
 def unit_of_work(request: Request) -> Iterator[Session]:
@@ -31,6 +34,25 @@ def unit_of_work(request: Request) -> Iterator[Session]:
 
 # scope="function": the commit runs before the response is sent, not after it.
 UnitOfWork = Annotated[Session, Depends(unit_of_work, scope="function")]
+
+
+async def in_unit_of_work(services: Services, work: Callable[[Session], T]) -> T:
+    """``work`` in a unit of work as ``UnitOfWork`` gives a page (committed once it has its
+    answer, nothing kept if it raises), all of it on one worker thread. A sync route with the
+    ``UnitOfWork`` dependency is three hand-offs to the thread pool (opening the session, the
+    route, the commit); the machine-to-machine endpoints, the busiest, make one."""
+    return await run_in_threadpool(_within_unit_of_work, services, work)
+
+
+def _within_unit_of_work(services: Services, work: Callable[[Session], T]) -> T:
+    with Session(services.engine, expire_on_commit=False) as session:
+        try:
+            answer = work(session)
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
+        return answer
 
 
 def after_commit(session: Session, action: Callable[[], None]) -> None:

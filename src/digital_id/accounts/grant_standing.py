@@ -1,0 +1,119 @@
+"""A grant, and everything the one rule asks about it, read in one statement (UserInfo,
+refresh).
+
+``standing.refusal`` reads the citizen, the consent and the browser session one statement
+at a time for whichever path asks. UserInfo and refresh ask on every call, so here the grant, its
+agency, the citizen, the account, the recognised browser, the consent and the session come
+back in one joined SELECT, and ``standing.grant_refusal`` judges them: the same rule, over
+the same facts (``standing.CITIZEN_FACTS``), in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from digital_id.accounts import standing
+from digital_id.accounts.models import RecognisedBrowser
+from digital_id.accounts.standing import Refusal
+from digital_id.clients.models import Client
+from digital_id.consent.models import Consent
+from digital_id.grants.digests import token_digest
+from digital_id.grants.models import AuthorizationGrant, RefreshToken
+from digital_id.grants.refresh import lock_family
+from digital_id.registry.models import Citizen
+from digital_id.sessions.models import BrowserSession
+
+
+@dataclass(frozen=True)
+class GrantStanding:
+    grant: AuthorizationGrant
+    client: Client
+    citizen: Citizen
+    consented_claims: list[str]
+    # Why the grant no longer stands ("revoked", or the rule's refusal), or None.
+    problem: str | None
+
+
+def grant_standing(session: Session, public_id: str, *, now: datetime) -> GrantStanding | None:
+    """The grant an access token names, with its standing now; None when there is none."""
+    row = session.execute(
+        _standing().where(AuthorizationGrant.public_id == public_id)
+    ).one_or_none()
+    return None if row is None else _judged(row, now)
+
+
+def refresh_standing(
+    session: Session, token: str, *, now: datetime
+) -> tuple[RefreshToken, GrantStanding] | None:
+    """The stored refresh token ``token`` is, and its grant with its standing now, its family
+    locked until the transaction ends; None when the token is not ours.
+
+    PostgreSQL locks the grant's and the token's rows in the same statement (``FOR UPDATE
+    OF``); SQLite has
+    no row locks, so its write lock is taken first (``grants.refresh.lock_family``)."""
+    statement = (
+        _standing(RefreshToken)
+        .join(RefreshToken, RefreshToken.grant_id == AuthorizationGrant.id)
+        .where(RefreshToken.token_hash == token_digest(token))
+        .execution_options(populate_existing=True)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Both rows: after waiting for the lock, PostgreSQL reads the newest version of the
+        # locked rows only, and the token's rotation is what the previous holder changed.
+        statement = statement.with_for_update(of=(AuthorizationGrant, RefreshToken))
+    else:
+        lock_family(session, token)
+    row = session.execute(statement).one_or_none()
+    return None if row is None else (row[-1], _judged(row[:-1], now))
+
+
+def _standing(*extra: Any) -> Select[*tuple[Any, ...]]:
+    return standing.with_citizen_facts(
+        select(
+            AuthorizationGrant,
+            Client,
+            Citizen,
+            Consent.claims,
+            Consent.id.is_not(None) & Consent.revoked_at.is_(None),
+            BrowserSession.id.is_not(None) & BrowserSession.ended_at.is_(None),
+            *standing.CITIZEN_FACTS,
+            *extra,
+        )
+        .select_from(AuthorizationGrant)
+        .join(Client, Client.id == AuthorizationGrant.client_id)
+        .join(Citizen, Citizen.id == AuthorizationGrant.citizen_id)
+        .outerjoin(BrowserSession, BrowserSession.id == AuthorizationGrant.session_id)
+        .outerjoin(
+            Consent,
+            (Consent.citizen_id == AuthorizationGrant.citizen_id)
+            & (Consent.client_id == AuthorizationGrant.client_id),
+        ),
+        # The lock of the browser the grant's session logged in on (strangers' without one).
+        RecognisedBrowser.id == BrowserSession.recognised_browser_id,
+    )
+
+
+def _judged(row: Sequence[Any], now: datetime) -> GrantStanding:
+    grant, client, citizen, claims, consent_live, session_live, *facts = row
+    refused: Refusal | None = standing.grant_refusal(
+        facts,
+        now=now,
+        agency_enabled=client.enabled,
+        consent_live=bool(consent_live),
+        # Online access lives with its browser session; offline access outlives it.
+        session_live=bool(session_live)
+        if grant.offline_until is None and grant.session_id is not None
+        else None,
+    )
+    problem = (
+        "the grant is revoked"
+        if grant.revoked_at is not None
+        else (None if refused is None else f"refused: {refused}")
+    )
+    return GrantStanding(grant, client, citizen, list(claims or []), problem)
