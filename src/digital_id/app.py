@@ -49,6 +49,7 @@ from digital_id.web import (
 )
 from digital_id.web.audit_checkpoints import CheckpointThread
 from digital_id.web.courier import CourierThread
+from digital_id.web.housekeeping import HousekeepingThread
 from digital_id.web.limits import RequestLimits
 from digital_id.web.rendering import add_security_headers
 from digital_id.web.services import Services
@@ -222,7 +223,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 @contextmanager
 def _background_work(services: Services, outbound: Outbound) -> Iterator[None]:
     """Each worker's threads for as long as it serves: the back-channel logout courier, the
-    rate limits' synchronisation and the audit checkpoints; stopped in the reverse order,
+    rate limits' synchronisation, the audit checkpoints and the housekeeping purges; stopped in the reverse order,
     so the last rate-limit round still sends what this process counted."""
     settings = services.settings
     courier = CourierThread(
@@ -243,12 +244,15 @@ def _background_work(services: Services, outbound: Outbound) -> Iterator[None]:
         alg=checkpoints.CHECKPOINT_ALGORITHM,
         interval=settings.audit_checkpoint_seconds,
     )
+    housekeeping = HousekeepingThread(services.engine, interval=settings.housekeeping_seconds)
     courier.start()
     rate_limit_sync.start()
     checkpointer.start()
+    housekeeping.start()
     try:
         yield
     finally:
+        housekeeping.stop()
         checkpointer.stop()
         rate_limit_sync.stop()
         courier.stop()

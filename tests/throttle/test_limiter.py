@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session
 
 from digital_id.config import ConfigError, load_settings
 from digital_id.db.engine import create_engine_for
-from digital_id.throttle.limiter import Limit, Limits, RateLimitedError, RateLimiter
+from digital_id.throttle.limiter import (
+    Limit,
+    Limits,
+    RateLimitedError,
+    RateLimiter,
+    purge_ended,
+)
 from digital_id.throttle.models import RateLimitWindow
 
 SECRET = b"s" * 32
@@ -157,12 +163,14 @@ def test_neither_the_address_nor_the_nik_is_stored(session, clock):
     }
 
 
-def test_ended_windows_are_purged_when_a_new_one_begins(session, clock):
+def test_a_charge_leaves_ended_windows_to_the_purge(session, clock):
     limiter = RateLimiter(SECRET)
     hit(session, limiter, clock, (PER_MINUTE, NIK))
     hit(session, limiter, clock, (PER_MINUTE, "3171012009900002"))
     clock.advance(minutes=1)
     hit(session, limiter, clock, (PER_MINUTE, NIK))
+    assert session.scalar(select(func.count()).select_from(RateLimitWindow)) == 3
+    assert purge_ended(session, clock()) == 2
     windows = session.scalars(select(RateLimitWindow.window_ends_at)).all()
     assert windows == [PER_MINUTE.window_end(clock())]
 

@@ -6,9 +6,11 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
+from digital_id.consent.models import Consent
 from digital_id.db.types import utc_now
+from digital_id.registry.models import Citizen
 from digital_id.sessions.models import BrowserSession
 from tests.web.conftest import ISSUER, PIN, hidden, pkce_pair, query_of
 
@@ -389,3 +391,43 @@ def test_an_invalid_claims_parameter_is_refused(provider):
     agency = provider.agency()
     answer = redirected(provider.authorize(agency, claims="{not json", **pkce()))
     assert answer["error"] == "invalid_request"
+
+
+def test_a_nonce_used_while_the_citizen_logs_in_is_refused_before_a_code(provider):
+    citizen = provider.citizen()
+    agency = provider.agency()
+    provider.tokens_for(agency, citizen["nik"])  # consent held: the login step answers
+    provider.http.cookies.clear()
+    page = provider.authorize(agency, nonce="raced", **pkce())
+    cookies = dict(provider.http.cookies)
+    provider.http.cookies.clear()  # meanwhile, another browser's flow uses the nonce
+    provider.tokens_for(agency, citizen["nik"], nonce="raced")
+    provider.http.cookies.clear()
+    provider.http.cookies.update(cookies)
+    answer = redirected(provider.log_in(page, citizen["nik"]))
+    assert answer["error"] == "invalid_request"
+    assert "code" not in answer
+
+
+def test_a_nonce_used_before_the_consent_is_given_is_refused_and_records_no_consent(provider):
+    citizen = provider.citizen()
+    agency = provider.agency()
+    other = provider.citizen()
+    page = provider.log_in(provider.authorize(agency, nonce="raced", **pkce()), citizen["nik"])
+    assert 'name="decision"' in page.text
+    cookies = dict(provider.http.cookies)
+    provider.http.cookies.clear()  # meanwhile, another citizen's flow uses the nonce
+    provider.tokens_for(agency, other["nik"], nonce="raced")
+    provider.http.cookies.clear()
+    provider.http.cookies.update(cookies)
+    answer = redirected(provider.decide(page))
+    assert answer["error"] == "invalid_request"
+    assert "code" not in answer
+    with provider.engine.connect() as connection:
+        consents = connection.execute(
+            select(func.count())
+            .select_from(Consent)
+            .join(Citizen, Citizen.id == Consent.citizen_id)
+            .where(Citizen.nik == citizen["nik"])
+        ).scalar_one()
+    assert consents == 0

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import standing
@@ -22,6 +22,7 @@ from digital_id.accounts.models import CitizenAccount, RecognisedBrowser
 from digital_id.accounts.pins import PinHasher
 from digital_id.audit import trail
 from digital_id.audit.trail import EventContext, citizen_ref
+from digital_id.db.purge import purge_expired
 from digital_id.db.types import utc_now
 from digital_id.registry.models import Citizen
 
@@ -183,9 +184,7 @@ def _recognise(
     """After a successful login: the browser is recognised for ``policy.recognition`` more
     (a new one gets its row), and its own failures start again from nothing."""
     if browser is None:
-        # Rows that lapsed go as new ones come (a few at a time, nobody waits on them).
-        lapsed = select(RecognisedBrowser.id).where(RecognisedBrowser.expires_at <= now).limit(20)
-        session.execute(delete(RecognisedBrowser).where(RecognisedBrowser.id.in_(lapsed)))
+        # Rows that lapsed are the housekeeping job's (``purge_lapsed_browsers``), not ours.
         browser = RecognisedBrowser(
             public_id=secrets.token_urlsafe(24),
             citizen_id=citizen_id,
@@ -197,3 +196,9 @@ def _recognise(
     browser.expires_at = now + policy.recognition
     browser.updated_at = now
     return browser
+
+
+def purge_lapsed_browsers(session: Session, now: datetime) -> int:
+    """Delete up to a batch of recognised browsers whose recognition lapsed (their cookie is
+    refused already); how many went."""
+    return purge_expired(session, RecognisedBrowser, RecognisedBrowser.expires_at <= now)

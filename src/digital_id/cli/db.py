@@ -1,4 +1,4 @@
-"""``digital-id db``: schema migrations."""
+"""``digital-id db``: schema migrations, and purging rows nobody needs any more."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 from digital_id.cli.common import console, settings_of
 from digital_id.db import migrate
 from digital_id.db.engine import create_engine_for
+from digital_id.web.housekeeping import purge_round
 
 app = typer.Typer(help="Create and migrate the database schema.", no_args_is_help=True)
 
@@ -41,3 +42,16 @@ def current(ctx: typer.Context) -> None:
     head = migrate.head_revision()
     state = "up to date" if revision == head else "needs `digital-id db upgrade`"
     console.print(f"Database at {revision or 'empty'}; code needs {head}: {state}.")
+
+
+@app.command()
+def purge(ctx: typer.Context) -> None:
+    """Purge rows nobody needs any more now (each server also does it every
+    DIGITAL_ID_HOUSEKEEPING_SECONDS): ended rate-limit windows, lapsed recognised browsers,
+    old authorization codes."""
+    engine = create_engine_for(settings_of(ctx).database_url)
+    try:
+        deleted = purge_round(engine)
+    finally:
+        engine.dispose()
+    console.print(", ".join(f"{table}: {count} purged" for table, count in deleted.items()))

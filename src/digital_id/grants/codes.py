@@ -84,7 +84,6 @@ def issue_code(
     lifetime: timedelta,
 ) -> None:
     """Store ``code`` (its digest) for ``grant``, valid for ``lifetime``."""
-    purge_expired(session, AuthorizationCode, AuthorizationCode.expires_at < now - CODE_RETENTION)
     session.add(
         AuthorizationCode(
             code_hash=token_digest(code),
@@ -111,9 +110,13 @@ def redeem_code(
 ) -> tuple[AuthorizationCode, AuthorizationGrant] | None:
     """Redeem the code: one atomic UPDATE, so of any number of parallel redemptions in any
     workers exactly one wins. A code presented again revokes what the first one issued
-    (RFC 6749 section 4.1.2)."""
+    (RFC 6749 section 4.1.2).
+
+    On PostgreSQL the UPDATE also returns the code's grant (``UPDATE … FROM … RETURNING``):
+    redeeming costs one statement. SQLite's RETURNING may not name the FROM table, so there
+    the grant is a second read."""
     hashed = token_digest(code)
-    claimed = session.execute(
+    claim = (
         update(AuthorizationCode)
         .where(
             AuthorizationCode.code_hash == hashed,
@@ -122,16 +125,31 @@ def redeem_code(
             AuthorizationCode.expires_at > now,
         )
         .values(redeemed_at=now)
-        .returning(AuthorizationCode.id)
-    ).scalar_one_or_none()
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        joined = claim.where(AuthorizationGrant.id == AuthorizationCode.grant_id)
+        both = session.execute(joined.returning(AuthorizationCode, AuthorizationGrant)).first()
+        if both is not None:
+            return both[0], both[1]
+    else:
+        claimed = session.scalars(claim.returning(AuthorizationCode)).one_or_none()
+        if claimed is not None:
+            return claimed, session.get_one(AuthorizationGrant, claimed.grant_id)
+    # Not redeemed: unknown, expired, another client's, or presented before.
     row = session.scalars(
         select(AuthorizationCode).where(AuthorizationCode.code_hash == hashed)
     ).one_or_none()
-    if claimed is None or row is None:
-        if row is not None and row.client_id == client_pk and row.redeemed_at is not None:
-            revoke_grant(session, row.grant_id, now, reason="code_reused", events=events)
-        return None
-    return row, session.get_one(AuthorizationGrant, row.grant_id)
+    if row is not None and row.client_id == client_pk and row.redeemed_at is not None:
+        revoke_grant(session, row.grant_id, now, reason="code_reused", events=events)
+    return None
+
+
+def purge_expired_codes(session: Session, now: datetime) -> int:
+    """Delete up to a batch of codes past their retention (the housekeeping job runs it, not
+    the request issuing a code); how many went."""
+    return purge_expired(
+        session, AuthorizationCode, AuthorizationCode.expires_at < now - CODE_RETENTION
+    )
 
 
 def nonce_used(session: Session, *, client_pk: int, nonce: str) -> bool:

@@ -134,10 +134,17 @@ def authorize(
         citizen = context.session.get_one(Citizen, browser_session.citizen_id)
     if invalid_error_characters(str(request.payload.data.get("redirect_uri") or "")):
         return ShowError("invalid_request", "redirect_uri may hold only printable ASCII characters")
+    # The login step writes nothing between this validation and its answer: it shows the
+    # consent page (whose step asks about the nonce before recording a consent), the second
+    # factor's, or answers the agency through authlib's second validation, which asks then.
+    # So a reused nonce is refused before any code, and a flow asks once fewer.
+    context.nonces.deferred = logged_in is not None
     try:
         grant: CodeGrant = provider.get_consent_grant(request, end_user=citizen)
     except OAuth2Error as error:
         return _error(provider, request, error)
+    finally:
+        context.nonces.deferred = False
     claims: ClaimsRequest = grant.request.claims_request
     data = request.payload.data
     try:

@@ -278,7 +278,10 @@ class OpenIDExtension(OnServer, OpenIDCode):  # type: ignore[misc]
 
     def exists_nonce(self, nonce: str, request: ProviderRequest) -> bool:
         client: AgencyClient = request.client
-        known = self.context.nonces
+        checks = self.context.nonces
+        if checks.deferred:
+            return False  # asked when the request is validated again to be answered
+        known = checks.known
         if (client.pk, nonce) not in known:
             known[client.pk, nonce] = nonce_used(
                 self.context.session, client_pk=client.pk, nonce=nonce

@@ -19,6 +19,17 @@ from digital_id.throttle.fleet import FleetLimiter
 from digital_id.throttle.limiter import Limits
 
 
+@dataclass
+class NonceChecks:
+    """Whether a (client, nonce) was used before, as this request's checks found it. authlib
+    validates the authorization request again as it answers it, and nothing in between
+    issues a code, so one answer serves both. While ``deferred``, a validation does not ask:
+    the step answers the agency only through that second validation, which then asks."""
+
+    known: dict[tuple[int, str], bool] = field(default_factory=dict)
+    deferred: bool = False
+
+
 @dataclass(frozen=True)
 class ProviderContext:
     """What one request's protocol work needs: its database session, time and caller, and
@@ -37,9 +48,8 @@ class ProviderContext:
     limits: Limits | None = None
     # The agencies this request looked up (authlib asks for the same one several times).
     clients: dict[str, AgencyClient | None] = field(default_factory=dict)
-    # Whether a (client, nonce) was used before: authlib validates the authorization request
-    # again as it answers it, and nothing in between issues a code.
-    nonces: dict[tuple[int, str], bool] = field(default_factory=dict)
+    # Whether a (client, nonce) was used before, asked at most once a request.
+    nonces: NonceChecks = field(default_factory=NonceChecks)
 
     @property
     def token_endpoint(self) -> str:

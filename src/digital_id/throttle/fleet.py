@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session
 
 from digital_id.db.engine import database_unavailable
 from digital_id.db.types import utc_now
-from digital_id.throttle.limiter import Charge, Limit, RateLimiter, purge_ended, refusal
+from digital_id.throttle.limiter import Charge, Limit, RateLimiter, refusal
 from digital_id.throttle.models import RateLimitWindow
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class FleetLimiter:
             if not batch:
                 return 0
             try:
-                totals = self._send(batch, now)
+                totals = self._send(batch)
             except BaseException:
                 with self._lock:
                     for window in batch:
@@ -164,22 +164,19 @@ class FleetLimiter:
                     batch[window] = (count.scope, count.sending)
             return batch
 
-    def _send(self, batch: dict[Window, tuple[str, int]], now: datetime) -> dict[Window, int]:
+    def _send(self, batch: dict[Window, tuple[str, int]]) -> dict[Window, int]:
         # Sorted, so two processes sending the same rows lock them in one order (no deadlock).
         rows = [
             {"subject_key": key, "window_ends_at": ends, "scope": scope, "hits": hits}
             for (key, ends), (scope, hits) in sorted(batch.items())
         ]
         totals: dict[Window, int] = {}
-        began = False
+        # Ended windows are the housekeeping job's (web.housekeeping): a round only upserts.
         with Session(self._engine) as session, session.begin():
             for start in range(0, len(rows), ROWS_PER_STATEMENT):
                 chunk = rows[start : start + ROWS_PER_STATEMENT]
                 for key, ends, hits in session.execute(self._upsert(chunk)):
                     totals[(key, ends)] = hits
-                    began = began or hits == batch[(key, ends)][1]
-            if began:  # a window began: the ones that ended can go
-                purge_ended(session, now)
         return totals
 
     def _upsert(self, rows: list[dict[str, Any]]) -> Any:

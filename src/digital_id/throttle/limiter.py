@@ -34,13 +34,13 @@ from sqlalchemy import TextClause, bindparam, delete, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from digital_id.config import Settings
+from digital_id.db.purge import PURGE_BATCH, deleted_count
 from digital_id.db.types import UtcDateTime
 from digital_id.throttle.models import RateLimitWindow
 
 # Enough to remember every subject refused in a window under attack, small enough to not
 # matter; past it the memory is simply dropped (the database still decides).
 REMEMBERED_REFUSALS = 10_000
-PURGE_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -202,9 +202,6 @@ class RateLimiter:
         statement = _hit_statement(len(keyed))
         rows = session.connection().execute(statement, parameters)
         counts = {row.subject_key: row.hits for row in rows}
-        if any(hits == 1 for hits in counts.values()):
-            # A window began: the ones that ended can go (at most once per subject and window).
-            purge_ended(session, now)
         over = [limit for key, (limit, _) in keyed.items() if counts[key] > limit.hits]
         if over:
             with self._lock:
@@ -259,16 +256,19 @@ def _hit_statement(rows: int) -> TextClause:
     ).bindparams(*(bindparam(f"ends_{n}", type_=UtcDateTime()) for n in range(rows)))
 
 
-def purge_ended(session: Session, now: datetime) -> None:
-    """Delete windows that have ended, skipping rows another worker is deleting right now."""
+def purge_ended(session: Session, now: datetime) -> int:
+    """Delete up to ``PURGE_BATCH`` windows that have ended, skipping rows another worker is
+    deleting right now; how many went. The housekeeping job runs it, not the charges, so a
+    login pays for its own hit only."""
     doomed = (
         select(RateLimitWindow.subject_key, RateLimitWindow.window_ends_at)
         .where(RateLimitWindow.window_ends_at <= now)
         .limit(PURGE_BATCH)
         .with_for_update(skip_locked=True)
     )
-    session.execute(
+    deleted = session.execute(
         delete(RateLimitWindow).where(
             tuple_(RateLimitWindow.subject_key, RateLimitWindow.window_ends_at).in_(doomed)
         )
     )
+    return deleted_count(deleted)

@@ -1,0 +1,81 @@
+"""The background thread in each server process that purges rows nobody needs any more, so
+no request pays for it: rate-limit windows that ended, recognised browsers whose recognition
+lapsed, authorization codes past their retention.
+
+Every ``interval`` seconds each purge deletes batches of its rows until a batch comes back
+short, each batch in a transaction of its own. Batches lock with ``SKIP LOCKED``
+(``db.purge``), so the workers of a fleet purging at once share the rows instead of waiting on
+each other. ``digital-id db purge`` runs the same round once, for an operator. Failures are
+logged and retried at the next round; they never reach a citizen's request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from digital_id.accounts.pin_login import purge_lapsed_browsers
+from digital_id.db.engine import database_unavailable
+from digital_id.db.purge import PURGE_BATCH
+from digital_id.db.types import utc_now
+from digital_id.grants.codes import purge_expired_codes
+from digital_id.throttle.limiter import purge_ended
+
+log = logging.getLogger(__name__)
+
+Purge = Callable[[Session, datetime], int]
+"""Deletes up to ``PURGE_BATCH`` rows that are done with at ``now``; how many went."""
+
+PURGES: dict[str, Purge] = {
+    "rate_limit_windows": purge_ended,
+    "recognised_browsers": purge_lapsed_browsers,
+    "authorization_codes": purge_expired_codes,
+}
+# Batches one purge deletes in a round at most: a backlog (after downtime) is worked off
+# over a few rounds rather than in one long burst.
+MAX_BATCHES = 100
+
+
+def purge_round(engine: Engine, now: datetime | None = None) -> dict[str, int]:
+    """Run every purge once over what is done with at ``now``; rows deleted, per table."""
+    now = now or utc_now()
+    deleted: dict[str, int] = {}
+    for table, purge in PURGES.items():
+        deleted[table] = 0
+        for _ in range(MAX_BATCHES):
+            with Session(engine) as session, session.begin():
+                batch = purge(session, now)
+            deleted[table] += batch
+            if batch < PURGE_BATCH:
+                break
+    return deleted
+
+
+class HousekeepingThread:
+    def __init__(self, engine: Engine, *, interval: float) -> None:
+        self._engine = engine
+        self._interval = interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            try:
+                purge_round(self._engine)
+            except Exception as exc:  # the database is away: try again next round
+                if database_unavailable(exc):
+                    log.warning("housekeeping skipped: database unavailable; will retry")
+                else:
+                    log.warning("housekeeping failed; will retry", exc_info=True)
