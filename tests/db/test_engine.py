@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import time
 
 import pytest
@@ -73,6 +75,30 @@ def test_a_pooled_connection_the_server_closed_is_replaced_on_checkout(database_
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def test_a_live_pooled_connection_past_descriptor_1024_is_kept(database_url):
+    """A busy worker holds more than 1,024 descriptors; its pooled connections must still be
+    checked, not refused and reopened on every checkout."""
+    require_postgresql(database_url)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.skip(f"this process may open only {hard} descriptors")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1030)]
+    engine = create_engine_for(database_url, pool=_pool(database_pool_size=1))
+    try:
+        with engine.connect() as connection:
+            first = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            socket = connection.connection.dbapi_connection.pgconn.socket  # type: ignore[union-attr]
+        assert socket > 1024
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() == first
+    finally:
+        engine.dispose()
+        for descriptor in filler:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def _wait_until_gone(admin: Engine, pid: int) -> None:

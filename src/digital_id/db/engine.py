@@ -112,11 +112,14 @@ def _replace_if_server_closed(dbapi_connection: Any, _record: Any, _proxy: Any) 
     and SQLAlchemy's pre-ping is a query."""
     if dbapi_connection.closed or dbapi_connection.broken:
         raise DisconnectionError("the connection is closed")
+    # poll, not select: select refuses descriptors past 1,024, which a busy worker reaches.
+    poller = select.poll()
     try:
-        readable, _, _ = select.select([dbapi_connection.pgconn.socket], [], [], 0)
+        poller.register(dbapi_connection.pgconn.socket, select.POLLIN)
+        events = poller.poll(0)
     except (OSError, ValueError, psycopg.Error) as exc:
         raise DisconnectionError("the connection's socket is gone") from exc
-    if readable:
+    if events:
         raise DisconnectionError("the server closed the connection")
 
 
