@@ -45,7 +45,7 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from digital_id.db.engine import database_unavailable
+from digital_id.db.periodic import Periodic
 from digital_id.db.types import utc_now
 from digital_id.throttle.limiter import Charge, Limit, RateLimiter, refusal
 from digital_id.throttle.models import RateLimitWindow
@@ -196,7 +196,7 @@ class FleetLimiter:
         ]
 
 
-class FleetSync:
+class FleetSync(Periodic):
     """The background thread in each server process that runs the limiter's rounds every
     ``interval`` seconds, and one last round when it stops (so a restart loses no count).
 
@@ -204,38 +204,11 @@ class FleetSync:
     never wait for a round: they only take the limiter's dictionary lock."""
 
     def __init__(self, limiter: FleetLimiter, *, interval: float) -> None:
-        self._limiter = limiter
-        self._interval = interval
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rate-limit-sync", daemon=True)
-        self._failing = False
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self._interval):
-            self._round()
-        self._round()
-
-    def _round(self) -> None:
-        try:
-            self._limiter.synchronise()
-        except Exception as exc:  # the database is away: counted hits wait for the next round
-            if not self._failing:
-                self._failing = True
-                if database_unavailable(exc):
-                    log.warning(
-                        "rate-limit counts not sent: database unavailable (%s); will retry",
-                        type(getattr(exc, "orig", None) or exc).__name__,
-                    )
-                else:
-                    log.warning("rate-limit counts not sent; will retry", exc_info=True)
-            return
-        if self._failing:
-            self._failing = False
-            log.info("rate-limit counts sent again")
+        super().__init__(
+            "rate-limit-sync",
+            limiter.synchronise,
+            interval=interval,
+            log=log,
+            label="rate-limit counts",
+            final_round=True,
+        )

@@ -12,7 +12,6 @@ logged and retried at the next round; they never reach a citizen's request.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime
 
@@ -20,7 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from digital_id.accounts.pin_login import purge_lapsed_browsers
-from digital_id.db.engine import database_unavailable
+from digital_id.db.periodic import Periodic
 from digital_id.db.purge import PURGE_BATCH
 from digital_id.db.types import utc_now
 from digital_id.grants.codes import purge_expired_codes
@@ -56,26 +55,12 @@ def purge_round(engine: Engine, now: datetime | None = None) -> dict[str, int]:
     return deleted
 
 
-class HousekeepingThread:
+class HousekeepingThread(Periodic):
     def __init__(self, engine: Engine, *, interval: float) -> None:
-        self._engine = engine
-        self._interval = interval
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self._interval):
-            try:
-                purge_round(self._engine)
-            except Exception as exc:  # the database is away: try again next round
-                if database_unavailable(exc):
-                    log.warning("housekeeping skipped: database unavailable; will retry")
-                else:
-                    log.warning("housekeeping failed; will retry", exc_info=True)
+        super().__init__(
+            "housekeeping",
+            lambda: purge_round(engine),
+            interval=interval,
+            log=log,
+            label="housekeeping",
+        )
