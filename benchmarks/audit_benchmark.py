@@ -23,26 +23,23 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import secrets
 import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
+from pathlib import Path
 
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from benchmarks.import_benchmark import drop_database, fresh_database
 from digital_id.audit import trail, verification
 from digital_id.audit.chains import pool_for, take_chain
 from digital_id.db.engine import create_engine_for
-from digital_id.db.migrate import upgrade
 from digital_id.db.types import utc_now
 
 RATIO_FLOOR = 10.0
-POSTGRES_ADMIN_URL = os.environ.get(
-    "DIGITAL_ID_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @dataclass(frozen=True)
@@ -99,7 +96,7 @@ def writer(
 
 
 def run(design: str, writers: int, seconds: float, batch: int) -> Run:
-    url, name = fresh_database()
+    url, name = fresh_database("postgresql", Path.cwd())  # the directory is SQLite's only
     try:
         shared_chain = None
         if design == "one chain":
@@ -143,26 +140,6 @@ def run(design: str, writers: int, seconds: float, batch: int) -> Run:
         return Run(design, writers, appended, seconds, cpu)
     finally:
         drop_database(name)
-
-
-def fresh_database() -> tuple[str, str]:
-    name = f"digital_id_audit_bench_{secrets.token_hex(4)}"
-    admin = create_engine_for(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    engine = create_engine_for(url)
-    upgrade(engine)
-    engine.dispose()
-    return url, name
-
-
-def drop_database(name: str) -> None:
-    admin = create_engine_for(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
