@@ -76,11 +76,15 @@ def test_jwks_etag_changes_when_the_keys_change(client, key_store):
 def test_app_refuses_to_start_without_an_active_rs256_key(settings):
     from digital_id.keys import KeyStoreError
 
+    app = create_app(settings)
     with (
         pytest.raises(KeyStoreError, match="no active RS256 signing key"),
-        TestClient(create_app(settings)),
+        TestClient(app),
     ):
         pass
+    # The schema check before the refusal opened a connection: the refused start closed it
+    # rather than leave it open until the garbage collector finds the app.
+    assert app.state.engine.pool.checkedin() == 0
 
 
 def test_committed_openapi_document_matches_the_app():

@@ -118,30 +118,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Refuse to serve a schema this code does not know, or with keys it cannot open
-        # (the CLI checks first, with friendlier messages; this guards other ways of starting).
-        ensure_current(engine)
-        for alg in settings.signing_algorithms:
-            key_ring.current().signing_key(alg)
-        app.state.services = Services(
-            settings=settings,
-            engine=engine,
-            key_ring=key_ring,
-            pin_hasher=PinHasher(
-                key_store.secret("pin_pepper"),
-                memory_kib=settings.pin_argon2_memory_kib,
-                time_cost=settings.pin_argon2_time_cost,
-            ),
-            pairwise_secret=key_store.secret("pairwise_subject"),
-            csrf_secret=key_store.secret("csrf"),
-            regions=load_regions(),
-            client_keys=ClientKeyResolver(outbound, refetch_seconds=settings.jwks_refetch_seconds),
-            totp_cipher=TotpCipher(key_store.secret("totp")),
-            browser_cookies=BrowserCookies(key_store.secret("recognised_browser")),
-        )
-        with _background_work(app.state.services, outbound):
-            yield
-        engine.dispose()
+        # A start refused below still closes the connections its checks opened: the pool
+        # would otherwise hold them until the garbage collector finds the app.
+        try:
+            # Refuse to serve a schema this code does not know, or with keys it cannot open
+            # (the CLI checks first, with friendlier messages; this guards other ways of starting).
+            ensure_current(engine)
+            for alg in settings.signing_algorithms:
+                key_ring.current().signing_key(alg)
+            app.state.services = Services(
+                settings=settings,
+                engine=engine,
+                key_ring=key_ring,
+                pin_hasher=PinHasher(
+                    key_store.secret("pin_pepper"),
+                    memory_kib=settings.pin_argon2_memory_kib,
+                    time_cost=settings.pin_argon2_time_cost,
+                ),
+                pairwise_secret=key_store.secret("pairwise_subject"),
+                csrf_secret=key_store.secret("csrf"),
+                regions=load_regions(),
+                client_keys=ClientKeyResolver(
+                    outbound, refetch_seconds=settings.jwks_refetch_seconds
+                ),
+                totp_cipher=TotpCipher(key_store.secret("totp")),
+                browser_cookies=BrowserCookies(key_store.secret("recognised_browser")),
+            )
+            with _background_work(app.state.services, outbound):
+                yield
+        finally:
+            engine.dispose()
 
     app = FastAPI(
         title="Digital ID",
