@@ -24,6 +24,7 @@ from digital_id.accounts.browsers import BrowserCookies
 from digital_id.accounts.pins import PinHasher
 from digital_id.accounts.totp import TotpCipher
 from digital_id.audit import checkpoints
+from digital_id.audit.group_commit import GroupCommitter
 from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.clients.service import used_algorithms
 from digital_id.config import Settings, load_settings
@@ -229,8 +230,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 @contextmanager
 def _background_work(services: Services, outbound: Outbound) -> Iterator[None]:
     """Each worker's threads for as long as it serves: the back-channel logout courier, the
-    rate limits' synchronisation, the audit checkpoints and the housekeeping purges; stopped in the reverse order,
-    so the last rate-limit round still sends what this process counted."""
+    rate limits' synchronisation, the audit checkpoints, the housekeeping purges and the audit
+    trail's group commit; stopped in the reverse order, so the last rate-limit round still
+    sends what this process counted, and the group commit last of all."""
     settings = services.settings
     courier = CourierThread(
         Courier(
@@ -251,6 +253,9 @@ def _background_work(services: Services, outbound: Outbound) -> Iterator[None]:
         interval=settings.audit_checkpoint_seconds,
     )
     housekeeping = HousekeepingThread(services.engine, interval=settings.housekeeping_seconds)
+    group_commit = GroupCommitter(services.engine) if settings.audit_group_commit else None
+    if group_commit is not None:
+        group_commit.start()
     courier.start()
     rate_limit_sync.start()
     checkpointer.start()
@@ -262,3 +267,5 @@ def _background_work(services: Services, outbound: Outbound) -> Iterator[None]:
         checkpointer.stop()
         rate_limit_sync.stop()
         courier.stop()
+        if group_commit is not None:
+            group_commit.stop()

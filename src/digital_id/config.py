@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     refresh_token_absolute_days: int = Field(default=30, ge=1)
     backchannel_logout_retry_seconds: float = Field(default=5.0, gt=0)
     audit_checkpoint_seconds: float = Field(default=300.0, gt=0)
+    # Whether each server process group-commits the audit events of requests that changed
+    # nothing else (a client_credentials token): one durable commit for all waiting at once.
+    audit_group_commit: bool = True
     # How often each server process purges rows nobody needs any more (ended rate-limit
     # windows, lapsed recognised browsers, old codes); requests never do it themselves.
     housekeeping_seconds: float = Field(default=60.0, gt=0)

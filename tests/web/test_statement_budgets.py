@@ -6,15 +6,18 @@ owners of their own."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from digital_id.app import create_app
+from digital_id.audit.models import AuditEvent
 from tests.web.conftest import ISSUER, Provider
 from tests.web.test_refresh_tokens import OFFLINE, offline_agency, refresh
 from tests.web.test_revocation_and_introspection import client_credentials, machine_client
@@ -91,3 +94,29 @@ def test_client_credentials_with_private_key_jwt_adds_only_the_assertion_s_jti(s
     with counted(server) as statements:
         assert client_credentials(server, machine, scope="pajak.read").status_code == 200
     assert len(statements) == 2, "\n".join(statements)  # the purge, the seen jti
+
+
+def test_a_client_credentials_token_s_event_is_group_committed_apart_from_the_request(server):
+    """The request changed nothing but its audit event: the process's group committer writes
+    it (with any other waiting then), and the request answers once that commit is done.
+    (The first request read the client into the cache: it wrote its event itself.)"""
+    machine = machine_client(server)
+    assert client_credentials(server, machine, scope="pajak.read").status_code == 200
+    appenders: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "audit_chains" in statement or "audit_events" in statement:
+            appenders.append(threading.current_thread().name)
+
+    engine = server.http.app.state.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for _ in range(3):
+            assert client_credentials(server, machine, scope="pajak.read").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert appenders, "no audit append"
+    assert set(appenders) == {"audit-group-commit"}, appenders
+    with Session(server.engine) as session:
+        tags = session.scalars(select(AuditEvent.tag)).all()
+    assert tags.count("token:issued") == 4, tags

@@ -12,6 +12,10 @@ transaction at that moment (``audit.chains``), so the head row it locks is not c
 appends run in parallel across connections, workers and servers. ``audit.checkpoints`` signs
 all the heads now and then, so a chain cut back or deleted is caught.
 
+A transaction that sent no statement at all (its events are its only change) hands them to
+its process's group committer instead, when one runs (``audit.group_commit``), and its commit
+returns once theirs has.
+
 The events are chained and written at the very end, as the transaction commits
 (``before_commit``), in one statement on PostgreSQL (two on SQLite) whatever their number:
 the head row is then locked for that statement and the commit, not for the rest of the
@@ -28,12 +32,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from sqlalchemy import Connection, TextClause, bindparam, text
+from sqlalchemy import Connection, Engine, TextClause, bindparam, text
 from sqlalchemy import event as orm_events
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -44,6 +50,21 @@ from digital_id.telemetry import metrics
 
 _UNWRITTEN = "digital_id.audit.unwritten"  # the session.info key of events awaiting commit
 _CHAIN = "digital_id.audit.chain"  # the session.info key of the chain its transaction holds
+_SENT = "digital_id.audit.sent"  # the session.info key set once its transaction used a connection
+
+# Per engine, the running group committer's ``submit`` (audit.group_commit), if any.
+_group_commits: weakref.WeakKeyDictionary[Engine, Callable[[list[AuditEvent]], bool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def group_commit_through(engine: Engine, submit: Callable[[list[AuditEvent]], bool] | None) -> None:
+    """From now on, transactions on ``engine`` that sent no statement give their events to
+    ``submit`` (which returns once they are committed, or False to decline); None: no more."""
+    if submit is None:
+        _group_commits.pop(engine, None)
+    else:
+        _group_commits[engine] = submit
 
 
 @dataclass(frozen=True)
@@ -91,6 +112,12 @@ def record(
         session.info.setdefault(_UNWRITTEN, []).append(event)
     metrics.count_when_committed(session, tag, event.details)
     return event
+
+
+def append_now(session: Session, events: list[AuditEvent]) -> None:
+    """Chain and write ``events`` in ``session``'s transaction now (the group committer's
+    batches)."""
+    _append(session, events)
 
 
 def _append(session: Session, events: list[AuditEvent]) -> None:
@@ -285,17 +312,32 @@ def _write_unwritten(session: Session) -> None:
         # The request's own writes first: their locks and constraint errors come before the
         # head.
         session.flush()
-        _append(session, list(events))
+        if not _group_committed(session, events):
+            _append(session, list(events))
         events.clear()
     checkout: _Checkout | None = session.info.get(_CHAIN)
     if checkout is not None:
         checkout.committing = True
 
 
+def _group_committed(session: Session, events: list[AuditEvent]) -> bool:
+    """Whether ``events`` went through the process's group committer: only for a transaction
+    that sent no statement (nothing but its events to commit) on an engine that has one."""
+    if session.info.get(_SENT) or not isinstance(session.bind, Engine):
+        return False
+    submit = _group_commits.get(session.bind)
+    return submit is not None and submit(list(events))
+
+
+def _note_sent(session: Session, _transaction: SessionTransaction, _connection: Connection) -> None:
+    session.info[_SENT] = True
+
+
 def _drop_unwritten(session: Session, transaction: SessionTransaction) -> None:
     # After a commit the list is empty; after a rollback or a close its events never happened.
     if transaction.parent is not None:
         return
+    session.info.pop(_SENT, None)
     events: list[AuditEvent] | None = session.info.get(_UNWRITTEN)
     if events:
         events.clear()
@@ -324,6 +366,7 @@ def _forget_rolled_back_head(session: Session, previous: SessionTransaction) -> 
 
 # On the Session class, once, when this module is imported: any session may record an event,
 # and a commit without one costs a dictionary lookup.
+orm_events.listen(Session, "after_begin", _note_sent)
 orm_events.listen(Session, "before_commit", _write_unwritten)
 orm_events.listen(Session, "after_commit", _mark_committed)
 orm_events.listen(Session, "after_soft_rollback", _forget_rolled_back_head)
