@@ -22,10 +22,11 @@ from tests.web.conftest import Provider, pkce_pair, query_of
 BUDGETS = {
     # the client (this agency is new to the process's cache); whether the nonce was used before
     "authorize": 2,
-    # the rate-limit charge (committed early); the citizen with their account; the one rule;
-    # the new recognised browser; the session; then the flow: the consent; the audit (the
+    # the rate-limit charge (committed early); the citizen with their account, the recognised
+    # browser the cookie names, the one rule's facts and their consent to the agency, in one
+    # statement (accounts.pin_login); the new recognised browser; the session; the audit (the
     # nonce is asked only if this step answers the agency: oidc.authorization)
-    "login": 7,
+    "login": 5,
     # the session with its citizen; the one rule; the nonce; the consent row, its update and
     # its receipt; the grant, the code; the audit
     "consent": 9,

@@ -10,10 +10,12 @@ PINs count per browser (``accounts.lockout``).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, select
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import standing
@@ -22,6 +24,8 @@ from digital_id.accounts.models import CitizenAccount, RecognisedBrowser
 from digital_id.accounts.pins import PinHasher
 from digital_id.audit import trail
 from digital_id.audit.trail import EventContext, citizen_ref
+from digital_id.consent.models import Consent
+from digital_id.consent.service import StoredConsent
 from digital_id.db.purge import purge_expired
 from digital_id.db.types import utc_now
 from digital_id.registry.models import Citizen
@@ -38,6 +42,8 @@ class LoginOutcome:
     browser: RecognisedBrowser | None = None
     # Whether the attempt came from a browser recognised for this citizen (audit trail only).
     recognised: bool = False
+    # After a success for an agency: the citizen's consent to it, read with the citizen.
+    consent: StoredConsent | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -54,11 +60,13 @@ def authenticate(
     now: datetime | None = None,
     events: EventContext | None = None,
     browser: str | None = None,
+    agency_pk: int | None = None,
 ) -> LoginOutcome:
     """Check a NIK and PIN; the outcome is recorded in the audit trail (never the NIK).
 
     ``browser``: the public id of the recognised browser the attempt comes from, as its
-    cookie names it for this NIK (``BrowserCookies.read``), or None for a stranger."""
+    cookie names it for this NIK (``BrowserCookies.read``), or None for a stranger.
+    ``agency_pk``: the agency the login is for, whose consent a success then carries."""
     now = now or utc_now()
     outcome = _authenticate(
         session,
@@ -67,7 +75,8 @@ def authenticate(
         pin=pin,
         policy=policy,
         now=now,
-        browser=recognised_browser(session, browser, now=now),
+        browser=browser,
+        agency_pk=agency_pk,
     )
     subject = citizen_ref(outcome.citizen_id) if outcome.citizen_id is not None else None
     if outcome.succeeded:
@@ -100,19 +109,6 @@ def authenticate(
     return outcome
 
 
-def recognised_browser(
-    session: Session, public_id: str | None, *, now: datetime
-) -> RecognisedBrowser | None:
-    """The recognised browser a cookie names, while it is recognised."""
-    if public_id is None:
-        return None
-    return session.scalars(
-        select(RecognisedBrowser).where(
-            RecognisedBrowser.public_id == public_id, RecognisedBrowser.expires_at > now
-        )
-    ).one_or_none()
-
-
 def _authenticate(
     session: Session,
     hasher: PinHasher,
@@ -121,19 +117,18 @@ def _authenticate(
     pin: str,
     policy: LockoutPolicy,
     now: datetime,
-    browser: RecognisedBrowser | None,
+    browser: str | None,
+    agency_pk: int | None,
 ) -> LoginOutcome:
-    found = _citizen_and_account(session, nik) if len(nik) == 16 and nik.isdigit() else None
+    found = None
+    if len(nik) == 16 and nik.isdigit():
+        found = _login_facts(session, nik, browser=browser, agency_pk=agency_pk, now=now)
     if found is None:
         hasher.verify(None, pin)
         return LoginOutcome(None, standing.Refusal.UNKNOWN)
-    citizen, account = found
-    if browser is not None and browser.citizen_id != citizen.id:
-        browser = None  # another citizen's: a stranger to this one
-    recognised = browser is not None
-    refused = standing.refusal(
-        session, citizen.id, now=now, recognised_browser_id=browser.id if browser else None
-    )
+    citizen, account, recognised_browser, facts, consent = found
+    recognised = recognised_browser is not None
+    refused = standing.citizen_refusal(facts, now)
     if refused is not None or account is None or account.pin_hash is None:
         hasher.verify(None, pin)
         return LoginOutcome(
@@ -149,28 +144,58 @@ def _authenticate(
             account.pin_hash = hasher.hash(pin)
         if session.is_modified(account):  # a login that changed nothing writes nothing
             account.updated_at = now
-        browser = _recognise(session, citizen.id, browser, policy=policy, now=now)
+        renewed = _recognise(session, citizen.id, recognised_browser, policy=policy, now=now)
         session.flush()
         return LoginOutcome(
-            citizen, "ok", citizen_id=citizen.id, browser=browser, recognised=recognised
+            citizen,
+            "ok",
+            citizen_id=citizen.id,
+            browser=renewed,
+            recognised=recognised,
+            consent=consent,
         )
-    locked = count_failure(session, browser or account, policy, now)
+    locked = count_failure(session, recognised_browser or account, policy, now)
     return LoginOutcome(
         None, "wrong_pin", locked_now=locked, citizen_id=citizen.id, recognised=recognised
     )
 
 
-def _citizen_and_account(
-    session: Session, nik: str
-) -> tuple[Citizen, CitizenAccount | None] | None:
-    """The register's record for ``nik`` and its account (None before activation), in one
-    statement."""
-    row = session.execute(
-        select(Citizen, CitizenAccount)
-        .outerjoin(CitizenAccount, CitizenAccount.citizen_id == Citizen.id)
-        .where(Citizen.nik == nik)
-    ).one_or_none()
-    return None if row is None else (row[0], row[1])
+_LoginFacts = tuple[
+    Citizen,
+    CitizenAccount | None,
+    RecognisedBrowser | None,
+    Sequence[Any],
+    StoredConsent | None,
+]
+
+
+def _login_facts(
+    session: Session, nik: str, *, browser: str | None, agency_pk: int | None, now: datetime
+) -> _LoginFacts | None:
+    """In one statement: the register's record for ``nik``, its account (None before
+    activation), the recognised browser the cookie names while it is recognised for this
+    citizen (None: a stranger, another citizen's browser included), the one rule's facts
+    about them (``standing.CITIZEN_FACTS``), and, given ``agency_pk``, the citizen's consent
+    to that agency (what the flow asks next). None for an unknown NIK."""
+    recognised: ColumnElement[bool] = false()
+    if browser is not None:
+        recognised = (RecognisedBrowser.public_id == browser) & (RecognisedBrowser.expires_at > now)
+    statement = standing.with_citizen_facts(
+        select(Citizen, CitizenAccount, RecognisedBrowser, *standing.CITIZEN_FACTS), recognised
+    ).where(Citizen.nik == nik)
+    if agency_pk is not None:
+        statement = statement.add_columns(Consent).outerjoin(
+            Consent, (Consent.citizen_id == Citizen.id) & (Consent.client_id == agency_pk)
+        )
+    row: Sequence[Any] | None = session.execute(statement).one_or_none()
+    if row is None:
+        return None
+    facts_end = 3 + len(standing.CITIZEN_FACTS)
+    citizen = row[0]
+    consent = None
+    if agency_pk is not None:
+        consent = StoredConsent(citizen_id=citizen.id, client_pk=agency_pk, row=row[facts_end])
+    return citizen, row[1], row[2], tuple(row[3:facts_end]), consent
 
 
 def _recognise(

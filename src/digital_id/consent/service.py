@@ -23,6 +23,27 @@ def stored(session: Session, *, citizen_id: int, client_pk: int) -> Consent | No
     ).one_or_none()
 
 
+@dataclass(frozen=True)
+class StoredConsent:
+    """The citizen's consent row for an agency as a statement earlier in this transaction
+    read it (``row`` None: never given), for a later step of the same request to use instead
+    of reading it again (``stored_or_known``)."""
+
+    citizen_id: int
+    client_pk: int
+    row: Consent | None
+
+
+def stored_or_known(
+    session: Session, known: StoredConsent | None, *, citizen_id: int, client_pk: int
+) -> Consent | None:
+    """``stored``, answered from ``known`` when that is the same citizen's row for the same
+    agency (the login's own statement read it); otherwise read."""
+    if known is not None and (known.citizen_id, known.client_pk) == (citizen_id, client_pk):
+        return known.row
+    return stored(session, citizen_id=citizen_id, client_pk=client_pk)
+
+
 def live(consent: Consent | None) -> Consent | None:
     """``consent`` if it stands (given and not withdrawn), else None."""
     return consent if consent is not None and consent.revoked_at is None else None

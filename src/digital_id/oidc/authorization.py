@@ -102,6 +102,7 @@ def authorize(
     fresh_login: bool = False,
     decision: str | None = None,
     logged_in: Citizen | None = None,
+    consent: consent_service.StoredConsent | None = None,
 ) -> Outcome:
     """One step of the authorization request, given the browser's live session (if any).
 
@@ -109,6 +110,7 @@ def authorize(
     ``prompt=login`` and ``max_age`` are satisfied; ``decision`` is the consent page's answer.
     ``logged_in``: the citizen whose PIN login, in this request's transaction, started
     ``browser_session``; that login asked the one rule, so it is not asked twice.
+    ``consent``: the citizen's consent row for the agency as that login read it, if it did.
     """
     context = provider.context
     problem = request.parameter_problem()
@@ -153,7 +155,7 @@ def authorize(
         )
         if pending is None:
             assert citizen is not None
-            pending = _consent_needed(provider, request, grant, citizen, decision)
+            pending = _consent_needed(provider, request, grant, citizen, decision, consent)
     except OAuth2Error as error:
         error.state = data.get("state")
         return _error(provider, request, error)
@@ -211,15 +213,19 @@ def _consent_needed(
     grant: CodeGrant,
     citizen: Citizen,
     decision: str | None,
+    known: consent_service.StoredConsent | None = None,
 ) -> Outcome | None:
     """The consent page when the stored consent does not cover the request (or
-    ``prompt=consent``), the agency's ``access_denied`` on a deny; None to go on."""
+    ``prompt=consent``), the agency's ``access_denied`` on a deny; None to go on. ``known``:
+    the stored consent as read earlier in this request, if it was."""
     context = provider.context
     client: AgencyClient = grant.request.client
     claims: ClaimsRequest = grant.request.claims_request
     prompts = set(grant.request.payload.data.get("prompt", "").split())
     # Read once: the approval below adds to this same row.
-    row = consent_service.stored(context.session, citizen_id=citizen.id, client_pk=client.pk)
+    row = consent_service.stored_or_known(
+        context.session, known, citizen_id=citizen.id, client_pk=client.pk
+    )
     if decision is None:
         if "consent" in prompts or not consent_service.covers(
             consent_service.live(row), claims.consent_items

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import second_factor as second_factors
+from digital_id.consent.service import StoredConsent
 from digital_id.db.types import utc_now
 from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.authorization import (
@@ -110,12 +111,19 @@ def authorize_post(request: Request, db: UnitOfWork, services: ServicesDep, form
 def login(request: Request, db: UnitOfWork, services: ServicesDep, form: PostedLogin) -> Response:
     page, parameters = _carried(request, services, form.authorization_request)
     provider = services.provider(db, events(request))
+
+    def agency() -> int | None:
+        # The flow asks the client right after (kept for this request by query_client).
+        client = provider.query_client(dict(parameters).get("client_id") or "")
+        return client.pk if client is not None else None
+
     logged_in = log_in(
         page,
         db,
         form,
         now=provider.context.now,
         also_charge=services.limits.request_object(client_ip(request), parameters),
+        agency=agency,
     )
     if isinstance(logged_in, HTMLResponse):
         return logged_in
@@ -142,6 +150,7 @@ def login(request: Request, db: UnitOfWork, services: ServicesDep, form: PostedL
         fresh_login=True,
         continues_flow=True,
         logged_in=logged_in.citizen,
+        consent=logged_in.consent,
     )
 
 
@@ -233,6 +242,7 @@ def _continue(
     decision: str | None = None,
     continues_flow: bool = False,
     logged_in: Citizen | None = None,
+    consent: StoredConsent | None = None,
 ) -> Response:
     oauth_request = _oauth_request(page.services, parameters, continues_flow=continues_flow)
     outcome = authorize(
@@ -242,6 +252,7 @@ def _continue(
         fresh_login=fresh_login,
         decision=decision,
         logged_in=logged_in,
+        consent=consent,
     )
     back_to = _authorize_url(parameters)
     carried = urlencode(parameters)

@@ -5,7 +5,7 @@ raises it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from digital_id.accounts import pin_login
 from digital_id.accounts.pin_login import LoginOutcome
+from digital_id.consent.service import StoredConsent
 from digital_id.levels import LOA_LOW, METHODS
 from digital_id.oidc import assurance
 from digital_id.registry.models import Citizen
@@ -29,10 +30,12 @@ from digital_id.web.unit_of_work import after_commit
 
 @dataclass(frozen=True)
 class LoggedIn:
-    """A PIN login that passed: the new session (at the PIN's level) and its citizen."""
+    """A PIN login that passed: the new session (at the PIN's level) and its citizen, with
+    their consent to the agency the login is for, when it was read with them."""
 
     session: BrowserSession
     citizen: Citizen
+    consent: StoredConsent | None = None
 
 
 def log_in(
@@ -42,11 +45,15 @@ def log_in(
     *,
     now: datetime,
     also_charge: Iterable[Charge] = (),
+    agency: Callable[[], int | None] = lambda: None,
 ) -> HTMLResponse | LoggedIn | None:
     """A login form's NIK and PIN (the flow's or the portal's): the refusal page (a foreign
     CSRF token, a spent rate limit, with ``also_charge`` charged alongside the login's own),
     None for a wrong NIK or PIN (the failure counts, as the unit of work commits it), or the
-    new session (the page's answer will carry its cookies) with its citizen."""
+    new session (the page's answer will carry its cookies) with its citizen.
+
+    ``agency``: the primary key of the agency the login is for (None: none, or unknown),
+    asked only once the login is charged; the citizen's consent to it is read with them."""
     services = page.services
     nik = form.nik.strip()
     browser = recognised_browser(page, nik, now)
@@ -63,10 +70,12 @@ def log_in(
         now=now,
         events=events(page.request),
         browser=browser,
+        agency_pk=agency(),
     )
     if outcome.citizen is None:
         return None
-    return LoggedIn(_begin_session(page, db, outcome, nik=nik, now=now), outcome.citizen)
+    browser_session = _begin_session(page, db, outcome, nik=nik, now=now)
+    return LoggedIn(browser_session, outcome.citizen, outcome.consent)
 
 
 def step_up(
