@@ -23,6 +23,7 @@ from joserfc.errors import JoseError
 
 from digital_id import levels
 from digital_id.accounts import standing
+from digital_id.accounts.session_standing import SessionStanding
 from digital_id.consent import receipts
 from digital_id.consent import service as consent_service
 from digital_id.keys.store import ALGORITHMS as ID_TOKEN_ALGORITHMS
@@ -102,6 +103,7 @@ def authorize(
     fresh_login: bool = False,
     decision: str | None = None,
     logged_in: Citizen | None = None,
+    known: SessionStanding | None = None,
 ) -> Outcome:
     """One step of the authorization request, given the browser's live session (if any).
 
@@ -109,6 +111,8 @@ def authorize(
     ``prompt=login`` and ``max_age`` are satisfied; ``decision`` is the consent page's answer.
     ``logged_in``: the citizen whose PIN login, in this request's transaction, started
     ``browser_session``; that login asked the one rule, so it is not asked twice.
+    ``known``: ``browser_session`` as resumed with its standing and consent row
+    (``accounts.session_standing``), so neither is read again.
     """
     context = provider.context
     problem = request.parameter_problem()
@@ -119,16 +123,7 @@ def authorize(
         assert browser_session is not None
         assert browser_session.citizen_id == logged_in.id
         citizen = logged_in
-    elif (
-        browser_session is not None
-        and standing.refusal(
-            context.session,
-            browser_session.citizen_id,
-            now=context.now,
-            browser_session_id=browser_session.id,
-        )
-        is None
-    ):
+    elif browser_session is not None and _session_refusal(provider, browser_session, known) is None:
         # Single sign-on and prompt=none ask the one rule too: a session that outlived its
         # citizen's block, death or lock is no session at all.
         citizen = context.session.get_one(Citizen, browser_session.citizen_id)
@@ -153,7 +148,7 @@ def authorize(
         )
         if pending is None:
             assert citizen is not None
-            pending = _consent_needed(provider, request, grant, citizen, decision)
+            pending = _consent_needed(provider, request, grant, citizen, decision, known)
     except OAuth2Error as error:
         error.state = data.get("state")
         return _error(provider, request, error)
@@ -165,6 +160,22 @@ def authorize(
     approval = Approval(citizen, browser_session, claims)
     response = provider.create_authorization_response(request, approval, grant)
     return _answer(provider, request, grant, response)
+
+
+def _session_refusal(
+    provider: Provider, browser_session: BrowserSession, known: SessionStanding | None
+) -> standing.Refusal | None:
+    """The one rule for the session's citizen in its browser: as read with the session, if
+    it was, else asked now."""
+    if known is not None and known.browser_session is browser_session:
+        return known.refusal
+    context = provider.context
+    return standing.refusal(
+        context.session,
+        browser_session.citizen_id,
+        now=context.now,
+        browser_session_id=browser_session.id,
+    )
 
 
 def _authentication_needed(
@@ -211,6 +222,7 @@ def _consent_needed(
     grant: CodeGrant,
     citizen: Citizen,
     decision: str | None,
+    known: SessionStanding | None,
 ) -> Outcome | None:
     """The consent page when the stored consent does not cover the request (or
     ``prompt=consent``), the agency's ``access_denied`` on a deny; None to go on."""
@@ -218,8 +230,12 @@ def _consent_needed(
     client: AgencyClient = grant.request.client
     claims: ClaimsRequest = grant.request.claims_request
     prompts = set(grant.request.payload.data.get("prompt", "").split())
-    # Read once: the approval below adds to this same row.
-    row = consent_service.stored(context.session, citizen_id=citizen.id, client_pk=client.pk)
+    # Read once (with the session, when it was resumed for this step): the approval below
+    # adds to this same row.
+    if known is not None and known.client_pk == client.pk:
+        row = known.consent
+    else:
+        row = consent_service.stored(context.session, citizen_id=citizen.id, client_pk=client.pk)
     if decision is None:
         if "consent" in prompts or not consent_service.covers(
             consent_service.live(row), claims.consent_items
