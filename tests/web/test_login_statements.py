@@ -27,19 +27,22 @@ BUDGETS = {
     # statement (accounts.pin_login); the new recognised browser; the session; the audit (the
     # nonce is asked only if this step answers the agency: oidc.authorization)
     "login": 5,
-    # the session with its citizen; the one rule; the nonce; the consent row, its update and
-    # its receipt; the grant, the code; the audit
-    "consent": 9,
+    # the session with its citizen, the one rule's facts and the consent row for the agency
+    # (accounts.session_standing); the nonce; the consent's insert or update; its receipt;
+    # the grant with its code (one INSERT under a WITH, grants.codes.create_grant_with_code);
+    # the audit
+    "consent": 6,
     # the code redeemed, returning its grant (UPDATE … FROM … RETURNING); the session's sid;
     # the grant's client (oidc.tokens.grant_problem); the one rule (citizen, consent,
     # session); the audit
     "token": 7,
 }
-# SQLite writes a transaction's audit events in two statements where PostgreSQL needs one, and
-# reads the redeemed code's grant apart (its RETURNING may not name an UPDATE's FROM table).
+# SQLite writes a transaction's audit events in two statements where PostgreSQL needs one,
+# inserts a grant and its code apart (it has no INSERT inside a WITH), and reads the redeemed
+# code's grant apart (its RETURNING may not name an UPDATE's FROM table).
 EXTRA = {
     "postgresql": dict.fromkeys(BUDGETS, 0),
-    "sqlite": {"authorize": 0, "login": 1, "consent": 1, "token": 2},
+    "sqlite": {"authorize": 0, "login": 1, "consent": 2, "token": 2},
 }
 
 

@@ -7,8 +7,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from digital_id.audit.trail import EventContext
@@ -56,22 +57,41 @@ def create_grant(
     """A new grant: the citizen approved the agency, releasing these claims; offline access
     (a refresh token family) until ``offline_until`` if they consented to it."""
     grant = AuthorizationGrant(
-        public_id=secrets.token_hex(16),
-        citizen_id=citizen_id,
-        client_id=client_pk,
-        session_id=authentication.session_id,
-        scope=scope,
-        userinfo_claims=list(userinfo_claims),
-        id_token_claims=list(id_token_claims),
-        acr=authentication.acr,
-        amr=list(authentication.amr),
-        auth_time=authentication.auth_time,
-        created_at=now,
-        offline_until=offline_until,
-    )
+        **_grant_columns(
+            citizen_id, client_pk, authentication, scope, userinfo_claims, id_token_claims,
+            offline_until, now,
+        )
+    )  # fmt: skip
     session.add(grant)
     session.flush()
     return grant
+
+
+def _grant_columns(
+    citizen_id: int,
+    client_pk: int,
+    authentication: Authentication,
+    scope: str,
+    userinfo_claims: Sequence[str],
+    id_token_claims: Sequence[str],
+    offline_until: datetime | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new grant's row, for the ORM or for an INSERT."""
+    return {
+        "public_id": secrets.token_hex(16),
+        "citizen_id": citizen_id,
+        "client_id": client_pk,
+        "session_id": authentication.session_id,
+        "scope": scope,
+        "userinfo_claims": list(userinfo_claims),
+        "id_token_claims": list(id_token_claims),
+        "acr": authentication.acr,
+        "amr": list(authentication.amr),
+        "auth_time": authentication.auth_time,
+        "created_at": now,
+        "offline_until": offline_until,
+    }
 
 
 def issue_code(
@@ -86,18 +106,70 @@ def issue_code(
     """Store ``code`` (its digest) for ``grant``, valid for ``lifetime``."""
     session.add(
         AuthorizationCode(
-            code_hash=token_digest(code),
-            grant_id=grant.id,
-            client_id=grant.client_id,
-            redirect_uri=request.redirect_uri,
-            code_challenge=request.code_challenge,
-            code_challenge_method=request.code_challenge_method,
-            nonce=request.nonce,
-            created_at=now,
-            expires_at=now + lifetime,
+            grant_id=grant.id, **_code_columns(grant.client_id, code, request, now, lifetime)
         )
     )
     session.flush()
+
+
+def _code_columns(
+    client_pk: int, code: str, request: CodeRequest, now: datetime, lifetime: timedelta
+) -> dict[str, Any]:
+    """A new code's row but its grant, for the ORM or for an INSERT."""
+    return {
+        "code_hash": token_digest(code),
+        "client_id": client_pk,
+        "redirect_uri": request.redirect_uri,
+        "code_challenge": request.code_challenge,
+        "code_challenge_method": request.code_challenge_method,
+        "nonce": request.nonce,
+        "created_at": now,
+        "expires_at": now + lifetime,
+    }
+
+
+def create_grant_with_code(
+    session: Session,
+    *,
+    citizen_id: int,
+    client_pk: int,
+    authentication: Authentication,
+    scope: str,
+    userinfo_claims: Sequence[str],
+    id_token_claims: Sequence[str],
+    offline_until: datetime | None,
+    code: str,
+    request: CodeRequest,
+    now: datetime,
+    lifetime: timedelta,
+) -> None:
+    """``create_grant`` and ``issue_code`` for its first code, as the authorization endpoint
+    answers an approval.
+
+    On PostgreSQL both rows go in one statement: the grant's INSERT is a data-modifying CTE
+    whose new id the code's INSERT takes. SQLite has no INSERT inside a WITH, so there they
+    are the two statements of ``create_grant`` and ``issue_code``."""
+    columns = _grant_columns(
+        citizen_id, client_pk, authentication, scope, userinfo_claims, id_token_claims,
+        offline_until, now,
+    )  # fmt: skip
+    if session.get_bind().dialect.name != "postgresql":
+        grant = AuthorizationGrant(**columns)
+        session.add(grant)
+        session.flush()
+        issue_code(session, grant, code, request=request, now=now, lifetime=lifetime)
+        return
+    new_grant = (
+        insert(AuthorizationGrant).values(columns).returning(AuthorizationGrant.id).cte("new_grant")
+    )
+    session.execute(
+        insert(AuthorizationCode)
+        .values(
+            grant_id=select(new_grant.c.id).scalar_subquery(),
+            **_code_columns(client_pk, code, request, now, lifetime),
+        )
+        .add_cte(new_grant)
+    )
 
 
 def redeem_code(

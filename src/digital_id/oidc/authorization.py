@@ -23,6 +23,7 @@ from joserfc.errors import JoseError
 
 from digital_id import levels
 from digital_id.accounts import standing
+from digital_id.accounts.session_standing import SessionStanding
 from digital_id.consent import receipts
 from digital_id.consent import service as consent_service
 from digital_id.keys.store import ALGORITHMS as ID_TOKEN_ALGORITHMS
@@ -103,6 +104,7 @@ def authorize(
     decision: str | None = None,
     logged_in: Citizen | None = None,
     consent: consent_service.StoredConsent | None = None,
+    known: SessionStanding | None = None,
 ) -> Outcome:
     """One step of the authorization request, given the browser's live session (if any).
 
@@ -111,6 +113,8 @@ def authorize(
     ``logged_in``: the citizen whose PIN login, in this request's transaction, started
     ``browser_session``; that login asked the one rule, so it is not asked twice.
     ``consent``: the citizen's consent row for the agency as that login read it, if it did.
+    ``known``: ``browser_session`` as resumed with its standing and consent row
+    (``accounts.session_standing``), so neither is read again.
     """
     context = provider.context
     problem = request.parameter_problem()
@@ -121,16 +125,7 @@ def authorize(
         assert browser_session is not None
         assert browser_session.citizen_id == logged_in.id
         citizen = logged_in
-    elif (
-        browser_session is not None
-        and standing.refusal(
-            context.session,
-            browser_session.citizen_id,
-            now=context.now,
-            browser_session_id=browser_session.id,
-        )
-        is None
-    ):
+    elif browser_session is not None and _session_refusal(provider, browser_session, known) is None:
         # Single sign-on and prompt=none ask the one rule too: a session that outlived its
         # citizen's block, death or lock is no session at all.
         citizen = context.session.get_one(Citizen, browser_session.citizen_id)
@@ -155,7 +150,9 @@ def authorize(
         )
         if pending is None:
             assert citizen is not None
-            pending = _consent_needed(provider, request, grant, citizen, decision, consent)
+            pending = _consent_needed(
+                provider, request, grant, citizen, decision, _known_consent(consent, known)
+            )
     except OAuth2Error as error:
         error.state = data.get("state")
         return _error(provider, request, error)
@@ -167,6 +164,22 @@ def authorize(
     approval = Approval(citizen, browser_session, claims)
     response = provider.create_authorization_response(request, approval, grant)
     return _answer(provider, request, grant, response)
+
+
+def _session_refusal(
+    provider: Provider, browser_session: BrowserSession, known: SessionStanding | None
+) -> standing.Refusal | None:
+    """The one rule for the session's citizen in its browser: as read with the session, if
+    it was, else asked now."""
+    if known is not None and known.browser_session is browser_session:
+        return known.refusal
+    context = provider.context
+    return standing.refusal(
+        context.session,
+        browser_session.citizen_id,
+        now=context.now,
+        browser_session_id=browser_session.id,
+    )
 
 
 def _authentication_needed(
@@ -205,6 +218,18 @@ def _authentication_needed(
             raise LoginRequiredError(redirect_uri=grant.redirect_uri)
         return ShowSecondFactor(client, citizen)
     return None
+
+
+def _known_consent(
+    consent: consent_service.StoredConsent | None, known: SessionStanding | None
+) -> consent_service.StoredConsent | None:
+    """The consent row this request already read: by the PIN login's statement, or with the
+    session the consent step resumed."""
+    if known is not None and known.client_pk is not None:
+        return consent_service.StoredConsent(
+            known.browser_session.citizen_id, known.client_pk, known.consent
+        )
+    return consent
 
 
 def _consent_needed(

@@ -20,8 +20,7 @@ from sqlalchemy.orm import Session
 from digital_id.grants.codes import (
     Authentication,
     CodeRequest,
-    create_grant,
-    issue_code,
+    create_grant_with_code,
     nonce_used,
     redeem_code,
 )
@@ -110,7 +109,7 @@ class CodeGrant(OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
         context = self.context
         data = request.payload.data
         browser_session = approval.browser_session
-        grant = create_grant(
+        create_grant_with_code(
             context.session,
             citizen_id=approval.citizen.id,
             client_pk=client.pk,
@@ -126,12 +125,7 @@ class CodeGrant(OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
             offline_until=context.now + timedelta(days=context.settings.refresh_token_absolute_days)
             if approval.claims.offline_access
             else None,
-            now=context.now,
-        )
-        issue_code(
-            context.session,
-            grant,
-            code,
+            code=code,
             request=CodeRequest(
                 redirect_uri=data.get("redirect_uri"),
                 code_challenge=data["code_challenge"],

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from digital_id.sessions.models import BrowserSession
@@ -63,10 +63,26 @@ def resume(
     if not token:
         return None
     browser_session = session.scalars(
-        select(BrowserSession)
-        .where(BrowserSession.token_hash == _token_hash(token))
-        .options(joinedload(BrowserSession.citizen))
+        select(BrowserSession).where(named_by(token)).options(joinedload(BrowserSession.citizen))
     ).one_or_none()
+    return still_live(session, browser_session, policy=policy, now=now)
+
+
+def named_by(token: str) -> ColumnElement[bool]:
+    """The condition on ``browser_sessions`` that picks the session the cookie token names,
+    for a caller that reads the session together with more (``accounts.session_standing``)."""
+    return BrowserSession.token_hash == _token_hash(token)
+
+
+def still_live(
+    session: Session,
+    browser_session: BrowserSession | None,
+    *,
+    policy: SessionPolicy,
+    now: datetime,
+) -> BrowserSession | None:
+    """The session as read for a cookie, if it is live: one that has lapsed is ended here and
+    gives None, one in use is touched (at most every ``_TOUCH_INTERVAL``)."""
     if browser_session is None or browser_session.ended_at is not None:
         return None
     if (

@@ -10,6 +10,8 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import second_factor as second_factors
+from digital_id.accounts import session_standing
+from digital_id.accounts.session_standing import SessionStanding
 from digital_id.consent.service import StoredConsent
 from digital_id.db.types import utc_now
 from digital_id.oidc.agency_client import AgencyClient
@@ -165,12 +167,26 @@ def login(request: Request, db: UnitOfWork, services: ServicesDep, form: PostedL
 def consent(
     request: Request, db: UnitOfWork, services: ServicesDep, form: PostedConsent
 ) -> Response:
-    step = _resumed(request, db, services, form)
-    if isinstance(step, HTMLResponse):
-        return step
-    page, provider, parameters, browser_session = step
+    admitted = _admitted(request, db, services, form)
+    if isinstance(admitted, HTMLResponse):
+        return admitted
+    page, provider, parameters = admitted
+    # The session is read with its standing and the consent to the agency asking, which this
+    # step then asks about (oidc.authorization), in one statement.
+    oauth_request = _oauth_request(services, parameters)
+    agency = None
+    if oauth_request.parameter_problem() is None:
+        agency = provider.query_client(oauth_request.payload.client_id or "")
+    known = session_standing.resume(
+        db,
+        request.cookies.get(SESSION_COOKIE),
+        client_pk=agency.pk if agency is not None else None,
+        policy=services.session_policy,
+        now=provider.context.now,
+    )
+    browser_session = known.browser_session if known is not None else None
     fresh = browser_session is not None and form.login_proof == login_proof(
-        services.csrf_secret, browser_session, _oauth_request(services, parameters)
+        services.csrf_secret, browser_session, oauth_request
     )
     return _continue(
         page,
@@ -181,6 +197,7 @@ def consent(
         fresh_login=fresh,
         decision="approve" if form.decision == "approve" else "deny",
         continues_flow=True,
+        known=known,
     )
 
 
@@ -188,6 +205,21 @@ def _carried(request: Request, services: Services, carried: str) -> tuple[Page, 
     """The page and the authorization request a form of the flow carried."""
     parameters = parse_qsl(carried, keep_blank_values=True)
     return Page(request, services, dict(parameters).get("ui_locales")), parameters
+
+
+def _admitted(
+    request: Request,
+    db: Session,
+    services: Services,
+    form: forms.ConsentForm | forms.SecondFactorForm,
+) -> HTMLResponse | tuple[Page, Provider, FormPairs]:
+    """A form inside the flow: refused for a foreign CSRF token or a spent limit, or the
+    page, the provider and the request it carried."""
+    page, parameters = _carried(request, services, form.authorization_request)
+    charges = services.limits.request_object(client_ip(request), parameters)
+    if (refusal := page.refusal(db, form.csrf_token, *charges)) is not None:
+        return refusal
+    return page, services.provider(db, events(request)), parameters
 
 
 def _resumed(
@@ -198,11 +230,10 @@ def _resumed(
 ) -> HTMLResponse | tuple[Page, Provider, FormPairs, BrowserSession | None]:
     """A form inside the flow: refused for a foreign CSRF token or a spent limit, or the
     request it carried and the browser's session, if any."""
-    page, parameters = _carried(request, services, form.authorization_request)
-    charges = services.limits.request_object(client_ip(request), parameters)
-    if (refusal := page.refusal(db, form.csrf_token, *charges)) is not None:
-        return refusal
-    provider = services.provider(db, events(request))
+    admitted = _admitted(request, db, services, form)
+    if isinstance(admitted, HTMLResponse):
+        return admitted
+    page, provider, parameters = admitted
     browser_session = sessions.resume(
         db,
         request.cookies.get(SESSION_COOKIE),
@@ -243,6 +274,7 @@ def _continue(
     continues_flow: bool = False,
     logged_in: Citizen | None = None,
     consent: StoredConsent | None = None,
+    known: SessionStanding | None = None,
 ) -> Response:
     oauth_request = _oauth_request(page.services, parameters, continues_flow=continues_flow)
     outcome = authorize(
@@ -253,6 +285,7 @@ def _continue(
         decision=decision,
         logged_in=logged_in,
         consent=consent,
+        known=known,
     )
     back_to = _authorize_url(parameters)
     carried = urlencode(parameters)
