@@ -29,10 +29,10 @@ BUDGETS = {
     # the session with its citizen; the one rule; the nonce; the consent row, its update and
     # its receipt; the grant, the code; the audit
     "consent": 9,
-    # the code redeemed, returning its grant (UPDATE … FROM … RETURNING); the session's sid;
-    # the grant's client (oidc.tokens.grant_problem); the one rule (citizen, consent,
-    # session); the audit
-    "token": 7,
+    # the code redeemed, returning its grant (UPDATE … FROM … RETURNING); the grant's
+    # standing in one joined read (its agency, the citizen, the one rule's facts, the
+    # consent, and the session with its sid: accounts.grant_standing); the audit
+    "token": 3,
 }
 # SQLite writes a transaction's audit events in two statements where PostgreSQL needs one, and
 # reads the redeemed code's grant apart (its RETURNING may not name an UPDATE's FROM table).
