@@ -20,8 +20,10 @@ from tests.web.conftest import Provider, pkce_pair, query_of
 # Each step's statements on PostgreSQL, where they come from (no purge: rows nobody needs any
 # more are the housekeeping job's, web.housekeeping):
 BUDGETS = {
-    # the client (this agency is new to the process's cache); whether the nonce was used before
-    "authorize": 2,
+    # whether the nonce was used before (the agency's registration is in the process's cache,
+    # as it is for any agency a serving process has seen in the last second; the first flow
+    # of an agency new to the process reads it once more: see the test below)
+    "authorize": 1,
     # the rate-limit charge (committed early); the citizen with their account, the recognised
     # browser the cookie names, the one rule's facts and their consent to the agency, in one
     # statement (accounts.pin_login); the new recognised browser; the session; the audit (the
@@ -32,10 +34,10 @@ BUDGETS = {
     # the grant with its code (one INSERT under a WITH, grants.codes.create_grant_with_code);
     # the audit
     "consent": 6,
-    # the code redeemed, returning its grant (UPDATE … FROM … RETURNING); the session's sid;
-    # the grant's client (oidc.tokens.grant_problem); the one rule (citizen, consent,
-    # session); the audit
-    "token": 7,
+    # the code redeemed, returning its grant (UPDATE … FROM … RETURNING); the grant's
+    # standing in one joined read (its agency, the citizen, the one rule's facts, the
+    # consent, and the session with its sid: accounts.grant_standing); the audit
+    "token": 3,
 }
 # SQLite writes a transaction's audit events in two statements where PostgreSQL needs one,
 # inserts a grant and its code apart (it has no INSERT inside a WITH), and reads the redeemed
@@ -89,11 +91,11 @@ class Statements:
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The server's own interval for re-reading client registrations (the other web tests
-    re-read them on every request, to see changes they make in SQL at once)."""
-    return settings.model_copy(
-        update={"clients_reload_seconds": Settings.model_fields["clients_reload_seconds"].default}
-    )
+    """Client registrations cached as a server caches them (the other web tests re-read them
+    on every request, to see changes they make in SQL at once); here the registry's version
+    is checked once a minute rather than every second, so that the check, one statement per
+    second per process, cannot fall within a counted step on a slow machine."""
+    return settings.model_copy(update={"clients_reload_seconds": 60})
 
 
 @pytest.fixture
@@ -103,9 +105,13 @@ def statements(provider: Provider, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     counter.close()
 
 
-def _complete_login(provider: Provider, statements: Statements) -> None:
+# The issue's budget for a whole flow (part 3 of 6): at most 15 statements.
+FLOW_BUDGET = 15
+
+
+def _complete_login(provider: Provider, statements: Statements, agency: Any = None) -> None:
     citizen = provider.citizen()
-    agency = provider.agency()
+    agency = agency or provider.agency()
     verifier, challenge = pkce_pair()
     run: Callable[[str, Callable[[], httpx.Response]], httpx.Response]
 
@@ -133,16 +139,31 @@ def _reads_of(table: str, step: list[str]) -> int:
 def test_each_step_of_a_complete_login_stays_within_its_statement_budget(
     provider, statements, database_url
 ):
-    # The first audited transaction of a process makes the audit chain it then reuses; the
-    # budget is a flow's in a process already serving (each step's count is the last flow's).
-    _complete_login(provider, statements)
+    # The first audited transaction of a process makes the audit chain it then reuses, and
+    # the agency's first request puts its registration in the cache; the budget is a flow's
+    # in a process already serving that agency (each step's count is the last flow's).
+    agency = provider.agency()
+    _complete_login(provider, statements, agency)
     provider.http.cookies.clear()  # a second citizen, in a browser of their own
-    _complete_login(provider, statements)
+    _complete_login(provider, statements, agency)
     backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
     counts = {name: len(step) for name, step in statements.steps.items()}
     budgets = {name: budget + EXTRA[backend][name] for name, budget in BUDGETS.items()}
     assert all(counts[name] <= budgets[name] for name in BUDGETS), (counts, budgets)
     assert sum(counts.values()) <= sum(budgets.values())
+    if backend == "postgresql":
+        assert sum(counts.values()) <= FLOW_BUDGET, counts
+
+
+def test_an_agency_new_to_the_process_costs_its_first_flow_one_read_of_its_registration(
+    provider, statements
+):
+    _complete_login(provider, statements)  # the audit chain's first use, and the cache's
+    provider.http.cookies.clear()
+    _complete_login(provider, statements)  # an agency this process has not seen
+    clients = [s for s in statements.steps["authorize"] if s.startswith("SELECT clients.")]
+    assert len(clients) == 1
+    assert len(statements.steps["authorize"]) == BUDGETS["authorize"] + 1
 
 
 def test_no_step_of_a_login_reads_the_client_consent_or_citizen_twice(provider, statements):

@@ -1,8 +1,8 @@
 """A grant, and everything the one rule asks about it, read in one statement (UserInfo,
-refresh).
+code redemption, refresh, introspection and revocation).
 
 ``standing.refusal`` reads the citizen, the consent and the browser session one statement
-at a time for whichever path asks. UserInfo and refresh ask on every call, so here the grant, its
+at a time for whichever path asks. The token endpoints ask on every call, so here the grant, its
 agency, the citizen, the account, the recognised browser, the consent and the session come
 back in one joined SELECT, and ``standing.grant_refusal`` judges them: the same rule, over
 the same facts (``standing.CITIZEN_FACTS``), in the same order.
@@ -46,6 +46,32 @@ def grant_standing(session: Session, public_id: str, *, now: datetime) -> GrantS
         _standing().where(AuthorizationGrant.public_id == public_id)
     ).one_or_none()
     return None if row is None else _judged(row, now)
+
+
+def redeemed_grant_standing(
+    session: Session, grant_id: int, *, now: datetime
+) -> tuple[GrantStanding, str | None] | None:
+    """The grant a code was just redeemed for, with its standing now and the ``sid`` of the
+    browser session it came from (its ID token names it; None without one); None when there
+    is no such grant."""
+    row = session.execute(
+        _standing(BrowserSession.sid).where(AuthorizationGrant.id == grant_id)
+    ).one_or_none()
+    return None if row is None else (_judged(row[:-1], now), row[-1])
+
+
+def presented_refresh_standing(
+    session: Session, token: str, *, now: datetime
+) -> tuple[RefreshToken, GrantStanding] | None:
+    """The stored refresh token ``token`` is, and its grant with its standing now, for a
+    question about it (introspection, revocation): nothing is locked, as nothing of the
+    family is rotated. None when the token is not ours."""
+    row = session.execute(
+        _standing(RefreshToken)
+        .join(RefreshToken, RefreshToken.grant_id == AuthorizationGrant.id)
+        .where(RefreshToken.token_hash == token_digest(token))
+    ).one_or_none()
+    return None if row is None else (row[-1], _judged(row[:-1], now))
 
 
 def refresh_standing(

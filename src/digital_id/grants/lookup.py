@@ -1,4 +1,5 @@
-"""Finding grants: by an access token's public id, by a refresh token, by browser session."""
+"""The agencies a browser session logged in to, through its grants (a grant with its standing
+is accounts.grant_standing's)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_id.clients.models import Client
-from digital_id.grants.digests import token_digest
-from digital_id.grants.models import AuthorizationGrant, RefreshToken
-
-
-def grant_by_public_id(session: Session, public_id: str) -> AuthorizationGrant | None:
-    return session.scalars(
-        select(AuthorizationGrant).where(AuthorizationGrant.public_id == public_id)
-    ).one_or_none()
-
-
-def refresh_token_row(session: Session, token: str) -> RefreshToken | None:
-    """The stored refresh token ``token`` is, by its digest, or None."""
-    return session.scalars(
-        select(RefreshToken).where(RefreshToken.token_hash == token_digest(token))
-    ).one_or_none()
+from digital_id.grants.models import AuthorizationGrant
 
 
 def agencies_of_session(session: Session, session_id: int) -> Sequence[Client]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from digital_id.audit.trail import EventContext
 from digital_id.grants.digests import token_digest
@@ -83,24 +84,50 @@ def issue_refresh_token(
 ) -> None:
     """The next generation after ``parent`` (the first without one). Tokens issued from the
     same parent within the grace window are siblings of one generation; using any of them
-    starts the next, and every older one goes stale."""
+    starts the next, and every older one goes stale.
+
+    On PostgreSQL this is one statement: the family's newest generation and the parent's
+    grace window (``mark_rotated``, which then has nothing left to do) are written by
+    data-modifying CTEs of the new token's INSERT. SQLite has none: there they are the
+    session's flush, and ``mark_rotated`` marks the parent."""
     assert grant.offline_until is not None
     generation = parent.generation + 1 if parent is not None else 1
-    grant.refresh_generation = max(grant.refresh_generation, generation)
-    session.add(
-        RefreshToken(
-            token_hash=token_digest(token),
-            grant_id=grant.id,
-            generation=generation,
-            issued_at=now,
-            idle_until=min(now + idle, grant.offline_until),
+    newest = max(grant.refresh_generation, generation)
+    fresh = {
+        "token_hash": token_digest(token),
+        "grant_id": grant.id,
+        "generation": generation,
+        "issued_at": now,
+        "idle_until": min(now + idle, grant.offline_until),
+    }
+    if session.get_bind().dialect.name != "postgresql":
+        grant.refresh_generation = newest
+        session.add(RefreshToken(**fresh))
+        session.flush()
+        return
+    statement = insert(RefreshToken).values(**fresh)
+    if newest != grant.refresh_generation:
+        statement = statement.add_cte(
+            update(AuthorizationGrant)
+            .where(AuthorizationGrant.id == grant.id)
+            .values(refresh_generation=newest)
+            .cte("newest_generation")
         )
-    )
-    session.flush()
+        set_committed_value(grant, "refresh_generation", newest)
+    if parent is not None and parent.rotated_at is None:
+        statement = statement.add_cte(
+            update(RefreshToken)
+            .where(RefreshToken.id == parent.id, RefreshToken.rotated_at.is_(None))
+            .values(rotated_at=now)
+            .cte("parent_rotated")
+        )
+        set_committed_value(parent, "rotated_at", now)
+    session.execute(statement)
 
 
 def mark_rotated(session: Session, row: RefreshToken, *, now: datetime) -> None:
-    """``row`` was just exchanged for the next generation: its grace window starts now."""
+    """``row`` was just exchanged for the next generation: its grace window starts now (on
+    PostgreSQL ``issue_refresh_token`` started it already)."""
     if row.rotated_at is None:
         row.rotated_at = now
         session.flush()

@@ -17,6 +17,7 @@ from authlib.oidc.core.errors import RegistrationNotSupportedError, RequestURINo
 from authlib.oidc.core.grants import OpenIDCode
 from sqlalchemy.orm import Session
 
+from digital_id.accounts.grant_standing import redeemed_grant_standing
 from digital_id.grants.codes import (
     Authentication,
     CodeRequest,
@@ -36,7 +37,6 @@ from digital_id.oidc.claims import (
 from digital_id.oidc.constants import CLIENT_AUTH_METHODS, PROMPTS, RESPONSE_MODES
 from digital_id.oidc.context import OnServer, ProviderContext
 from digital_id.oidc.requests import ProviderRequest, describable
-from digital_id.oidc.tokens import grant_problem
 from digital_id.registry.models import Citizen
 from digital_id.sessions.models import BrowserSession
 
@@ -73,7 +73,9 @@ class Subject:
 
 
 class IssuedCode(AuthorizationCodeMixin):  # type: ignore[misc]
-    def __init__(self, row: AuthorizationCode, grant: AuthorizationGrant, sid: str | None) -> None:
+    def __init__(
+        self, row: AuthorizationCode, grant: AuthorizationGrant, sid: str | None = None
+    ) -> None:
         self.row = row
         self.grant = grant
         self.sid = sid
@@ -145,10 +147,9 @@ class CodeGrant(OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
         if redeemed is None:
             return None
         row, grant = redeemed
-        browser_session = (
-            context.session.get(BrowserSession, grant.session_id) if grant.session_id else None
-        )
-        return IssuedCode(row, grant, browser_session.sid if browser_session else None)
+        # The session's sid comes with the grant's standing (``authenticate_user``), once the
+        # request has passed authlib's checks of the redirect URI and the PKCE verifier.
+        return IssuedCode(row, grant)
 
     def generate_token(
         self,
@@ -172,18 +173,21 @@ class CodeGrant(OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
     def authenticate_user(self, authorization_code: IssuedCode) -> Subject | None:
         """The citizen behind the code, if the one rule still lets them receive this agency's
         tokens: a code issued just before a block, a logout or a withdrawal is worth nothing
-        (its ID token would name a ``sid`` whose back-channel logout was already sent)."""
-        return subject_of(self.context, self.request.client, authorization_code.grant)
+        (its ID token would name a ``sid`` whose back-channel logout was already sent).
 
-
-def subject_of(
-    context: ProviderContext, client: AgencyClient, grant: AuthorizationGrant
-) -> Subject | None:
-    """The citizen behind ``grant`` as ``client`` knows them, or None when the grant no longer
-    stands (``tokens.grant_problem``: revoked, or refused by the one rule)."""
-    if grant_problem(context.session, grant, context.now) is not None:
-        return None
-    return subject_for(context, client, grant)
+        The grant, its agency, the citizen and the rule's facts come in one statement
+        (``accounts.grant_standing``), with the ``sid`` of the session the code came from."""
+        context = self.context
+        found = redeemed_grant_standing(
+            context.session, authorization_code.grant.id, now=context.now
+        )
+        if found is None:
+            return None
+        standing, sid = found
+        if standing.problem is not None:
+            return None  # revoked, or refused by the one rule
+        authorization_code.sid = sid
+        return subject_for(context, self.request.client, standing.grant, standing.citizen)
 
 
 def subject_for(

@@ -18,9 +18,8 @@ from joserfc.errors import JoseError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digital_id.accounts import standing
+from digital_id.accounts.grant_standing import grant_standing, presented_refresh_standing
 from digital_id.clients.models import Client
-from digital_id.grants.lookup import grant_by_public_id, refresh_token_row
 from digital_id.grants.models import AuthorizationGrant
 from digital_id.grants.revocation import access_token_revoked
 from digital_id.keys.store import KeySnapshot
@@ -83,35 +82,10 @@ class PresentedToken:
         return not self.live
 
 
-def grant_problem(session: Session, grant: AuthorizationGrant, now: datetime) -> str | None:
-    """Why a grant no longer stands (for logs), or None while it does: not revoked, and the
-    one rule (``accounts.standing``) lets its citizen receive its agency's tokens. Online
-    access lives with the browser session it came from; offline access outlives it."""
-    if grant.revoked_at is not None:
-        return "the grant is revoked"
-    client = session.get(Client, grant.client_id)
-    if client is None:
-        return "the client is unknown"
-    refused = standing.refusal(
-        session,
-        grant.citizen_id,
-        now=now,
-        agency=client,
-        bound_session_id=grant.session_id if grant.offline_until is None else None,
-        browser_session_id=grant.session_id,
-    )
-    return None if refused is None else f"refused: {refused}"
-
-
 def grant_public_id(claims: dict[str, Any]) -> str | None:
     """The public id of the grant an access token's ``jti`` names; None for a client's own."""
     prefix = str(claims["jti"]).split(".", 1)[0]
     return None if prefix == CLIENT_TOKEN_PREFIX else prefix
-
-
-def grant_of(session: Session, claims: dict[str, Any]) -> AuthorizationGrant | None:
-    public_id = grant_public_id(claims)
-    return None if public_id is None else grant_by_public_id(session, public_id)
 
 
 def find_token(
@@ -135,30 +109,32 @@ def _access_token(
         claims = decode_access_token(token, keys=keys, issuer=issuer, now=now, allow_expired=True)
     except InvalidAccessTokenError:
         return None
-    client = session.scalars(
-        select(Client).where(Client.client_id == claims["client_id"])
-    ).one_or_none()
-    if client is None:
-        return None
     expires_at = datetime.fromtimestamp(int(claims["exp"]), tz=now.tzinfo)
     if str(claims["jti"]).startswith(CLIENT_TOKEN_PREFIX + "."):
+        client = session.scalars(
+            select(Client).where(Client.client_id == claims["client_id"])
+        ).one_or_none()
+        if client is None:
+            return None
         live = client.enabled and not access_token_revoked(session, claims["jti"])
         return PresentedToken("access_token", client, None, claims, expires_at, live, now)
-    grant = grant_of(session, claims)
-    if grant is None or grant.client_id != client.id:
+    # The grant, its agency and the rule's facts in one statement (accounts.grant_standing).
+    public_id = grant_public_id(claims)
+    found = grant_standing(session, public_id, now=now) if public_id is not None else None
+    if found is None or found.client.client_id != claims["client_id"]:
         return None
-    live = grant_problem(session, grant, now) is None
-    return PresentedToken("access_token", client, grant, claims, expires_at, live, now)
+    live = found.problem is None
+    return PresentedToken("access_token", found.client, found.grant, claims, expires_at, live, now)
 
 
 def _refresh_token(session: Session, token: str, now: datetime) -> PresentedToken | None:
-    row = refresh_token_row(session, token)
-    if row is None:
+    presented = presented_refresh_standing(session, token, now=now)
+    if presented is None:
         return None
-    grant = session.get_one(AuthorizationGrant, row.grant_id)
-    client = session.get_one(Client, grant.client_id)
+    row, found = presented
+    grant, client = found.grant, found.client
     ends = min(row.idle_until, grant.offline_until) if grant.offline_until else row.idle_until
-    live = grant_problem(session, grant, now) is None and row.generation == grant.refresh_generation
+    live = found.problem is None and row.generation == grant.refresh_generation
     claims = {"scope": grant.scope, "client_id": client.client_id, "sub": None}
     return PresentedToken("refresh_token", client, grant, claims, ends, live, now)
 
