@@ -1,9 +1,13 @@
 """May this citizen authenticate, or receive tokens, now? The one rule every path asks.
 
 PIN login, reuse of a single sign-on session, the step-up to a second factor, ``prompt=none``,
-the portal, code redemption, refresh, introspection and UserInfo all call ``refusal``, so a
+the portal, code redemption, refresh, introspection and UserInfo all ask it, so a
 citizen who is blocked, deceased, locked or not activated, an agency that was disabled or a
-consent that was withdrawn stops every one of them at once. A second copy of this rule, with
+consent that was withdrawn stops every one of them at once. ``refusal`` reads the facts one
+statement at a time; the busiest paths read the same facts (``CITIZEN_FACTS``) inside a
+statement of their own (``accounts.pin_login``, ``accounts.session_standing``,
+``accounts.grant_standing``) and judge them with the same function as ``refusal`` does,
+``citizen_refusal`` (with ``grant_refusal`` adding the agency, consent and session facts). A second copy of this rule, with
 one check fewer, is how a blocked citizen kept receiving tokens (issue 13).
 
 A lock belongs to a browser (``accounts.lockout``): the account's lock stops browsers the
