@@ -639,7 +639,7 @@ def profiled(run: Run, server: Server, options: argparse.Namespace) -> Iterator[
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     output = options.profile / f"{run.database}-{run.scenario}.txt"
     command = [spy, "record", "--pid", str(server.process.pid), "--subprocesses"]
-    command += ["--format", "raw", "--rate", "100", "--nonblocking", "-o", str(output)]
+    command += ["--format", "raw", "--rate", "100", "--nonblocking", "--gil", "-o", str(output)]
     recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
@@ -652,7 +652,8 @@ def profiled(run: Run, server: Server, options: argparse.Namespace) -> Iterator[
 
 def profile_summary(path: Path, top: int = 12) -> list[str]:
     """The frames the server spent its samples in: by itself (leaf) and with callees
-    (inclusive), from py-spy's collapsed stacks; idle threads are not sampled."""
+    (inclusive), from py-spy's collapsed stacks; only the thread holding the GIL is sampled
+    (``--gil``), so the shares are of the server's Python CPU, not of threads waiting."""
     leaf: dict[str, int] = {}
     inclusive: dict[str, int] = {}
     total = 0
