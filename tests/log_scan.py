@@ -35,7 +35,11 @@ _SECRET_NAMES = (
 PATTERNS: dict[str, re.Pattern[str]] = {
     "a full NIK": re.compile(r"(?<![0-9A-Za-z])[0-9]{16}(?![0-9A-Za-z])"),
     "a JWT": re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),
-    "a test PIN": re.compile(rf"(?<![0-9])({'|'.join(TEST_PINS)})(?![0-9])"),
+    # A whole word only: request ids are random hex, and a run now and then would otherwise find
+    # a test PIN inside one (…a246810f…); so would a decimal's fraction (1795838272.246810).
+    "a test PIN": re.compile(
+        rf"(?<![0-9A-Za-z])(?<![0-9]\.)({'|'.join(TEST_PINS)})(?![0-9A-Za-z])"
+    ),
     "a client secret": re.compile(r"\bdgid_cs_[A-Za-z0-9_-]{8,}"),
     # Not after a colon: an audit tag such as ``auth:otp:removed`` names an event, not a value.
     "a secret-named value": re.compile(

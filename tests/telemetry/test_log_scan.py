@@ -52,6 +52,8 @@ def test_the_scan_knows_the_pin_the_tests_give_citizens():
         '{"message": "Running upgrade  -> 5e6fa5af5716, citizen accounts: PIN, lockout"}',
         '{"message": "grant_type=authorization_code&token_type_hint=refresh_token"}',
         '{"message": "NIK …0001, timestamp 1795838272.123456"}',
+        '{"message": "POST /token 200", "request_id": "9c0a246810f4e1d2b3a4c5d6e7f80912"}',
+        '{"message": "refreshed at 1795838272.246810"}',
         '{"message": "GET /account/receipts/auth:otp:removed.jwt 404 6.8 ms"}',
     ],
 )
