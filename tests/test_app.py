@@ -110,3 +110,23 @@ def test_readiness_fails_when_a_client_s_algorithm_has_no_active_key(client, ses
     assert response.json()["problems"] == [
         "no active PS256 signing key, which registered clients use"
     ]
+
+
+@pytest.mark.parametrize("path", ["/jwks", "/.well-known/openid-configuration"])
+def test_published_documents_are_answered_like_any_route(client, path, caplog):
+    """Answered from memory ahead of the router, they still pass the size limits, carry the
+    request id and the security headers, are logged under their route, and refuse methods
+    the route does not take."""
+    caplog.set_level("INFO", logger="digital_id.access")
+    response = client.get(path, headers={"X-Request-ID": "published-1234"})
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "published-1234"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["content-length"] == str(len(response.content))
+    (logged,) = [r for r in caplog.records if getattr(r, "request_id", None) == "published-1234"]
+    assert (logged.route, logged.status) == (path, 200)
+
+    too_large = client.get(path, headers={"X-Padding": "x" * 40_000})
+    assert too_large.status_code == 400
+    assert client.post(path).status_code == 405
+    assert client.head(path).status_code == 405

@@ -16,7 +16,6 @@ from fastapi.middleware import Middleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digital_id import __version__
@@ -52,7 +51,7 @@ from digital_id.web.audit_checkpoints import CheckpointThread
 from digital_id.web.courier import CourierThread
 from digital_id.web.housekeeping import HousekeepingThread
 from digital_id.web.limits import RequestLimits
-from digital_id.web.rendering import add_security_headers
+from digital_id.web.rendering import add_security_headers, security_headers
 from digital_id.web.services import Services
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
@@ -67,15 +66,20 @@ class RequestIdAndSecurityHeaders:
 
     def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
-        self.https = https
+        self.every_response = security_headers(https)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        offered = Headers(scope=scope).get("x-request-id", "")
+        offered = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                offered = value.decode("latin-1")
+                break
         request_id = offered if _REQUEST_ID.fullmatch(offered) else secrets.token_hex(16)
         scope.setdefault("state", {})["request_id"] = request_id  # request.state.request_id
+        id_header = (b"x-request-id", request_id.encode("ascii"))
 
         started = False
 
@@ -83,9 +87,13 @@ class RequestIdAndSecurityHeaders:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = MutableHeaders(scope=message)
-                headers["X-Request-ID"] = request_id
-                add_security_headers(headers, https=self.https)
+                # A copy: an answer's header list may be one it sends again (a pre-rendered one).
+                headers = [
+                    header for header in message["headers"] if header[0].lower() != b"x-request-id"
+                ]
+                headers.append(id_header)
+                add_security_headers(headers, self.every_response)
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -116,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     key_store = KeyStore(settings.keys_dir, settings.keys_passphrase.get_secret_value())
     key_ring = KeyRing(key_store, check_interval=settings.keys_reload_seconds)
     outbound = Outbound.from_settings(settings)
+    documents = published.PublishedDocuments(settings, key_ring)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -155,6 +164,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="OpenID Connect provider for Indonesia's national digital identity.",
         lifespan=lifespan,
+        # Our telemetry is Prometheus and the access log (web.observability); FastAPI's own
+        # OpenTelemetry would ask on every request whether a provider was configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         # The committed openapi/openapi.json is the integrators' copy; a running server
         # publishes its own only where the operator wants it (DIGITAL_ID_API_DOCS).
         openapi_url="/openapi.json" if settings.serves_api_docs else None,
@@ -164,12 +176,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
         # Inside security_headers (below), which sets the request id: the telemetry first, so
         # it counts and logs the size limits' refusals too; those get the same headers as any page.
-        middleware=[*observability.middleware(engine), Middleware(RequestLimits)],
+        # The published documents are answered innermost, past the limits, like any route.
+        middleware=[
+            *observability.middleware(engine),
+            Middleware(RequestLimits),
+            Middleware(published.PublishedLane, published=documents),
+        ],
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.key_ring = key_ring
-    app.state.published = published.PublishedDocuments(settings, key_ring)
+    app.state.published = documents
 
     app.add_middleware(RequestIdAndSecurityHeaders, https=settings.secure_cookies)
 

@@ -47,7 +47,11 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         try:
-            _check_head(scope)
+            if not _check_head(scope):
+                # No Content-Length and no Transfer-Encoding: HTTP/1.1 has no body to read
+                # (RFC 9112 section 6.3), which is every GET's case.
+                await self.app(scope, receive, send)
+                return
             body = await _read_body(scope, receive)
         except RequestTooLargeError as exc:
             await _refuse(scope, send, str(exc))
@@ -64,18 +68,25 @@ class RequestLimits:
         await self.app(scope, replay, send)
 
 
-def _check_head(scope: Scope) -> None:
+def _check_head(scope: Scope) -> bool:
+    """Refuses a query string, headers or a declared body over the limits; whether the
+    request has a body (a Content-Length or a Transfer-Encoding)."""
     if len(scope.get("query_string", b"")) > MAX_QUERY_BYTES:
         raise RequestTooLargeError(f"the query string is longer than {MAX_QUERY_BYTES} bytes")
     headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
     if sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES:
         raise RequestTooLargeError(f"the headers are larger than {MAX_HEADER_BYTES} bytes")
+    has_body = False
     for name, value in headers:
         if name == b"content-length":
             if not value.isdigit():
                 raise RequestTooLargeError("the Content-Length header is not a number")
             if int(value) > MAX_BODY_BYTES:
                 raise RequestTooLargeError(f"the body is larger than {MAX_BODY_BYTES} bytes")
+            has_body = True
+        elif name == b"transfer-encoding":
+            has_body = True
+    return has_body
 
 
 async def _read_body(scope: Scope, receive: Receive) -> bytes:

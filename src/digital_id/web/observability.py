@@ -67,7 +67,8 @@ class RequestTelemetry:
             route = route_template(scope)
             metrics.observe_request(scope["method"], route, status, seconds)
             # The path as requested, so a 404 can be traced; anyone can put a NIK in a path.
-            path = redact(scope["path"])
+            # A path that is its route's template holds no value of the caller's.
+            path = route if route == scope["path"] else redact(scope["path"])
             duration_ms = round(seconds * 1000, 2)
             client = scope.get("client")
             access_log.info(

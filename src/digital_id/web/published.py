@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from digital_id.config import Settings
 from digital_id.keys.ring import KeyRing
@@ -26,6 +27,9 @@ from digital_id.oidc.discovery import provider_metadata_json
 from digital_id.web import apidoc
 
 JWK_SET_MEDIA_TYPE: Final = "application/jwk-set+json"
+DISCOVERY_PATH: Final = "/.well-known/openid-configuration"
+JWKS_PATH: Final = "/jwks"
+PUBLISHED_PATHS: Final = frozenset({DISCOVERY_PATH, JWKS_PATH})
 _NOT_MODIFIED: Final[apidoc.Responses] = {
     304: {"description": "The client's copy (`If-None-Match`) is current."}
 }
@@ -77,7 +81,7 @@ class PublishedDocuments:
 
     def __init__(self, settings: Settings, key_ring: KeyRing) -> None:
         self.key_ring = key_ring
-        self.cache_control = f"public, max-age={settings.jwks_cache_seconds}"
+        self._cache_control = f"public, max-age={settings.jwks_cache_seconds}".encode("ascii")
         self.discovery = Rendered.of(
             provider_metadata_json(
                 settings.issuer, access_token_algorithm=settings.access_token_algorithm
@@ -96,36 +100,104 @@ class PublishedDocuments:
             self._snapshot = snapshot
         return self._jwks
 
-    def respond(self, request: Request, document: Rendered, media_type: str) -> Response:
-        headers = {"Cache-Control": self.cache_control, "ETag": document.etag}
-        if document.matches(request.headers.get("if-none-match")):
-            return Response(status_code=304, headers=headers)
-        return Response(document.body, media_type=media_type, headers=headers)
+    async def answer(self, path: str, if_none_match: str | None) -> Answer:
+        """The answer to a GET of ``path``, one of ``PUBLISHED_PATHS``."""
+        if path == DISCOVERY_PATH:
+            document, media_type = self.discovery, "application/json"
+        else:
+            document, media_type = await self.jwks(), JWK_SET_MEDIA_TYPE
+        headers = [
+            (b"cache-control", self._cache_control),
+            (b"etag", document.etag.encode("ascii")),
+        ]
+        if document.matches(if_none_match):
+            return Answer(304, headers, b"")
+        return Answer(
+            200,
+            [
+                (b"content-length", str(len(document.body)).encode("ascii")),
+                (b"content-type", media_type.encode("ascii")),
+                *headers,
+            ],
+            document.body,
+        )
 
 
-def _published(request: Request) -> PublishedDocuments:
+@dataclass(frozen=True)
+class Answer:
+    """A finished HTTP answer, as ASGI sends it."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    def response(self) -> Response:
+        response = Response(self.body, status_code=self.status)
+        response.raw_headers = list(self.headers)
+        return response
+
+    async def send(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+class PublishedLane:
+    """Answers a GET of discovery or the JWK Set from memory before FastAPI's routing, whose
+    exception, dependency and routing layers cost several times the answer itself (the load
+    benchmark's profiles: 0.19 ms of server CPU per request through the router). It sits
+    innermost of our middleware, so the request id, the security headers, the metrics and the
+    access log are the same as any route's. Every other request, and any other method on
+    these paths (405 from the router), goes on to the application."""
+
+    def __init__(self, app: ASGIApp, published: PublishedDocuments) -> None:
+        self.app = app
+        self.published = published
+        # The routes themselves, so the telemetry names the same route template.
+        self.routes = {
+            route.path: route
+            for route in router.routes
+            if isinstance(route, APIRoute) and route.path in PUBLISHED_PATHS
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        if route is None or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = route
+        if_none_match = None
+        for name, value in scope["headers"]:
+            if name == b"if-none-match":
+                if_none_match = value.decode("latin-1")
+                break
+        answer = await self.published.answer(scope["path"], if_none_match)
+        await answer.send(send)
+
+
+async def _answer(request: Request) -> Response:
+    """What the route answers to a request that reaches it: in the served application the
+    lane answers first, and the routes are what the OpenAPI document is made from."""
     published: PublishedDocuments = request.app.state.published
-    return published
+    answer = await published.answer(request.url.path, request.headers.get("if-none-match"))
+    return answer.response()
 
 
 @router.get(
-    "/.well-known/openid-configuration",
+    DISCOVERY_PATH,
     summary="OpenID Provider metadata (OpenID Connect Discovery 1.0).",
     response_model=apidoc.ProviderMetadata,
     responses=_NOT_MODIFIED,
 )
 async def discovery(request: Request) -> Response:
-    published = _published(request)
-    return published.respond(request, published.discovery, "application/json")
+    return await _answer(request)
 
 
 @router.get(
-    "/jwks",
+    JWKS_PATH,
     summary="The published signing keys (RFC 7517 JWK Set): next, active and retired.",
     response_class=JwkSetResponse,
     response_model=apidoc.JsonWebKeySet,
     responses=_NOT_MODIFIED,
 )
 async def jwks(request: Request) -> Response:
-    published = _published(request)
-    return published.respond(request, await published.jwks(), JWK_SET_MEDIA_TYPE)
+    return await _answer(request)

@@ -12,7 +12,6 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
-from starlette.datastructures import MutableHeaders
 
 from digital_id.throttle.limiter import Charge, RateLimitedError
 from digital_id.web.i18n import LANGUAGES, Translator, negotiate
@@ -66,13 +65,25 @@ def content_security_policy(form_targets: Iterable[str] = ()) -> str:
     return " ".join([_POLICY, *origins])
 
 
-def add_security_headers(headers: MutableHeaders, *, https: bool) -> None:
-    """The headers every response carries (a route may have set stricter ones already);
-    HSTS only when served over https, where browsers must never fall back to http."""
-    for name, value in SECURITY_HEADERS.items():
-        headers.setdefault(name, value)
+def security_headers(https: bool) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers every response carries, as ASGI sends them; HSTS only when served over
+    https, where browsers must never fall back to http."""
+    headers = dict(SECURITY_HEADERS)
     if https:
-        headers.setdefault("Strict-Transport-Security", HSTS)
+        headers["Strict-Transport-Security"] = HSTS
+    return tuple(
+        (name.lower().encode("ascii"), value.encode("ascii")) for name, value in headers.items()
+    )
+
+
+def add_security_headers(
+    raw_headers: list[tuple[bytes, bytes]], every_response: tuple[tuple[bytes, bytes], ...]
+) -> None:
+    """Adds each of ``every_response`` (``security_headers``) that the response does not set
+    itself: a route may have set a stricter one already. Raw ASGI header pairs, because it
+    runs on every response, discovery's included."""
+    present = {name.lower() for name, _ in raw_headers}
+    raw_headers.extend(header for header in every_response if header[0] not in present)
 
 
 class Page:
