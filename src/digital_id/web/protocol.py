@@ -17,11 +17,13 @@ from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.userinfo import userinfo
 from digital_id.web import apidoc
 from digital_id.web.apidoc import OAUTH_UNAVAILABLE, OAuthError, oauth_error, throttled_oauth
-from digital_id.web.forms import Form
-from digital_id.web.services import Services, ServicesDep, events
+from digital_id.web.forms import form_pairs
+from digital_id.web.routing import DirectRoute
+from digital_id.web.services import Services, events
+from digital_id.web.services import services as services_of
 from digital_id.web.unit_of_work import after_commit, in_unit_of_work
 
-router = APIRouter(tags=["openid-connect"])
+router = APIRouter(tags=["openid-connect"], route_class=DirectRoute)
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # What every client-authenticated endpoint may answer besides success.
@@ -47,7 +49,8 @@ _CLIENT_ERRORS: apidoc.Responses = {
     responses=_CLIENT_ERRORS | throttled_oauth(),
     openapi_extra=apidoc.form(apidoc.TokenRequest),
 )
-async def token(request: Request, services: ServicesDep, form: Form) -> Response:
+async def token(request: Request) -> Response:
+    services, form = services_of(request), await form_pairs(request)
     oauth_request = ProviderRequest(
         "POST", services.endpoint("/token"), request.headers, query=(), form=form
     )
@@ -68,7 +71,8 @@ async def token(request: Request, services: ServicesDep, form: Form) -> Response
     responses=_CLIENT_ERRORS | throttled_oauth(),
     openapi_extra=apidoc.form(apidoc.TokenLookup),
 )
-async def revoke(request: Request, services: ServicesDep, form: Form) -> Response:
+async def revoke(request: Request) -> Response:
+    services, form = services_of(request), await form_pairs(request)
     oauth_request = ProviderRequest(
         "POST", services.endpoint("/revoke"), request.headers, query=(), form=form
     )
@@ -89,7 +93,8 @@ async def revoke(request: Request, services: ServicesDep, form: Form) -> Respons
     responses=_CLIENT_ERRORS | throttled_oauth(),
     openapi_extra=apidoc.form(apidoc.TokenLookup),
 )
-async def introspect(request: Request, services: ServicesDep, form: Form) -> Response:
+async def introspect(request: Request) -> Response:
+    services, form = services_of(request), await form_pairs(request)
     oauth_request = ProviderRequest(
         "POST", services.endpoint("/introspect"), request.headers, query=(), form=form
     )
@@ -149,12 +154,14 @@ _USERINFO: dict[str, Any] = {
 
 
 @router.get("/userinfo", **_USERINFO)
-async def userinfo_get(request: Request, services: ServicesDep) -> Response:
+async def userinfo_get(request: Request) -> Response:
+    services = services_of(request)
     return await in_unit_of_work(services, lambda db: _userinfo(request, db, services))
 
 
 @router.post("/userinfo", **_USERINFO)
-async def userinfo_post(request: Request, services: ServicesDep) -> Response:
+async def userinfo_post(request: Request) -> Response:
+    services = services_of(request)
     return await in_unit_of_work(services, lambda db: _userinfo(request, db, services))
 
 

@@ -10,9 +10,8 @@ due look at the key store, which may decrypt keys with scrypt, goes to a thread.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -25,6 +24,7 @@ from digital_id.keys.ring import KeyRing
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.discovery import provider_metadata_json
 from digital_id.web import apidoc
+from digital_id.web.routing import DirectRoute
 
 JWK_SET_MEDIA_TYPE: Final = "application/jwk-set+json"
 DISCOVERY_PATH: Final = "/.well-known/openid-configuration"
@@ -35,18 +35,7 @@ _NOT_MODIFIED: Final[apidoc.Responses] = {
 }
 
 
-class FromMemoryRoute(APIRoute):
-    """A route whose endpoint takes the request alone and returns a finished Response: it is
-    called as it is, without FastAPI's dependency solving and response handling, which cost
-    more than these answers themselves (FastAPI's documented way to customise a route is to
-    override ``get_route_handler``). It is documented in the OpenAPI document like any route."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
-        return endpoint
-
-
-router = APIRouter(tags=["openid-connect"], route_class=FromMemoryRoute)
+router = APIRouter(tags=["openid-connect"], route_class=DirectRoute)
 
 
 class JwkSetResponse(JSONResponse):
