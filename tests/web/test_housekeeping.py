@@ -145,3 +145,39 @@ def test_workers_purging_at_once_share_a_backlog_of_several_batches(engine):
     assert errors == []
     assert sum(purged) == backlog
     assert stored(engine)["rate_limit_windows"] == 0
+
+
+def test_replay_caches_and_revocation_marks_are_purged_once_expired(provider):
+    """Kept only to refuse a replay or a revoked token until it expires: the round removes
+    those past it and keeps the rest, so no request has to."""
+    from digital_id.clients.models import Client
+    from digital_id.grants.models import RevokedAccessToken
+    from digital_id.oidc.models import SeenClientAssertion, SeenRequestObject
+
+    agency = provider.agency()
+    now = utc_now()
+    with provider.engine.begin() as connection:
+        client_pk = connection.execute(
+            select(Client.id).where(Client.client_id == agency.client_id)
+        ).scalar_one()
+        for jti, expires_at in (
+            ("gone", now - timedelta(seconds=1)),
+            ("kept", now + timedelta(minutes=5)),
+        ):
+            connection.execute(
+                insert(SeenClientAssertion).values(
+                    client_id=client_pk, jti=jti, expires_at=expires_at
+                )
+            )
+            connection.execute(
+                insert(SeenRequestObject).values(
+                    client_id=client_pk, jti=jti, expires_at=expires_at
+                )
+            )
+            connection.execute(insert(RevokedAccessToken).values(jti=jti, expires_at=expires_at))
+    purged = purge_round(provider.engine, now)
+    assert purged["seen_client_assertions"] == purged["seen_request_objects"] == 1
+    assert purged["revoked_access_tokens"] == 1
+    with provider.engine.connect() as connection:
+        for model in (SeenClientAssertion, SeenRequestObject, RevokedAccessToken):
+            assert connection.execute(select(model.jti)).scalars().all() == ["kept"]

@@ -338,6 +338,7 @@ def test_issuing_tokens_adds_no_rows(provider):
 
 
 def test_long_expired_codes_and_assertion_ids_are_purged(provider):
+    """By the housekeeping, not by the request that presents the next assertion."""
     from sqlalchemy import func, select
 
     from digital_id.oidc.models import SeenClientAssertion
@@ -352,7 +353,8 @@ def test_long_expired_codes_and_assertion_ids_are_purged(provider):
         connection.execute(update(AuthorizationCode).values(expires_at=long_ago))
         connection.execute(update(SeenClientAssertion).values(expires_at=long_ago))
     provider.tokens_for(agency, citizen["nik"])
-    purge_round(provider.engine)  # codes: the housekeeping's; assertion ids: the request's
+    purged = purge_round(provider.engine)
+    assert (purged["authorization_codes"], purged["seen_client_assertions"]) == (1, 1)
     with provider.engine.connect() as connection:
         codes = connection.execute(select(func.count()).select_from(AuthorizationCode)).scalar()
         seen = connection.execute(select(func.count()).select_from(SeenClientAssertion)).scalar()

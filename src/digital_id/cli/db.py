@@ -48,7 +48,8 @@ def current(ctx: typer.Context) -> None:
 def purge(ctx: typer.Context) -> None:
     """Purge rows nobody needs any more now (each server also does it every
     DIGITAL_ID_HOUSEKEEPING_SECONDS): ended rate-limit windows, lapsed recognised browsers,
-    old authorization codes."""
+    old authorization codes, expired assertion and request-object ids, expired revocation
+    marks."""
     engine = create_engine_for(settings_of(ctx).database_url)
     try:
         deleted = purge_round(engine)

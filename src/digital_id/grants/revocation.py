@@ -95,7 +95,7 @@ def revoke_agency_grants(
     )
 
 
-def revoke_access_token(session: Session, jti: str, *, expires_at: datetime, now: datetime) -> None:
+def revoke_access_token(session: Session, jti: str, *, expires_at: datetime) -> None:
     """Mark a client-credentials access token revoked until it expires (no grant stands
     behind it to revoke instead)."""
     try:
@@ -103,7 +103,12 @@ def revoke_access_token(session: Session, jti: str, *, expires_at: datetime, now
             session.add(RevokedAccessToken(jti=jti, expires_at=expires_at))
     except IntegrityError:
         pass  # revoked already
-    purge_expired(session, RevokedAccessToken, RevokedAccessToken.expires_at < now)
+
+
+def purge_expired_revocations(session: Session, now: datetime) -> int:
+    """Delete up to a batch of revoked-token marks whose tokens have expired anyway (the
+    housekeeping job runs it, not a revocation); how many went."""
+    return purge_expired(session, RevokedAccessToken, RevokedAccessToken.expires_at < now)
 
 
 def access_token_revoked(session: Session, jti: str) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from digital_id.clients.jwks import ASSERTION_ALGORITHMS, ClientKeysUnavailableError
 from digital_id.db.purge import purge_expired
@@ -86,9 +87,6 @@ class PrivateKeyJwt(OnServer, JWTBearerClientAssertion):  # type: ignore[misc]
         expires_at = datetime.fromtimestamp(
             float(claims["exp"]) + self.leeway, tz=self.context.now.tzinfo
         )
-        purge_expired(
-            session, SeenClientAssertion, SeenClientAssertion.expires_at < self.context.now
-        )
         # One statement: the row, unless this client's jti is there already (a replay).
         insert = (
             postgresql.insert(SeenClientAssertion)
@@ -140,3 +138,9 @@ def authenticate_within_limits(
     except RateLimitedError as refused:
         raise SlowDownError(refused.retry_after) from None
     return client
+
+
+def purge_seen_assertions(session: Session, now: datetime) -> int:
+    """Delete up to a batch of remembered assertion ids whose assertions have expired (the
+    housekeeping job runs it, not the request presenting an assertion); how many went."""
+    return purge_expired(session, SeenClientAssertion, SeenClientAssertion.expires_at < now)

@@ -14,6 +14,7 @@ from authlib.oauth2.rfc9101.errors import InvalidRequestObjectError
 from joserfc import jwt
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from digital_id.clients.jwks import ASSERTION_ALGORITHMS, ClientKeysUnavailableError
 from digital_id.db.purge import purge_expired
@@ -135,7 +136,6 @@ class RequestObjects(OnServer, JWTAuthenticationRequest):  # type: ignore[misc]
                     description="the request object did not start this flow", state=query.state
                 )
             return
-        purge_expired(session, SeenRequestObject, SeenRequestObject.expires_at < context.now)
         try:
             with session.begin_nested():
                 session.add(
@@ -151,3 +151,9 @@ class RequestObjects(OnServer, JWTAuthenticationRequest):  # type: ignore[misc]
             raise InvalidRequestObjectError(
                 description="the request object was used before (jti)", state=query.state
             ) from None
+
+
+def purge_seen_request_objects(session: Session, now: datetime) -> int:
+    """Delete up to a batch of remembered request-object ids past their expiry (the
+    housekeeping job runs it, not an authorization request); how many went."""
+    return purge_expired(session, SeenRequestObject, SeenRequestObject.expires_at < now)

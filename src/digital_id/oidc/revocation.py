@@ -38,6 +38,4 @@ class TokenRevocation(FindsTokens, RevocationEndpoint):  # type: ignore[misc]
                 events=context.events,
             )
             return
-        revoke_access_token(
-            context.session, token.claims["jti"], expires_at=token.expires_at, now=context.now
-        )
+        revoke_access_token(context.session, token.claims["jti"], expires_at=token.expires_at)
