@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digital_id.audit import trail
@@ -96,15 +97,18 @@ def grant_onto(
 ) -> Consent:
     """``grant``, given the row ``stored`` returned earlier in this transaction (None: there
     was none), so a page that has just read it does not read it again."""
+    new: Consent | None = None
     if consent is None:
-        consent = Consent(
+        new = Consent(
             citizen_id=citizen_id,
             client_id=client_pk,
             claims=sorted(set(claims)),
             granted_at=now,
             updated_at=now,
         )
-        session.add(consent)
+        consent = _added_unless_there(session, new)
+    if consent is new:
+        pass  # added as it stands
     elif consent.revoked_at is not None:
         consent.claims = sorted(set(claims))
         consent.granted_at = consent.updated_at = now
@@ -123,6 +127,25 @@ def grant_onto(
         details={"claims": sorted(set(claims))},
         now=now,
     )
+    return consent
+
+
+def _added_unless_there(session: Session, consent: Consent) -> Consent:
+    """``consent`` added (the very object); or, when another transaction added the citizen's row for the agency
+    first (the citizen approving in two tabs at once), that row, locked, for this grant to
+    add to. The unique constraint decides who was first: both transactions read no row, and
+    the second's INSERT waits for the first to end."""
+    try:
+        with session.begin_nested():
+            session.add(consent)
+    except IntegrityError:
+        there = session.scalars(
+            select(Consent)
+            .where(Consent.citizen_id == consent.citizen_id, Consent.client_id == consent.client_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        return there
     return consent
 
 
