@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digital_id.audit import trail
@@ -97,18 +97,13 @@ def grant_onto(
 ) -> Consent:
     """``grant``, given the row ``stored`` returned earlier in this transaction (None: there
     was none), so a page that has just read it does not read it again."""
-    new: Consent | None = None
+    inserted = False
     if consent is None:
-        new = Consent(
-            citizen_id=citizen_id,
-            client_id=client_pk,
-            claims=sorted(set(claims)),
-            granted_at=now,
-            updated_at=now,
+        consent, inserted = _added_unless_there(
+            session, citizen_id=citizen_id, client_pk=client_pk, claims=claims, now=now
         )
-        consent = _added_unless_there(session, new)
-    if consent is new:
-        pass  # added as it stands
+    if inserted:
+        pass  # made as it stands
     elif consent.revoked_at is not None:
         consent.claims = sorted(set(claims))
         consent.granted_at = consent.updated_at = now
@@ -130,23 +125,36 @@ def grant_onto(
     return consent
 
 
-def _added_unless_there(session: Session, consent: Consent) -> Consent:
-    """``consent`` added (the very object); or, when another transaction added the citizen's row for the agency
-    first (the citizen approving in two tabs at once), that row, locked, for this grant to
-    add to. The unique constraint decides who was first: both transactions read no row, and
-    the second's INSERT waits for the first to end."""
-    try:
-        with session.begin_nested():
-            session.add(consent)
-    except IntegrityError:
-        there = session.scalars(
-            select(Consent)
-            .where(Consent.citizen_id == consent.citizen_id, Consent.client_id == consent.client_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
-        return there
-    return consent
+def _added_unless_there(
+    session: Session, *, citizen_id: int, client_pk: int, claims: Collection[str], now: datetime
+) -> tuple[Consent, bool]:
+    """The citizen's consent for the agency made with ``claims`` (True); or, when another
+    transaction made it first (the citizen approving in two tabs at once), that row, locked,
+    for this grant to add to (False). Both read no row; the unique constraint decides who was
+    first, and the second's INSERT waits for the first to end. One statement when there is no
+    race."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    added = session.scalars(
+        insert(Consent)
+        .values(
+            citizen_id=citizen_id,
+            client_id=client_pk,
+            claims=sorted(set(claims)),
+            granted_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["citizen_id", "client_id"])
+        .returning(Consent)
+    ).one_or_none()
+    if added is not None:
+        return added, True
+    there = session.scalars(
+        select(Consent)
+        .where(Consent.citizen_id == citizen_id, Consent.client_id == client_pk)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    return there, False
 
 
 def agencies_with_access(session: Session, citizen_id: int) -> list[tuple[str, str, list[str]]]:
