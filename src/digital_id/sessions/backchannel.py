@@ -112,17 +112,21 @@ class Courier:
     def _attempt(
         self, session: Session, keys: KeySnapshot, delivery_id: int, now: datetime
     ) -> None:
+        """One delivery: its token made from what is read, the read's transaction ended (its
+        connection back in the pool) before the agency is called, the outcome written after.
+        An agency's endpoint may take the whole outbound deadline to answer, or be made to:
+        no database connection, snapshot or lock waits on it."""
         delivery = session.get_one(LogoutDelivery, delivery_id)
         client = session.get_one(Client, delivery.client_id)
         uri = client.registration.get("backchannel_logout_uri")
+        token = logout_token(keys, self.issuer, client, delivery) if uri else None
+        session.commit()  # nothing to write yet: the read ends and the connection goes back
         error = None
-        if not uri:
+        if not uri or token is None:
             error = "the client no longer has a backchannel_logout_uri"
         else:
             try:
-                response = self.outbound.post_form(
-                    uri, {"logout_token": logout_token(keys, self.issuer, client, delivery)}
-                )
+                response = self.outbound.post_form(uri, {"logout_token": token})
                 if response.status not in (200, 204):
                     error = f"HTTP {response.status}"
             except OutboundError as exc:
