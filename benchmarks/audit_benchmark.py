@@ -19,8 +19,8 @@ designs side by side, in a fresh database each:
 Prints events/s for each and the writers' own CPU per event (the rest of the time is
 PostgreSQL's, the lock waits and the commits), then the floor: 16 writers on chains against
 the single chain's ceiling (its best rate over the writer counts run), at least 10x, and
-the same for the group commit. At the
-end of every run the whole trail must verify. Exits non-zero only on errors.
+the same for the group commit. At the end of every run the whole trail must verify. Exits
+non-zero only on errors.
 """
 
 from __future__ import annotations
