@@ -12,18 +12,18 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urljoin
 
 import httpx
 import pytest
 
-from digital_id.app import create_app
 from tests.web import conftest as web
-from tests.web.conftest import PIN, Provider, free_port, hidden, serving
+from tests.web.conftest import Browser
 
-# The live provider of tests/web, and the settings it is made from, as fixtures here too.
+# The live provider of tests/web, the settings it is made from and its issuer on a real port,
+# as fixtures here too.
 provider = web.provider
 settings = web.settings
+issuer = web.issuer
 
 RECIPES = Path(__file__).resolve().parents[2] / "docs" / "integrating"
 
@@ -39,48 +39,6 @@ def require(found: bool, reason: str) -> None:
 
 def which(program: str) -> str | None:
     return shutil.which(program) or shutil.which(program, path="/usr/sbin:/usr/bin:/sbin:/bin")
-
-
-@pytest.fixture
-def issuer(provider: Provider) -> Iterator[str]:
-    """A live provider whose issuer is its own URL, so what discovery names can be reached. It
-    shares ``provider``'s database and keys: citizens and agencies arranged there exist here."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with serving(create_app(provider.settings.model_copy(update={"issuer": url})), port):
-        yield url
-
-
-class Browser:
-    """A citizen's browser: one cookie jar for every site, redirects followed, forms filled in
-    by hand as a person would (each with its CSRF token)."""
-
-    def __init__(self, http: httpx.Client) -> None:
-        self.http = http
-
-    def log_in(self, page: httpx.Response, nik: str) -> httpx.Response:
-        assert page.status_code == 200, page.text[:2000]
-        return self.submit(page, "/authorize/login", nik=nik, pin=PIN)
-
-    def decide(self, page: httpx.Response, decision: str) -> httpx.Response:
-        assert page.status_code == 200, page.text[:2000]
-        return self.submit(
-            page,
-            "/authorize/consent",
-            login_proof=hidden(page.text, "login_proof"),
-            decision=decision,
-        )
-
-    def submit(self, page: httpx.Response, action: str, **fields: str) -> httpx.Response:
-        assert all(f'name="{name}"' in page.text for name in fields), page.text[:2000]
-        return self.http.post(
-            urljoin(str(page.url), action),
-            data={
-                "csrf_token": hidden(page.text, "csrf_token"),
-                "authorization_request": hidden(page.text, "authorization_request"),
-                **fields,
-            },
-        )
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -301,6 +301,56 @@ def provider(settings, engine, key_store, tmp_path):
     key_store.generate("ES256")  # access tokens
     with TestClient(create_app(settings), base_url=ISSUER) as http:
         yield Provider(http, engine, key_store, settings, tmp_path)
+
+
+@pytest.fixture
+def issuer(provider: Provider) -> Iterator[str]:
+    """A live provider whose issuer is its own URL, so what discovery names can be reached. It
+    shares ``provider``'s database and keys: citizens and agencies arranged there exist here."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with serving(create_app(provider.settings.model_copy(update={"issuer": url})), port):
+        yield url
+
+
+class Browser:
+    """A citizen's browser over real HTTP: one cookie jar for every site, forms filled in by
+    hand as a person would (each with its CSRF token and the request it carries)."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+
+    def log_in(self, page: httpx.Response, nik: str) -> httpx.Response:
+        assert page.status_code == 200, page.text[:2000]
+        return self.submit(page, "/authorize/login", nik=nik, pin=PIN)
+
+    def decide(self, page: httpx.Response, decision: str) -> httpx.Response:
+        assert page.status_code == 200, page.text[:2000]
+        return self.submit(
+            page,
+            "/authorize/consent",
+            login_proof=hidden(page.text, "login_proof"),
+            decision=decision,
+        )
+
+    def log_in_and_consent(self, authorization_url: str, nik: str) -> str:
+        """Open the authorization URL, log in with NIK and PIN, approve; where the provider
+        then sends the browser (the agency's redirect URI, with the code). For a browser
+        that does not follow redirects."""
+        answer = self.decide(self.log_in(self.http.get(authorization_url), nik), "approve")
+        assert answer.status_code == 303, answer.text[:2000]
+        return answer.headers["location"]
+
+    def submit(self, page: httpx.Response, action: str, **fields: str) -> httpx.Response:
+        assert all(f'name="{name}"' in page.text for name in fields), page.text[:2000]
+        return self.http.post(
+            urljoin(str(page.url), action),
+            data={
+                "csrf_token": hidden(page.text, "csrf_token"),
+                "authorization_request": hidden(page.text, "authorization_request"),
+                **fields,
+            },
+        )
 
 
 @pytest.fixture

@@ -26,60 +26,12 @@ from joserfc import jwt
 from joserfc.errors import InvalidClaimError
 from joserfc.jwk import KeySet
 
-from digital_id.app import create_app
 from examples.agency_app import AgencyConfig
 from examples.agency_app import create_app as create_agency_app
 from examples.agency_app.keys import generate_client_key, public_jwks
-from tests.web.conftest import PIN, Agency, Provider, free_port, hidden, query_of, serving
+from tests.web.conftest import Agency, Browser, free_port, query_of, serving
 
 SCOPE = "openid profile"
-
-
-@pytest.fixture
-def issuer(provider: Provider) -> Iterator[str]:
-    """A live provider whose issuer is its own URL, so what discovery names can be reached.
-
-    It shares the ``provider`` fixture's database and signing keys, so citizens and agencies
-    arranged through ``provider`` exist here too.
-    """
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with serving(create_app(provider.settings.model_copy(update={"issuer": url})), port):
-        yield url
-
-
-class Browser:
-    """A citizen's browser: one cookie jar for every site, forms filled in by hand."""
-
-    def __init__(self, http: httpx.Client) -> None:
-        self.http = http
-
-    def log_in_and_consent(self, authorization_url: str, nik: str) -> str:
-        """Open the authorization URL, log in with NIK and PIN, approve; where the provider
-        then sends the browser (the agency's redirect URI, with the code)."""
-        login = self.http.get(authorization_url)
-        assert login.status_code == 200, login.text[:2000]
-        consent = self._submit(login, "/authorize/login", nik=nik, pin=PIN)
-        assert consent.status_code == 200, consent.text[:2000]
-        answer = self._submit(
-            consent,
-            "/authorize/consent",
-            login_proof=hidden(consent.text, "login_proof"),
-            decision="approve",
-        )
-        assert answer.status_code == 303, answer.text[:2000]
-        return answer.headers["location"]
-
-    def _submit(self, page: httpx.Response, action: str, **fields: str) -> httpx.Response:
-        assert all(f'name="{name}"' in page.text for name in fields), page.text[:2000]
-        return self.http.post(
-            urljoin(str(page.url), action),
-            data={
-                "csrf_token": hidden(page.text, "csrf_token"),
-                "authorization_request": hidden(page.text, "authorization_request"),
-                **fields,
-            },
-        )
 
 
 @pytest.fixture
