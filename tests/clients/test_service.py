@@ -8,6 +8,7 @@ from sqlalchemy import select, text
 from digital_id.clients import service
 from digital_id.clients.metadata_fields import InvalidClientMetadataError
 from digital_id.clients.models import Client
+from tests.local_http import LocalServer, QuietHandler
 
 REGISTRATION = {
     "client_name#id": "Layanan Pajak",
@@ -148,15 +149,13 @@ class SectorHost:
     """An agency's host serving its sector identifier document."""
 
     def __init__(self, document: object) -> None:
-        import http.server
         import json
-        import threading
 
         body = json.dumps(document).encode()
         self.fetches = 0
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 outer.fetches += 1
                 self.send_response(200)
@@ -165,16 +164,11 @@ class SectorHost:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sector.json"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.local = LocalServer(Handler, "/sector.json")
+        self.url = self.local.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.local.close()
 
 
 TWO_HOSTS = ["https://pajak.example.go.id/callback", "https://m.pajak.example.go.id/callback"]

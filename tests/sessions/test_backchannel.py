@@ -3,7 +3,6 @@ takes its time (as a hostile one would)."""
 
 from __future__ import annotations
 
-import http.server
 import threading
 from datetime import timedelta
 
@@ -15,6 +14,7 @@ from digital_id.db.types import utc_now
 from digital_id.outbound import Outbound
 from digital_id.sessions.backchannel import Courier, queue_logout
 from digital_id.sessions.models import LogoutDelivery
+from tests.local_http import LocalServer, QuietHandler
 
 ISSUER = "http://127.0.0.1:8000"
 
@@ -27,7 +27,7 @@ class SlowAgency:
         self.connections_held: list[int] = []
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 threading.Event().wait(delay)
@@ -36,16 +36,11 @@ class SlowAgency:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/backchannel-logout"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.local = LocalServer(Handler, "/backchannel-logout")
+        self.url = self.local.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.local.close()
 
 
 def test_no_database_connection_waits_on_an_agency_s_slow_endpoint(engine, key_store):

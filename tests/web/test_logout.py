@@ -4,9 +4,7 @@ received by a real HTTP endpoint."""
 from __future__ import annotations
 
 import base64
-import http.server
 import json
-import threading
 import time
 from urllib.parse import parse_qs, urlencode
 
@@ -14,6 +12,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
+from tests.local_http import LocalServer, QuietHandler
 from tests.web.conftest import ISSUER, query_of
 from tests.web.test_authorization_endpoint import pkce, redirected
 
@@ -29,7 +28,7 @@ class _LogoutReceiver:
         self.failures = failures
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", "0"))
                 form = parse_qs(self.rfile.read(length).decode())
@@ -42,12 +41,8 @@ class _LogoutReceiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/backchannel-logout"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.local = LocalServer(Handler, "/backchannel-logout")
+        self.url = self.local.url
 
     def wait_for(self, count: int, timeout: float = 10) -> list[str]:
         deadline = time.monotonic() + timeout
@@ -56,8 +51,7 @@ class _LogoutReceiver:
         return self.tokens
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.local.close()
 
 
 @pytest.fixture
