@@ -52,6 +52,7 @@ from digital_id.web.courier import CourierThread
 from digital_id.web.housekeeping import HousekeepingThread
 from digital_id.web.limits import RequestLimits
 from digital_id.web.rendering import add_security_headers, security_headers
+from digital_id.web.routing import request_header
 from digital_id.web.services import Services
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
@@ -72,11 +73,7 @@ class RequestIdAndSecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        offered = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                offered = value.decode("latin-1")
-                break
+        offered = request_header(scope, b"x-request-id") or ""
         request_id = offered if _REQUEST_ID.fullmatch(offered) else secrets.token_hex(16)
         scope.setdefault("state", {})["request_id"] = request_id  # request.state.request_id
         id_header = (b"x-request-id", request_id.encode("ascii"))

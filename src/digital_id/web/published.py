@@ -24,7 +24,7 @@ from digital_id.keys.ring import KeyRing
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.discovery import provider_metadata_json
 from digital_id.web import apidoc
-from digital_id.web.routing import DirectRoute
+from digital_id.web.routing import DirectRoute, request_header
 
 JWK_SET_MEDIA_TYPE: Final = "application/jwk-set+json"
 DISCOVERY_PATH: Final = "/.well-known/openid-configuration"
@@ -154,12 +154,7 @@ class PublishedLane:
             await self.app(scope, receive, send)
             return
         scope["route"] = route
-        if_none_match = None
-        for name, value in scope["headers"]:
-            if name == b"if-none-match":
-                if_none_match = value.decode("latin-1")
-                break
-        answer = await self.published.answer(scope["path"], if_none_match)
+        answer = await self.published.answer(scope["path"], request_header(scope, b"if-none-match"))
         await answer.send(send)
 
 

@@ -1,4 +1,5 @@
-"""A route class for the busiest endpoints, which read the request themselves."""
+"""A route class for the busiest endpoints, which read the request themselves, and the raw
+ASGI header lookup the middleware in front of every request uses."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from starlette.types import Scope
 
 
 class DirectRoute(APIRoute):
@@ -20,3 +22,12 @@ class DirectRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
         return endpoint
+
+
+def request_header(scope: Scope, name: bytes) -> str | None:
+    """The first value of the request header ``name`` (lower case), from the scope as it
+    stands: Starlette's ``Headers`` would copy every header first, on every request."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
