@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # accept RS256, not issuers to use it. ID tokens stay RS256 (OpenID Connect Core 15.1).
     access_token_algorithm: Literal["ES256", "RS256"] = "ES256"  # noqa: S105 (an algorithm)
     authorization_code_seconds: int = Field(default=60, ge=10, le=600)
+    # Every client must push its authorization requests to /par (RFC 9126) first; a client's
+    # registration can ask it of that client alone (require_pushed_authorization_requests).
+    require_pushed_authorization_requests: bool = False
     refresh_token_idle_days: int = Field(default=14, ge=1)
     refresh_token_absolute_days: int = Field(default=30, ge=1)
     backchannel_logout_retry_seconds: float = Field(default=5.0, gt=0)

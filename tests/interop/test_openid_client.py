@@ -1,6 +1,6 @@
 """docs/integrating/openid-client/agency.mjs: the recipe, run by node with openid-client 6 from
 npm (tests/interop/node, installed by ``npm ci``), against the provider on a real port; a
-citizen's browser logs in through it, and presses Deny."""
+citizen's browser logs in through it (with and without a pushed request), and presses Deny."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -35,7 +36,7 @@ def node() -> str:
 
 @contextmanager
 def agency_app(
-    node: str, provider: Provider, issuer: str, tmp_path: Path
+    node: str, provider: Provider, issuer: str, tmp_path: Path, *, push: bool = False
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """The recipe, unchanged, beside the installed openid-client, serving on a port."""
     port = free_port()
@@ -54,6 +55,7 @@ def agency_app(
         "AGENCY_CLIENT_SECRET": agency.secret or "",
         "AGENCY_REDIRECT_URI": f"{url}/callback",
         "PORT": str(port),
+        "AGENCY_PUSH_REQUESTS": "1" if push else "0",
     }
     log = tmp_path / "agency.log"
     with log.open("w") as output:
@@ -109,3 +111,21 @@ def test_deny_reaches_the_agency_as_access_denied(
 
         assert answer.status_code == 403, (tmp_path / "agency.log").read_text()
         assert json.loads(answer.text)["error"] == "access_denied"
+
+
+def test_a_citizen_logs_in_through_openid_client_with_a_pushed_request(
+    node, provider, issuer, browser: Browser, tmp_path
+):
+    """openid-client's own PAR (buildAuthorizationUrlWithPAR): the browser reaches /authorize
+    with client_id and request_uri alone, and the login completes as before."""
+    citizen = provider.citizen()
+    with agency_app(node, provider, issuer, tmp_path, push=True) as (url, _):
+        login = browser.http.get(f"{url}/")
+        assert str(login.url).startswith(f"{issuer}/authorize?")
+        assert set(parse_qs(urlsplit(str(login.url)).query)) == {"client_id", "request_uri"}
+        consent = browser.log_in(login, citizen["nik"])
+        answer = browser.decide(consent, "approve")
+
+        assert answer.status_code == 200, (tmp_path / "agency.log").read_text()
+        result = json.loads(answer.text)
+        assert result["userinfo"]["name"] == citizen["full_name"]

@@ -8,6 +8,9 @@
 //   AGENCY_CLIENT_SECRET  its client_secret (registered with client_secret_basic, the default)
 //   AGENCY_REDIRECT_URI   exactly as registered, e.g. https://pajak.example.go.id/callback
 //   PORT                  where this app listens (default 3000)
+//   AGENCY_PUSH_REQUESTS  1 to push each authorization request to Digital ID first (PAR,
+//                         RFC 9126): the browser then carries only client_id and request_uri.
+//                         Pushed anyway when the provider or the registration requires it.
 // Run: node agency.mjs, then open http://localhost:3000/ (or your host) in a browser.
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:http'
@@ -31,6 +34,11 @@ const config = await client.discovery(
   options,
 )
 
+// Pushed when asked, or when discovery says every client must push.
+const push =
+  process.env.AGENCY_PUSH_REQUESTS === '1' ||
+  config.serverMetadata().require_pushed_authorization_requests === true
+
 // Logins under way, by a random id kept in the browser's cookie. One process only: an app
 // with several would keep these in its session store.
 const pending = new Map()
@@ -43,14 +51,19 @@ async function start(response) {
   }
   const id = randomBytes(24).toString('base64url')
   pending.set(id, login)
-  const url = client.buildAuthorizationUrl(config, {
+  const parameters = {
     redirect_uri: redirectUri.href,
     scope,
     code_challenge: await client.calculatePKCECodeChallenge(login.verifier),
     code_challenge_method: 'S256', // Digital ID refuses a request without it
     state: login.state,
     nonce: login.nonce,
-  })
+  }
+  // With PAR the parameters go to Digital ID's /par, authenticated with the client secret,
+  // and the browser is sent with the request_uri it answered (valid for 60 seconds, once).
+  const url = push
+    ? await client.buildAuthorizationUrlWithPAR(config, parameters)
+    : client.buildAuthorizationUrl(config, parameters)
   const secure = redirectUri.protocol === 'https:' ? '; Secure' : ''
   response.writeHead(302, {
     Location: url.href,

@@ -43,6 +43,7 @@ _KNOWN: Final = frozenset(
         "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
         "jwks", "scope", "subject_type", "id_token_signed_response_alg", "userinfo_signed_response_alg",
         "contacts", "resource_server", "default_acr_values", "backchannel_logout_session_required",
+        "require_pushed_authorization_requests",
         "purpose", "token_endpoint_auth_signing_alg", "request_object_signing_alg",
     }
 )  # fmt: skip
@@ -69,6 +70,8 @@ class ClientMetadata:
     default_acr_values: tuple[str, ...] = ()
     # We always send sid in logout tokens, so asking for it is always satisfied.
     backchannel_logout_session_required: bool = False
+    # RFC 9126 section 6: this client's authorization requests must come through /par.
+    require_pushed_authorization_requests: bool = False
     purpose: str | None = None  # shown to citizens and put in their consent receipts
     # OpenID Connect Registration 1.0 section 2: the one algorithm the client signs its
     # assertions (private_key_jwt) or request objects with; anything else is refused.
@@ -119,6 +122,8 @@ class ClientMetadata:
             registration["resource_server"] = True
         if self.backchannel_logout_session_required:
             registration["backchannel_logout_session_required"] = True
+        if self.require_pushed_authorization_requests:
+            registration["require_pushed_authorization_requests"] = True
         if self.purpose:
             registration["purpose"] = self.purpose
         if self.default_acr_values:
@@ -223,6 +228,9 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
         default_acr_values=fields.choices(data, "default_acr_values", ACR_VALUES, default=()),
         backchannel_logout_session_required=fields.flag(
             data, "backchannel_logout_session_required"
+        ),
+        require_pushed_authorization_requests=fields.flag(
+            data, "require_pushed_authorization_requests"
         ),
         purpose=fields.text(data, "purpose") if "purpose" in data else None,
         token_endpoint_auth_signing_alg=assertion_alg,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
@@ -290,10 +291,14 @@ def _consent_needed(
     )
 
 
-def login_proof(secret: bytes, browser_session: BrowserSession, request: ProviderRequest) -> str:
+def login_proof(
+    secret: bytes, browser_session: BrowserSession, carried: Sequence[tuple[str, str]]
+) -> str:
     """Carried from the login page to the consent page: this session logged in for this very
-    request, so the consent step does not ask again for ``prompt=login``."""
-    message = browser_session.sid + "|" + repr(sorted(request.parameters))
+    request, so the consent step does not ask again for ``prompt=login``. Made of the
+    parameters the pages carry, as sent: a pushed request or a request object is resolved
+    by the step, not by the pages."""
+    message = browser_session.sid + "|" + repr(sorted(carried))
     return hmac.new(secret, message.encode("utf-8"), hashlib.sha256).hexdigest()
 
 

@@ -130,11 +130,16 @@ def authenticate_within_limits(
         except InvalidClientError:
             limiter.count([failures], now=context.now)
             raise
-        if endpoint == "token":
+        if endpoint in _BUDGETED_ENDPOINTS:
             limiter.count([(limits.token_per_client, client.client_id)], now=context.now)
     except RateLimitedError as refused:
         raise SlowDownError(refused.retry_after) from None
     return client
+
+
+# The endpoints whose successful calls spend the client's budget: each issues a token, or
+# keeps a pushed authorization request, at the client's will.
+_BUDGETED_ENDPOINTS = frozenset({"token", "pushed_authorization"})
 
 
 def purge_seen_assertions(session: Session, now: datetime) -> int:

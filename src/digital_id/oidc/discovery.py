@@ -29,10 +29,13 @@ ENDPOINTS = {
     "introspection_endpoint": "/introspect",
     "jwks_uri": "/jwks",
     "end_session_endpoint": "/logout",
+    "pushed_authorization_request_endpoint": "/par",
 }
 
 
-def provider_metadata(issuer: str, *, access_token_algorithm: str) -> dict[str, Any]:
+def provider_metadata(
+    issuer: str, *, access_token_algorithm: str, require_pushed_requests: bool = False
+) -> dict[str, Any]:
     base = issuer.rstrip("/")
     metadata = OpenIDProviderMetadata(
         {
@@ -57,7 +60,9 @@ def provider_metadata(issuer: str, *, access_token_algorithm: str) -> dict[str, 
             "claims_parameter_supported": True,
             "request_parameter_supported": True,
             "request_object_signing_alg_values_supported": sorted(ASSERTION_ALGORITHMS),
+            # A request_uri from /par only: we fetch none from a client (RFC 9126 section 5).
             "request_uri_parameter_supported": False,
+            "require_pushed_authorization_requests": require_pushed_requests,
             "acr_values_supported": list(ACR_VALUES),
             "claim_types_supported": ["normal"],
             "ui_locales_supported": list(LANGUAGES),
@@ -74,8 +79,15 @@ def provider_metadata(issuer: str, *, access_token_algorithm: str) -> dict[str, 
 
 
 @lru_cache(maxsize=8)
-def provider_metadata_json(issuer: str, *, access_token_algorithm: str) -> bytes:
-    """The discovery document as sent: it depends on the issuer and the access tokens'
-    algorithm alone, so each process builds and validates it once."""
-    metadata = provider_metadata(issuer, access_token_algorithm=access_token_algorithm)
+def provider_metadata_json(
+    issuer: str, *, access_token_algorithm: str, require_pushed_requests: bool = False
+) -> bytes:
+    """The discovery document as sent: it depends on the issuer, the access tokens'
+    algorithm and whether every client must push its requests alone, so each process builds
+    and validates it once."""
+    metadata = provider_metadata(
+        issuer,
+        access_token_algorithm=access_token_algorithm,
+        require_pushed_requests=require_pushed_requests,
+    )
     return json.dumps(metadata, separators=(",", ":")).encode()

@@ -1,10 +1,11 @@
-"""The protocol's replay caches: client-assertion and request-object ``jti``s already used."""
+"""The protocol's replay caches (client-assertion and request-object ``jti``s already used)
+and the pushed authorization requests."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from digital_id.db.base import Base
@@ -39,3 +40,23 @@ class SeenRequestObject(Base):
     )
     jti: Mapped[str] = mapped_column(String(256))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class PushedAuthorizationRequest(Base):
+    """An authorization request a client pushed (RFC 9126), validated and kept for the
+    ``request_uri`` that names it. It starts one flow, before ``expires_at``; once taken, the
+    flow's login, second-factor and consent steps read it until ``kept_until``."""
+
+    __tablename__ = "pushed_authorization_requests"
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    client_id: Mapped[int] = mapped_column(
+        BigIntegerId, ForeignKey("clients.id", ondelete="CASCADE")
+    )
+    # The SHA-256 of the request URI's random part: a database read does not give live URIs.
+    reference_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    # The request's parameters as validated, a JSON array of [name, value] pairs.
+    parameters: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    taken_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    kept_until: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

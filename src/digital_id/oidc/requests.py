@@ -126,11 +126,14 @@ class ProviderRequest(OAuth2Request):  # type: ignore[misc]
         query: Sequence[tuple[str, str]] = (),
         form: Sequence[tuple[str, str]] = (),
         continues_flow: bool = False,
+        pushed: bool = False,
     ) -> None:
         super().__init__(method, uri, headers=headers)
         # An authorization request carried on by the login, second-factor or consent page,
         # rather than arriving at the authorization endpoint.
         self.continues_flow = continues_flow
+        # An authorization request pushed to /par (RFC 9126), validated there before it is kept.
+        self.pushed = pushed
         self._query = Payload(query)
         self._form = Payload(form)
         # Authorization requests may come by GET (query) or POST (form); token requests by POST.

@@ -37,6 +37,7 @@ from digital_id.oidc.code_grant import CodeGrant, OpenIDExtension, RequiredS256,
 from digital_id.oidc.context import OAuthResponse, ProviderContext
 from digital_id.oidc.end_session import EndSession
 from digital_id.oidc.introspection import TokenIntrospection
+from digital_id.oidc.pushed_requests import PushedAuthorization
 from digital_id.oidc.refresh_grant import PresentedRefreshToken, RefreshGrant
 from digital_id.oidc.request_objects import RequestObjects
 from digital_id.oidc.requests import ProviderRequest
@@ -65,6 +66,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         self.register_endpoint(TokenRevocation)
         self.register_endpoint(TokenIntrospection)
         self.register_endpoint(EndSession)
+        self.register_endpoint(PushedAuthorization)
         self.register_extension(RequestObjects(self))
         self.register_token_generator("default", AccessTokens(self, settings))
         self.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt(self))

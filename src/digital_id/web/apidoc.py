@@ -41,6 +41,13 @@ class TokenResponse(BaseModel):
     refresh_token: str | None = None
 
 
+class PushedRequest(BaseModel):
+    """The request URI of a pushed authorization request (RFC 9126 section 2.2)."""
+
+    request_uri: str = Field(examples=["urn:ietf:params:oauth:request_uri:Vq3UqB2YvLMnVb1mZ9pH1g"])
+    expires_in: int = Field(examples=[60])
+
+
 class Introspection(BaseModel):
     """An introspection answer (RFC 7662 section 2.2): ``active`` alone when the token is not."""
 
@@ -158,6 +165,19 @@ class AuthorizationRequest(BaseModel):
     request: str = ""
     code_challenge: str = ""
     code_challenge_method: str = ""
+    request_uri: str = Field(
+        default="",
+        description="A request URI from `/par` (RFC 9126); with it, only `client_id` is read besides.",
+    )
+
+
+class PushedAuthorizationRequest(AuthorizationRequest):
+    """An authorization request pushed to `/par` (RFC 9126 section 2.1), with the same client
+    authentication as the token endpoint; `request_uri` is refused here."""
+
+    client_secret: str = ""
+    client_assertion_type: str = ""
+    client_assertion: str = ""
 
 
 class UiLocales(BaseModel):

@@ -186,7 +186,7 @@ def consent(
     )
     browser_session = known.browser_session if known is not None else None
     fresh = browser_session is not None and form.login_proof == login_proof(
-        services.csrf_secret, browser_session, oauth_request
+        services.csrf_secret, browser_session, parameters
     )
     return _continue(
         page,
@@ -289,6 +289,9 @@ def _continue(
     )
     back_to = _authorize_url(parameters)
     carried = urlencode(parameters)
+    resolved_locales = oauth_request.payload.data.get("ui_locales")
+    if resolved_locales != dict(parameters).get("ui_locales"):
+        page.asked_for(resolved_locales)
     if isinstance(outcome, ShowError):
         key = f"error.{outcome.message or outcome.error}"
         return page.render(
@@ -331,7 +334,7 @@ def _continue(
             policy_uri=metadata.get("policy_uri"),
             action="/authorize/consent",
             authorization_request=carried,
-            login_proof=login_proof(page.services.csrf_secret, browser_session, oauth_request)
+            login_proof=login_proof(page.services.csrf_secret, browser_session, parameters)
             if fresh_login
             else "",
         )
@@ -340,10 +343,14 @@ def _continue(
 
 def _agency_return(client: AgencyClient | None, parameters: FormPairs) -> list[str]:
     """Where a post from an authorization page may be redirected: the request's registered
-    redirect URI (or the client's only one)."""
+    redirect URI (or the client's only one). A pushed request or a request object holds its
+    redirect URI inside, which the pages do not open: any the client registered."""
     if client is None:
         return []
-    requested = dict(parameters).get("redirect_uri")
+    carried = dict(parameters)
+    if "request_uri" in carried or "request" in carried:
+        return list(client.client_metadata.get("redirect_uris", []))
+    requested = carried.get("redirect_uri")
     if requested is not None and client.check_redirect_uri(requested):
         return [requested]
     default = client.get_default_redirect_uri()

@@ -1,8 +1,8 @@
 """The background thread in each server process that purges rows nobody needs any more, so
 no request pays for it: rate-limit windows that ended, recognised browsers whose recognition
 lapsed, authorization codes past their retention, the ids of client assertions and request
-objects that have expired (kept only to refuse a replay), and revocation marks of access
-tokens that have expired.
+objects that have expired (kept only to refuse a replay), pushed authorization requests no
+flow can use any more, and revocation marks of access tokens that have expired.
 
 Every ``interval`` seconds each purge deletes batches of its rows until a batch comes back
 short, each batch in a transaction of its own. Batches lock with ``SKIP LOCKED``
@@ -27,6 +27,7 @@ from digital_id.db.types import utc_now
 from digital_id.grants.codes import purge_expired_codes
 from digital_id.grants.revocation import purge_expired_revocations
 from digital_id.oidc.client_auth import purge_seen_assertions
+from digital_id.oidc.pushed_requests import purge_pushed_requests
 from digital_id.oidc.request_objects import purge_seen_request_objects
 from digital_id.throttle.limiter import purge_ended
 
@@ -41,6 +42,7 @@ PURGES: dict[str, Purge] = {
     "authorization_codes": purge_expired_codes,
     "seen_client_assertions": purge_seen_assertions,
     "seen_request_objects": purge_seen_request_objects,
+    "pushed_authorization_requests": purge_pushed_requests,
     "revoked_access_tokens": purge_expired_revocations,
 }
 # Batches one purge deletes in a round at most: a backlog (after downtime) is worked off

@@ -64,6 +64,18 @@ async def token(request: Request) -> Response:
 
 
 @router.post(
+    "/par",
+    summary="Pushed authorization request (RFC 9126): validate and keep an authorization request, for /authorize to take by its request_uri.",
+    status_code=201,
+    response_model=apidoc.PushedRequest,
+    responses=_CLIENT_ERRORS | throttled_oauth(),
+    openapi_extra=apidoc.form(apidoc.PushedAuthorizationRequest),
+)
+async def pushed_authorization(request: Request) -> Response:
+    return await _endpoint(request, "/par", "pushed_authorization")
+
+
+@router.post(
     "/revoke",
     summary="Token revocation (RFC 7009): a refresh or access token, and with it its grant.",
     response_model=dict[str, Any],
@@ -72,18 +84,7 @@ async def token(request: Request) -> Response:
     openapi_extra=apidoc.form(apidoc.TokenLookup),
 )
 async def revoke(request: Request) -> Response:
-    services, form = services_of(request), await form_pairs(request)
-    oauth_request = ProviderRequest(
-        "POST", services.endpoint("/revoke"), request.headers, query=(), form=form
-    )
-    context = events(request, "client")
-    return await in_unit_of_work(
-        services,
-        lambda db: _oauth_json(
-            db,
-            services.provider(db, context).create_endpoint_response("revocation", oauth_request),
-        ),
-    )
+    return await _endpoint(request, "/revoke", "revocation")
 
 
 @router.post(
@@ -94,16 +95,20 @@ async def revoke(request: Request) -> Response:
     openapi_extra=apidoc.form(apidoc.TokenLookup),
 )
 async def introspect(request: Request) -> Response:
+    return await _endpoint(request, "/introspect", "introspection")
+
+
+async def _endpoint(request: Request, path: str, name: str) -> Response:
+    """One of authlib's client-authenticated endpoints (``name``), at ``path``."""
     services, form = services_of(request), await form_pairs(request)
     oauth_request = ProviderRequest(
-        "POST", services.endpoint("/introspect"), request.headers, query=(), form=form
+        "POST", services.endpoint(path), request.headers, query=(), form=form
     )
     context = events(request, "client")
     return await in_unit_of_work(
         services,
         lambda db: _oauth_json(
-            db,
-            services.provider(db, context).create_endpoint_response("introspection", oauth_request),
+            db, services.provider(db, context).create_endpoint_response(name, oauth_request)
         ),
     )
 

@@ -73,7 +73,9 @@ class PublishedDocuments:
         self._cache_control = f"public, max-age={settings.jwks_cache_seconds}".encode("ascii")
         self.discovery = Rendered.of(
             provider_metadata_json(
-                settings.issuer, access_token_algorithm=settings.access_token_algorithm
+                settings.issuer,
+                access_token_algorithm=settings.access_token_algorithm,
+                require_pushed_requests=settings.require_pushed_authorization_requests,
             )
         )
         self._snapshot: KeySnapshot | None = None

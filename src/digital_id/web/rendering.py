@@ -100,10 +100,16 @@ class Page:
         self._set_browser = self.new_browser
         self._session_cookie: str | None = None  # a new session's token, or "" to end it
         self._recognised_cookie: tuple[str, int] | None = None
+        self.asked_for(ui_locales)
+
+    def asked_for(self, ui_locales: str | None) -> None:
+        """The page's language, given the request's ``ui_locales``: called again once a
+        pushed request or a request object, which the carried parameters do not show, is
+        read. The citizen's own choice (the language cookie) still comes first."""
         self.language = negotiate(
-            chosen=request.cookies.get(LANGUAGE_COOKIE),
+            chosen=self.request.cookies.get(LANGUAGE_COOKIE),
             ui_locales=ui_locales,
-            accept_language=request.headers.get("accept-language"),
+            accept_language=self.request.headers.get("accept-language"),
         )
         self.t = Translator(self.language)
 
