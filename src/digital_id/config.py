@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # Every client must push its authorization requests to /par (RFC 9126) first; a client's
     # registration can ask it of that client alone (require_pushed_authorization_requests).
     require_pushed_authorization_requests: bool = False
+    # DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 section 8): a
+    # proof made in advance, or captured, is then good for minutes at most.
+    dpop_nonce_required: bool = True
     refresh_token_idle_days: int = Field(default=14, ge=1)
     refresh_token_absolute_days: int = Field(default=30, ge=1)
     backchannel_logout_retry_seconds: float = Field(default=5.0, gt=0)

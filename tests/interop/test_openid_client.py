@@ -1,6 +1,7 @@
 """docs/integrating/openid-client/agency.mjs: the recipe, run by node with openid-client 6 from
 npm (tests/interop/node, installed by ``npm ci``), against the provider on a real port; a
-citizen's browser logs in through it (with and without a pushed request), and presses Deny."""
+citizen's browser logs in through it (with and without a pushed request and DPoP), and presses
+Deny."""
 
 from __future__ import annotations
 
@@ -36,7 +37,13 @@ def node() -> str:
 
 @contextmanager
 def agency_app(
-    node: str, provider: Provider, issuer: str, tmp_path: Path, *, push: bool = False
+    node: str,
+    provider: Provider,
+    issuer: str,
+    tmp_path: Path,
+    *,
+    push: bool = False,
+    dpop: bool = False,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """The recipe, unchanged, beside the installed openid-client, serving on a port."""
     port = free_port()
@@ -56,6 +63,7 @@ def agency_app(
         "AGENCY_REDIRECT_URI": f"{url}/callback",
         "PORT": str(port),
         "AGENCY_PUSH_REQUESTS": "1" if push else "0",
+        "AGENCY_DPOP": "1" if dpop else "0",
     }
     log = tmp_path / "agency.log"
     with log.open("w") as output:
@@ -128,4 +136,20 @@ def test_a_citizen_logs_in_through_openid_client_with_a_pushed_request(
 
         assert answer.status_code == 200, (tmp_path / "agency.log").read_text()
         result = json.loads(answer.text)
+        assert result["userinfo"]["name"] == citizen["full_name"]
+
+
+def test_openid_client_binds_the_tokens_to_its_key_with_dpop_and_par(
+    node, provider, issuer, browser: Browser, tmp_path
+):
+    """openid-client's DPoP handle through PAR, the token endpoint (learning our nonce from a
+    use_dpop_nonce refusal and retrying) and UserInfo (the DPoP scheme, with ath)."""
+    citizen = provider.citizen()
+    with agency_app(node, provider, issuer, tmp_path, push=True, dpop=True) as (url, _):
+        consent = browser.log_in(browser.http.get(f"{url}/"), citizen["nik"])
+        answer = browser.decide(consent, "approve")
+
+        assert answer.status_code == 200, (tmp_path / "agency.log").read_text()
+        result = json.loads(answer.text)
+        assert result["token_type"].lower() == "dpop"
         assert result["userinfo"]["name"] == citizen["full_name"]

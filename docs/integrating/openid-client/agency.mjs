@@ -11,6 +11,8 @@
 //   AGENCY_PUSH_REQUESTS  1 to push each authorization request to Digital ID first (PAR,
 //                         RFC 9126): the browser then carries only client_id and request_uri.
 //                         Pushed anyway when the provider or the registration requires it.
+//   AGENCY_DPOP           1 to bind the tokens to a key this app holds (DPoP, RFC 9449): a
+//                         stolen access token is then useless without the key.
 // Run: node agency.mjs, then open http://localhost:3000/ (or your host) in a browser.
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:http'
@@ -39,6 +41,13 @@ const push =
   process.env.AGENCY_PUSH_REQUESTS === '1' ||
   config.serverMetadata().require_pushed_authorization_requests === true
 
+// DPoP: one key pair for this process, never leaving it; openid-client signs a proof with
+// it for every token and UserInfo request, and learns and retries Digital ID's nonces.
+const dpop =
+  process.env.AGENCY_DPOP === '1'
+    ? client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'))
+    : undefined
+
 // Logins under way, by a random id kept in the browser's cookie. One process only: an app
 // with several would keep these in its session store.
 const pending = new Map()
@@ -62,7 +71,7 @@ async function start(response) {
   // With PAR the parameters go to Digital ID's /par, authenticated with the client secret,
   // and the browser is sent with the request_uri it answered (valid for 60 seconds, once).
   const url = push
-    ? await client.buildAuthorizationUrlWithPAR(config, parameters)
+    ? await client.buildAuthorizationUrlWithPAR(config, parameters, { DPoP: dpop })
     : client.buildAuthorizationUrl(config, parameters)
   const secure = redirectUri.protocol === 'https:' ? '; Secure' : ''
   response.writeHead(302, {
@@ -81,16 +90,24 @@ async function finish(request, response) {
   try {
     // Checks state, iss (RFC 9207), the code exchange with the PKCE verifier, and the ID
     // token: signature against the provider's JWKS, iss, aud, exp, nonce.
-    const tokens = await client.authorizationCodeGrant(config, current, {
-      pkceCodeVerifier: login.verifier,
-      expectedState: login.state,
-      expectedNonce: login.nonce,
-      idTokenExpected: true,
-    })
+    const tokens = await client.authorizationCodeGrant(
+      config,
+      current,
+      {
+        pkceCodeVerifier: login.verifier,
+        expectedState: login.state,
+        expectedNonce: login.nonce,
+        idTokenExpected: true,
+      },
+      undefined,
+      { DPoP: dpop },
+    )
     const idToken = tokens.claims()
-    const userinfo = await client.fetchUserInfo(config, tokens.access_token, idToken.sub)
+    const userinfo = await client.fetchUserInfo(config, tokens.access_token, idToken.sub, {
+      DPoP: dpop,
+    })
     // Here your app starts its own session for idToken.sub (pairwise; never the NIK).
-    send(response, 200, { sub: idToken.sub, acr: idToken.acr, userinfo })
+    send(response, 200, { sub: idToken.sub, acr: idToken.acr, token_type: tokens.token_type, userinfo })
   } catch (error) {
     // The citizen pressed Deny (access_denied), or the answer failed a check. Say so plainly;
     // the details go to your log, not to the citizen.

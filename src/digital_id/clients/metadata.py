@@ -43,7 +43,7 @@ _KNOWN: Final = frozenset(
         "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
         "jwks", "scope", "subject_type", "id_token_signed_response_alg", "userinfo_signed_response_alg",
         "contacts", "resource_server", "default_acr_values", "backchannel_logout_session_required",
-        "require_pushed_authorization_requests",
+        "require_pushed_authorization_requests", "dpop_bound_access_tokens",
         "purpose", "token_endpoint_auth_signing_alg", "request_object_signing_alg",
     }
 )  # fmt: skip
@@ -72,6 +72,8 @@ class ClientMetadata:
     backchannel_logout_session_required: bool = False
     # RFC 9126 section 6: this client's authorization requests must come through /par.
     require_pushed_authorization_requests: bool = False
+    # RFC 9449 section 5.2: every access token of this client must be bound to a DPoP key.
+    dpop_bound_access_tokens: bool = False
     purpose: str | None = None  # shown to citizens and put in their consent receipts
     # OpenID Connect Registration 1.0 section 2: the one algorithm the client signs its
     # assertions (private_key_jwt) or request objects with; anything else is refused.
@@ -124,6 +126,8 @@ class ClientMetadata:
             registration["backchannel_logout_session_required"] = True
         if self.require_pushed_authorization_requests:
             registration["require_pushed_authorization_requests"] = True
+        if self.dpop_bound_access_tokens:
+            registration["dpop_bound_access_tokens"] = True
         if self.purpose:
             registration["purpose"] = self.purpose
         if self.default_acr_values:
@@ -232,6 +236,7 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
         require_pushed_authorization_requests=fields.flag(
             data, "require_pushed_authorization_requests"
         ),
+        dpop_bound_access_tokens=fields.flag(data, "dpop_bound_access_tokens"),
         purpose=fields.text(data, "purpose") if "purpose" in data else None,
         token_endpoint_auth_signing_alg=assertion_alg,
         request_object_signing_alg=fields.choice(

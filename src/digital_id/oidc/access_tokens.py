@@ -1,4 +1,5 @@
-"""Access tokens as RFC 9068 JWTs, on authlib's generator."""
+"""Access tokens as RFC 9068 JWTs, on authlib's generator; bound to a DPoP key when the
+request proved one (RFC 9449)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,20 @@ class AccessTokens(OnServer, JWTBearerTokenGenerator):  # type: ignore[misc]
     ) -> str:
         owner = user.grant.public_id if user is not None else CLIENT_TOKEN_PREFIX
         return f"{owner}.{secrets.token_urlsafe(12)}"
+
+    def get_extra_claims(
+        self, client: AgencyClient, grant_type: str, user: Subject | None, scope: str
+    ) -> dict[str, Any]:
+        """``cnf.jkt`` (RFC 9449 section 6) when the request proved a key: the token is then
+        good only with a proof signed by that key."""
+        jkt = self.context.dpop.jkt
+        return {"cnf": {"jkt": jkt}} if jkt is not None else {}
+
+    def generate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        token: dict[str, Any] = super().generate(*args, **kwargs)
+        if self.context.dpop.jkt is not None:
+            token["token_type"] = "DPoP"  # noqa: S105 (RFC 9449 section 5: a type name)
+        return token
 
     def get_auth_time(self, user: Subject | None) -> int | None:
         return int(user.grant.auth_time.timestamp()) if user is not None else None

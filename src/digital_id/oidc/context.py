@@ -14,6 +14,7 @@ from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.config import Settings
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.agency_client import AgencyClient
+from digital_id.oidc.dpop import DPoPNonces
 from digital_id.registry.regions import RegionTable
 from digital_id.throttle.fleet import FleetLimiter
 from digital_id.throttle.limiter import Limits
@@ -28,6 +29,14 @@ class NonceChecks:
 
     known: dict[tuple[int, str], bool] = field(default_factory=dict)
     deferred: bool = False
+
+
+@dataclass
+class DPoPBinding:
+    """The key this request proved it holds (RFC 9449), once its proof passed: what the
+    tokens it is issued are bound to. None without a proof."""
+
+    jkt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,9 @@ class ProviderContext:
     clients: dict[str, AgencyClient | None] = field(default_factory=dict)
     # Whether a (client, nonce) was used before, asked at most once a request.
     nonces: NonceChecks = field(default_factory=NonceChecks)
+    # Server nonces DPoP proofs at the token endpoint must carry; None when none are asked.
+    dpop_nonces: DPoPNonces | None = None
+    dpop: DPoPBinding = field(default_factory=DPoPBinding)
 
     @property
     def token_endpoint(self) -> str:

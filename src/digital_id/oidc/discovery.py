@@ -20,6 +20,7 @@ from digital_id.keys.store import ALGORITHMS
 from digital_id.levels import ACR_VALUES
 from digital_id.oidc.claims import OFFLINE_ACCESS, SCOPE_CLAIMS, SUPPORTED_CLAIMS
 from digital_id.oidc.constants import RESPONSE_MODES
+from digital_id.oidc.dpop import ALGORITHMS as DPOP_ALGORITHMS
 
 ENDPOINTS = {
     "authorization_endpoint": "/authorize",
@@ -63,6 +64,7 @@ def provider_metadata(
             # A request_uri from /par only: we fetch none from a client (RFC 9126 section 5).
             "request_uri_parameter_supported": False,
             "require_pushed_authorization_requests": require_pushed_requests,
+            "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
             "acr_values_supported": list(ACR_VALUES),
             "claim_types_supported": ["normal"],
             "ui_locales_supported": list(LANGUAGES),

@@ -38,10 +38,13 @@ class TokenIntrospection(FindsTokens, IntrospectionEndpoint):  # type: ignore[mi
                     "jti",
                     "acr",
                     "auth_time",
+                    "cnf",
                 )
                 if name in token.claims
             }
-            return {"active": True, "token_type": "Bearer", **payload}
+            # A DPoP-bound token says so, and names its key (RFC 9449 section 6.2).
+            token_type = "DPoP" if "cnf" in payload else "Bearer"
+            return {"active": True, "token_type": token_type, **payload}
         assert token.grant is not None
         owner = AgencyClient(token.client)
         return {

@@ -86,6 +86,7 @@ def check_jwt(
     algorithms: Collection[str],
     max_length: int = MAX_JWT_LENGTH,
     require_kid: bool = True,
+    embedded_key: bool = False,
 ) -> dict[str, Any]:
     """The token's protected header, once the token passes the policy; else
     UnacceptableJwtError.
@@ -93,6 +94,9 @@ def check_jwt(
     ``require_kid``: our own tokens always name their key. An agency's may leave it out while
     it has a single key (OpenID Connect Core 10.1 asks for ``kid`` only when a JWK Set holds
     several; ``ClientKeyResolver`` holds agencies to that), and common client libraries do.
+    ``embedded_key``: a DPoP proof (RFC 9449 section 4.2) is the one JWT whose key is its own
+    ``jwk`` header, by design: the proof shows possession of that key, and what it binds is
+    the key's thumbprint, never a key we trust for anything else.
     """
     if len(token) > max_length:
         raise UnacceptableJwtError(f"the JWT is longer than {max_length} characters")
@@ -113,7 +117,7 @@ def check_jwt(
         pass
     elif not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH:
         raise UnacceptableJwtError("the JWT header must name its key (kid)")
-    refused = sorted(FORBIDDEN_HEADERS & header.keys())
+    refused = sorted((FORBIDDEN_HEADERS - ({"jwk"} if embedded_key else set())) & header.keys())
     if refused:
         raise UnacceptableJwtError(f"the JWT header may not carry {', '.join(refused)}")
     return header

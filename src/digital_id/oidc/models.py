@@ -1,5 +1,5 @@
-"""The protocol's replay caches (client-assertion and request-object ``jti``s already used)
-and the pushed authorization requests."""
+"""The protocol's replay caches (client-assertion, request-object and DPoP-proof ``jti``s
+already used) and the pushed authorization requests."""
 
 from __future__ import annotations
 
@@ -60,3 +60,16 @@ class PushedAuthorizationRequest(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     taken_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     kept_until: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class SeenDPoPProof(Base):
+    """A DPoP proof's ``jti`` (RFC 9449 section 11.1), per key, kept until the proof is too
+    old to be accepted anyway: a proof is good for one request, at any worker."""
+
+    __tablename__ = "seen_dpop_proofs"
+    __table_args__ = (UniqueConstraint("jkt", "jti"),)
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    jkt: Mapped[str] = mapped_column(String(64))  # the key's RFC 7638 thumbprint
+    jti: Mapped[str] = mapped_column(String(256))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

@@ -127,6 +127,7 @@ class ProviderRequest(OAuth2Request):  # type: ignore[misc]
         form: Sequence[tuple[str, str]] = (),
         continues_flow: bool = False,
         pushed: bool = False,
+        dpop: Sequence[str] = (),
     ) -> None:
         super().__init__(method, uri, headers=headers)
         # An authorization request carried on by the login, second-factor or consent page,
@@ -134,6 +135,8 @@ class ProviderRequest(OAuth2Request):  # type: ignore[misc]
         self.continues_flow = continues_flow
         # An authorization request pushed to /par (RFC 9126), validated there before it is kept.
         self.pushed = pushed
+        # Every DPoP header value the request carried (RFC 9449: exactly one is acceptable).
+        self.dpop = list(dpop)
         self._query = Payload(query)
         self._form = Payload(form)
         # Authorization requests may come by GET (query) or POST (form); token requests by POST.

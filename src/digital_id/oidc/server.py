@@ -28,6 +28,7 @@ from digital_id.clients.cache import ClientCache
 from digital_id.config import Settings
 from digital_id.db.types import storable
 from digital_id.grants.refresh import issue_refresh_token
+from digital_id.oidc import dpop
 from digital_id.oidc.access_tokens import AccessTokens
 from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.claims import SCOPE_CLAIMS
@@ -97,9 +98,18 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         self, request: ProviderRequest, methods: Any, endpoint: str = "token"
     ) -> AgencyClient:
         """authlib's client authentication, within the rate limits (``client_auth``)."""
-        return authenticate_within_limits(
+        client = authenticate_within_limits(
             self.context, lambda: self._authenticate(request, methods, endpoint), endpoint
         )
+        if (
+            endpoint == "token"
+            and self.context.dpop.jkt is None
+            and client.client_metadata.get("dpop_bound_access_tokens")
+        ):
+            raise dpop.InvalidDPoPProofError(
+                "this client's access tokens are DPoP-bound: send a DPoP proof"
+            )
+        return client
 
     def _authenticate(self, request: ProviderRequest, methods: Any, endpoint: str) -> AgencyClient:
         """authlib's client authentication; its refusal named every method it knows, as a
@@ -189,8 +199,32 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         problem = request.parameter_problem()
         if problem is not None:
             return self.handle_error_response(request, InvalidRequestError(problem))
+        try:
+            self._prove_possession(request, "/token")
+        except OAuth2Error as error:
+            return self.handle_error_response(request, error)
         response: OAuthResponse = super().create_token_response(request)
+        nonces = self.context.dpop_nonces
+        if self.context.dpop.jkt is not None and nonces is not None:
+            # The nonce to use next, so a client need not be refused once per window.
+            response.headers.append(("DPoP-Nonce", nonces.current(self.context.now)))
         return response
+
+    def _prove_possession(self, request: ProviderRequest, path: str) -> None:
+        """The request's DPoP proof (RFC 9449), if it carries one, checked for ``path``; its
+        key is then what the tokens issued to this request are bound to."""
+        if not request.dpop:
+            return
+        context = self.context
+        proof = dpop.verify_proof(
+            context.session,
+            request.dpop,
+            method="POST",
+            url=context.settings.issuer.rstrip("/") + path,
+            now=context.now,
+            nonces=context.dpop_nonces,
+        )
+        context.dpop.jkt = proof.jkt
 
     def create_endpoint_response(self, name: str, request: ProviderRequest) -> OAuthResponse:
         problem = request.parameter_problem()

@@ -22,6 +22,7 @@ from digital_id.audit import trail
 from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.clients.models import Client
 from digital_id.keys.store import KeySnapshot
+from digital_id.oidc import dpop
 from digital_id.oidc.claims import claim_values
 from digital_id.oidc.errors import InvalidAccessTokenError
 from digital_id.oidc.tokens import decode_access_token, grant_public_id
@@ -74,10 +75,53 @@ class UserInfo:
         return str(alg) if alg else None
 
 
+@dataclass(frozen=True)
+class Presentation:
+    """How the request presented its access token: ``scheme`` ``bearer`` or ``dpop`` (RFC
+    9449 section 7.1, with the ``DPoP`` header values as ``proofs``), to which method and URL."""
+
+    scheme: str
+    proofs: list[str]
+    method: str
+    url: str
+
+
+def check_holder(
+    session: Session,
+    token: str,
+    claims: dict[str, Any],
+    presented: Presentation,
+    *,
+    now: datetime,
+) -> None:
+    """A DPoP-bound token (``cnf.jkt``) only with the DPoP scheme and a proof by its key,
+    made for this request and this token (``ath``); a bearer token only as a bearer token
+    (RFC 9449 section 7). Refusals with the DPoP scheme answer with a DPoP challenge."""
+    bound = claims.get("cnf", {}).get("jkt") if isinstance(claims.get("cnf"), dict) else None
+    if presented.scheme != "dpop":
+        if bound is not None:
+            raise InvalidAccessTokenError("a DPoP-bound token presented as a bearer token")
+        return
+    try:
+        proof = dpop.verify_proof(
+            session,
+            presented.proofs,
+            method=presented.method,
+            url=presented.url,
+            now=now,
+            access_token=token,
+        )
+    except dpop.InvalidDPoPProofError as refused:
+        raise dpop.DPoPChallengeError("invalid_dpop_proof", refused.description) from None
+    if bound is None or proof.jkt != bound:
+        raise dpop.DPoPChallengeError("invalid_token", "the access token is not bound to this key")
+
+
 def userinfo(
     session: Session,
     token: str,
     *,
+    presented: Presentation,
     keys: KeySnapshot,
     issuer: str,
     regions: RegionTable,
@@ -88,7 +132,39 @@ def userinfo(
     """The consented claims for ``token``. The release is recorded in the audit trail unless
     ``recorded`` holds it already; the caller adds ``UserInfo.release`` to ``recorded`` once
     the transaction has committed."""
+    try:
+        return _released(
+            session,
+            token,
+            presented=presented,
+            keys=keys,
+            issuer=issuer,
+            regions=regions,
+            now=now,
+            events=events,
+            recorded=recorded,
+        )
+    except InvalidAccessTokenError as refused:
+        if presented.scheme == "dpop":
+            # The challenge answers in the scheme the token came with (RFC 9449 7.1).
+            raise dpop.DPoPChallengeError("invalid_token", refused.reason) from None
+        raise
+
+
+def _released(
+    session: Session,
+    token: str,
+    *,
+    presented: Presentation,
+    keys: KeySnapshot,
+    issuer: str,
+    regions: RegionTable,
+    now: datetime,
+    events: EventContext | None = None,
+    recorded: RecordedReleases | None = None,
+) -> UserInfo:
     claims = decode_access_token(token, keys=keys, issuer=issuer, now=now)
+    check_holder(session, token, claims, presented, now=now)
     public_id = grant_public_id(claims)
     found = grant_standing(session, public_id, now=now) if public_id is not None else None
     if found is None:

@@ -254,6 +254,18 @@ def oauth_error(description: str) -> dict[str, Any]:
     return {"description": description, "model": OAuthError}
 
 
+# RFC 9449: the proof of possession a request may carry (the token endpoint, UserInfo).
+DPOP_PROOF: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "DPoP",
+            "in": "header",
+            "required": False,
+            "description": "A DPoP proof (RFC 9449): the access token issued is bound to its key. Needed for a DPoP-bound token at UserInfo (`Authorization: DPoP …`).",
+            "schema": {"type": "string"},
+        }
+    ]
+}
 CHALLENGE = {
     "WWW-Authenticate": {
         "description": "The authentication scheme and, after a failed attempt, the error.",

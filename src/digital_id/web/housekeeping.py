@@ -1,7 +1,7 @@
 """The background thread in each server process that purges rows nobody needs any more, so
 no request pays for it: rate-limit windows that ended, recognised browsers whose recognition
 lapsed, authorization codes past their retention, the ids of client assertions and request
-objects that have expired (kept only to refuse a replay), pushed authorization requests no
+objects and DPoP proofs that have expired (kept only to refuse a replay), pushed authorization requests no
 flow can use any more, and revocation marks of access tokens that have expired.
 
 Every ``interval`` seconds each purge deletes batches of its rows until a batch comes back
@@ -27,6 +27,7 @@ from digital_id.db.types import utc_now
 from digital_id.grants.codes import purge_expired_codes
 from digital_id.grants.revocation import purge_expired_revocations
 from digital_id.oidc.client_auth import purge_seen_assertions
+from digital_id.oidc.dpop import purge_seen_proofs
 from digital_id.oidc.pushed_requests import purge_pushed_requests
 from digital_id.oidc.request_objects import purge_seen_request_objects
 from digital_id.throttle.limiter import purge_ended
@@ -43,6 +44,7 @@ PURGES: dict[str, Purge] = {
     "seen_client_assertions": purge_seen_assertions,
     "seen_request_objects": purge_seen_request_objects,
     "pushed_authorization_requests": purge_pushed_requests,
+    "seen_dpop_proofs": purge_seen_proofs,
     "revoked_access_tokens": purge_expired_revocations,
 }
 # Batches one purge deletes in a round at most: a backlog (after downtime) is worked off

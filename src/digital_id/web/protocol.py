@@ -14,7 +14,7 @@ from digital_id.db.types import utc_now
 from digital_id.oidc.context import OAuthResponse
 from digital_id.oidc.errors import MissingAccessTokenError
 from digital_id.oidc.requests import ProviderRequest
-from digital_id.oidc.userinfo import userinfo
+from digital_id.oidc.userinfo import Presentation, userinfo
 from digital_id.web import apidoc
 from digital_id.web.apidoc import OAUTH_UNAVAILABLE, OAuthError, oauth_error, throttled_oauth
 from digital_id.web.forms import form_pairs
@@ -47,12 +47,17 @@ _CLIENT_ERRORS: apidoc.Responses = {
     summary="Token endpoint (RFC 6749 section 3.2): redeem an authorization code.",
     response_model=apidoc.TokenResponse,
     responses=_CLIENT_ERRORS | throttled_oauth(),
-    openapi_extra=apidoc.form(apidoc.TokenRequest),
+    openapi_extra=apidoc.form(apidoc.TokenRequest) | apidoc.DPOP_PROOF,
 )
 async def token(request: Request) -> Response:
     services, form = services_of(request), await form_pairs(request)
     oauth_request = ProviderRequest(
-        "POST", services.endpoint("/token"), request.headers, query=(), form=form
+        "POST",
+        services.endpoint("/token"),
+        request.headers,
+        query=(),
+        form=form,
+        dpop=request.headers.getlist("dpop"),
     )
     context = events(request, "client")
     return await in_unit_of_work(
@@ -141,7 +146,8 @@ def _json(response: OAuthResponse) -> JSONResponse:
 
 _USERINFO: dict[str, Any] = {
     "summary": "UserInfo (OpenID Connect Core 5.3): the consented claims, for a Bearer access token.",
-    "description": "The access token goes in the `Authorization: Bearer` header (RFC 6750 section 2.1).",
+    "description": "The access token goes in the `Authorization: Bearer` header (RFC 6750 section 2.1), or for a DPoP-bound token in `Authorization: DPoP` with a proof in the `DPoP` header (RFC 9449 section 7.1).",
+    "openapi_extra": apidoc.DPOP_PROOF,
     "response_model": apidoc.UserInfo,
     "responses": {
         200: {
@@ -149,7 +155,7 @@ _USERINFO: dict[str, Any] = {
             "content": {apidoc.JWT: {"schema": {"type": "string"}}},
         },
         401: {
-            "description": "No bearer token (`invalid_request`), or not a live one (`invalid_token`).",
+            "description": "No access token (`invalid_request`), not a live one (`invalid_token`), or a DPoP proof that does not hold (`invalid_dpop_proof`).",
             "model": OAuthError,
             "headers": apidoc.CHALLENGE,
         },
@@ -172,12 +178,18 @@ async def userinfo_post(request: Request) -> Response:
 
 def _userinfo(request: Request, db: Session, services: Services) -> Response:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if scheme.lower() not in ("bearer", "dpop") or not token.strip():
         raise MissingAccessTokenError()
     keys = services.key_ring.current()
     info = userinfo(
         db,
         token.strip(),
+        presented=Presentation(
+            scheme.lower(),
+            request.headers.getlist("dpop"),
+            request.method,
+            services.endpoint("/userinfo"),
+        ),
         keys=keys,
         issuer=services.settings.issuer,
         regions=services.regions,

@@ -23,6 +23,7 @@ from digital_id.config import Settings
 from digital_id.db.types import utc_now
 from digital_id.keys.ring import KeyRing
 from digital_id.oidc.context import ProviderContext
+from digital_id.oidc.dpop import DPoPNonces
 from digital_id.oidc.server import Provider
 from digital_id.oidc.userinfo import RecordedReleases
 from digital_id.registry.regions import RegionTable
@@ -62,8 +63,10 @@ class Services:
     fleet_limiter: FleetLimiter = field(init=False)
     limits: Limits = field(init=False)
     oauth_server: Provider = field(init=False)
+    dpop_nonces: DPoPNonces = field(init=False)
 
     def __post_init__(self) -> None:
+        self.dpop_nonces = DPoPNonces(self.csrf_secret)
         self.rate_limiter = RateLimiter(self.csrf_secret)
         self.fleet_limiter = FleetLimiter(self.rate_limiter, self.engine)
         self.limits = Limits.from_settings(self.settings)
@@ -109,6 +112,7 @@ class Services:
                 events=events or EventContext(),
                 rate_limiter=self.fleet_limiter,
                 limits=self.limits,
+                dpop_nonces=self.dpop_nonces if self.settings.dpop_nonce_required else None,
             )
         )
 
