@@ -24,7 +24,9 @@ from digital_id.db.types import utc_now
 from digital_id.oidc.dpop import NONCE_WINDOW, DPoPNonces
 from digital_id.oidc.models import SeenDPoPProof
 from digital_id.web.housekeeping import purge_round
-from tests.web.conftest import ISSUER, Agency, Provider
+from tests.web.conftest import ISSUER, Agency, Provider, pkce_pair
+from tests.web.test_authorization_endpoint import redirected
+from tests.web.test_pushed_authorization_requests import authorization, start
 from tests.web.test_revocation_and_introspection import machine_client
 
 TOKEN_URL = ISSUER + "/token"
@@ -364,3 +366,111 @@ def test_housekeeping_purges_proofs_too_old_to_pass(provider):
     purged = purge_round(provider.engine, utc_now() + timedelta(minutes=5))
     assert purged["seen_dpop_proofs"] == 1
     assert seen_proofs(provider) == 0
+
+
+# --- codes and refresh tokens bound to a key ------------------------------------------------
+
+
+def redeem(provider: Provider, agency: Agency, code: str, verifier: str, holder: Holder | None):
+    """The code's token request, with a proof by ``holder`` (learning the nonce first)."""
+    request = agency.token_request(code, verifier)
+    if holder is None:
+        return provider.http.post("/token", **request)
+    first = provider.http.post(
+        "/token", headers={"DPoP": holder.proof("POST", TOKEN_URL)}, **request
+    )
+    assert first.json()["error"] == "use_dpop_nonce"
+    proof = holder.proof("POST", TOKEN_URL, nonce=first.headers["dpop-nonce"])
+    return provider.http.post("/token", headers={"DPoP": proof}, **request)
+
+
+@pytest.mark.parametrize("presenter", ["another-key", "no-proof"])
+def test_a_code_bound_with_dpop_jkt_is_redeemed_only_with_that_key(provider, presenter):
+    holder = Holder()
+    agency = provider.agency()
+    code, verifier, _ = provider.code_for(agency, provider.citizen()["nik"], dpop_jkt=holder.jkt)
+    thief = Holder() if presenter == "another-key" else None
+    refused = redeem(provider, agency, code, verifier, thief)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_dpop_proof"
+
+    code, verifier, _ = provider.code_for(agency, provider.citizen()["nik"], dpop_jkt=holder.jkt)
+    answer = redeem(provider, agency, code, verifier, holder)
+    assert answer.status_code == 200, answer.text
+    assert provider.verify(answer.json()["access_token"])["cnf"] == {"jkt": holder.jkt}
+
+
+def test_a_malformed_dpop_jkt_is_refused(provider):
+    agency = provider.agency()
+    with pytest.raises(AssertionError):
+        provider.code_for(agency, provider.citizen()["nik"], dpop_jkt="not-a-thumbprint")
+
+
+def test_a_proof_at_par_binds_the_code_to_its_key(provider):
+    holder, agency, citizen = Holder(), provider.agency(), provider.citizen()
+    verifier, challenge = pkce_pair()
+    form = agency.authenticated(authorization(agency, challenge))
+    par_url = ISSUER + "/par"
+    first = provider.http.post("/par", headers={"DPoP": holder.proof("POST", par_url)}, **form)
+    assert first.json()["error"] == "use_dpop_nonce"
+    proof = holder.proof("POST", par_url, nonce=first.headers["dpop-nonce"])
+    pushed = provider.http.post("/par", headers={"DPoP": proof}, **form)
+    assert pushed.status_code == 201, pushed.text
+    page = start(provider, agency, pushed.json()["request_uri"])
+    code = redirected(provider.decide(provider.log_in(page, citizen["nik"])))["code"]
+    assert (
+        redeem(provider, agency, code, verifier, Holder()).json()["error"] == "invalid_dpop_proof"
+    )
+
+
+def public_app(provider: Provider) -> Agency:
+    return provider.agency(
+        "none",
+        grant_types=["authorization_code", "refresh_token"],
+        scope="openid profile offline_access",
+    )
+
+
+def refresh(provider: Provider, agency: Agency, token: str, holder: Holder | None, nonce: str):
+    request = agency.authenticated({"grant_type": "refresh_token", "refresh_token": token})
+    headers = {"DPoP": holder.proof("POST", TOKEN_URL, nonce=nonce)} if holder else {}
+    return provider.http.post("/token", headers=headers, **request)
+
+
+def test_a_public_clients_refresh_token_is_bound_to_its_key(provider):
+    holder, agency = Holder(), public_app(provider)
+    code, verifier, _ = provider.code_for(
+        agency, provider.citizen()["nik"], scope="openid profile offline_access", prompt="consent"
+    )
+    tokens = redeem(provider, agency, code, verifier, holder)
+    assert tokens.status_code == 200, tokens.text
+    nonce = tokens.headers["dpop-nonce"]
+    refresh_token = tokens.json()["refresh_token"]
+
+    for thief in (None, Holder()):
+        refused = refresh(provider, agency, refresh_token, thief, nonce)
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "invalid_dpop_proof"
+    renewed = refresh(provider, agency, refresh_token, holder, nonce)
+    assert renewed.status_code == 200, renewed.text
+    assert renewed.json()["token_type"] == "DPoP"
+    # The next generation is bound to the same key.
+    again = refresh(provider, agency, renewed.json()["refresh_token"], Holder(), nonce)
+    assert again.json()["error"] == "invalid_dpop_proof"
+
+
+def test_a_confidential_clients_refresh_token_is_not_bound(provider):
+    """It is bound to the client's own credential; a refresh with a proof binds the new
+    access token, one without gives a bearer token."""
+    holder = Holder()
+    agency = provider.agency(
+        grant_types=["authorization_code", "refresh_token"],
+        scope="openid profile offline_access",
+    )
+    code, verifier, _ = provider.code_for(
+        agency, provider.citizen()["nik"], scope="openid profile offline_access", prompt="consent"
+    )
+    tokens = redeem(provider, agency, code, verifier, holder).json()
+    renewed = refresh(provider, agency, tokens["refresh_token"], None, "")
+    assert renewed.status_code == 200, renewed.text
+    assert renewed.json()["token_type"] == "Bearer"

@@ -40,6 +40,7 @@ class CodeRequest:
     code_challenge: str
     code_challenge_method: str
     nonce: str | None
+    dpop_jkt: str | None = None
 
 
 def create_grant(
@@ -123,6 +124,7 @@ def _code_columns(
         "code_challenge": request.code_challenge,
         "code_challenge_method": request.code_challenge_method,
         "nonce": request.nonce,
+        "dpop_jkt": request.dpop_jkt,
         "created_at": now,
         "expires_at": now + lifetime,
     }

@@ -57,6 +57,9 @@ class RefreshToken(Base):
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
     idle_until: Mapped[datetime] = mapped_column(UtcDateTime)
     rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # A public client's token is bound to the DPoP key it was issued with (RFC 9449 section
+    # 5): only a refresh request proving that key exchanges it.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuthorizationCode(Base):
@@ -78,6 +81,9 @@ class AuthorizationCode(Base):
     code_challenge: Mapped[str] = mapped_column(String(128))
     code_challenge_method: Mapped[str] = mapped_column(String(10))
     nonce: Mapped[str | None] = mapped_column(String(512))
+    # The DPoP key (RFC 7638 thumbprint) the code is bound to (RFC 9449 section 10): only a
+    # token request proving that key redeems it.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     redeemed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -82,6 +82,7 @@ def issue_refresh_token(
     parent: RefreshToken | None,
     idle: timedelta,
     now: datetime,
+    dpop_jkt: str | None = None,
 ) -> None:
     """The next generation after ``parent`` (the first without one). Tokens issued from the
     same parent within the grace window are siblings of one generation; using any of them
@@ -100,6 +101,7 @@ def issue_refresh_token(
         "generation": generation,
         "issued_at": now,
         "idle_until": min(now + idle, grant.offline_until),
+        "dpop_jkt": dpop_jkt,
     }
     if session.get_bind().dialect.name != "postgresql":
         grant.refresh_generation = newest
@@ -130,6 +132,7 @@ def _issue_statement(new_generation: bool, rotate_parent: bool) -> Insert:
         generation=bindparam("new_generation"),
         issued_at=bindparam("new_issued_at"),
         idle_until=bindparam("new_idle_until"),
+        dpop_jkt=bindparam("new_dpop_jkt"),
     )
     if new_generation:
         statement = statement.add_cte(

@@ -69,6 +69,11 @@ class AgencyClient(ClientMixin):  # type: ignore[misc]
         return [scope for scope in self.registered_scopes if scope not in CITIZEN_SCOPES]
 
     @property
+    def is_public(self) -> bool:
+        """A native or browser app with no credential (``token_endpoint_auth_method: none``)."""
+        return self.client_metadata.get("token_endpoint_auth_method") == "none"
+
+    @property
     def is_resource_server(self) -> bool:
         return self.client_metadata.get("resource_server") is True
 

@@ -36,6 +36,7 @@ from digital_id.oidc.claims import (
 )
 from digital_id.oidc.constants import CLIENT_AUTH_METHODS, PROMPTS, RESPONSE_MODES
 from digital_id.oidc.context import OnServer, ProviderContext
+from digital_id.oidc.dpop import JWK_THUMBPRINT, InvalidDPoPProofError
 from digital_id.oidc.requests import ProviderRequest, describable
 from digital_id.registry.models import Citizen
 from digital_id.sessions.models import BrowserSession
@@ -133,6 +134,7 @@ class CodeGrant(OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
                 code_challenge=data["code_challenge"],
                 code_challenge_method=data["code_challenge_method"],
                 nonce=data.get("nonce"),
+                dpop_jkt=data.get("dpop_jkt"),
             ),
             now=context.now,
             lifetime=timedelta(seconds=context.settings.authorization_code_seconds),
@@ -147,6 +149,9 @@ class CodeGrant(OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
         if redeemed is None:
             return None
         row, grant = redeemed
+        if row.dpop_jkt is not None and row.dpop_jkt != context.dpop.jkt:
+            # Redeemed all the same: a code presented by someone without its key is spent.
+            raise InvalidDPoPProofError("the code is bound to another DPoP key (dpop_jkt)")
         # The session's sid comes with the grant's standing (``authenticate_user``), once the
         # request has passed authlib's checks of the redirect URI and the PKCE verifier.
         return IssuedCode(row, grant)
@@ -243,6 +248,8 @@ def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
     if prompts - PROMPTS:
         unknown = describable(sorted(prompts - PROMPTS)[0])
         raise InvalidRequestError(f"unknown prompt value '{unknown}'")
+    if "dpop_jkt" in data and not JWK_THUMBPRINT.fullmatch(data["dpop_jkt"]):
+        raise InvalidRequestError("dpop_jkt must be a JWK SHA-256 thumbprint (RFC 7638)")
     if "max_age" in data and not (data["max_age"].isdigit() and len(data["max_age"]) <= 9):
         raise InvalidRequestError("max_age must be a non-negative number of seconds")
     client: AgencyClient = grant.request.client

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import struct
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,6 +62,8 @@ PROOF_WINDOW: Final = 60
 NONCE_WINDOW: Final = 300
 # Base64url characters of a proof's header: room for a 4096-bit RSA key.
 MAX_PROOF_HEADER: Final = 2048
+# A key's RFC 7638 SHA-256 thumbprint, base64url: how ``dpop_jkt`` names one (section 10).
+JWK_THUMBPRINT: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

@@ -34,6 +34,7 @@ from digital_id.grants.digests import token_digest
 from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.constants import CLIENT_AUTH_METHODS, MAX_REQUEST_OBJECT_LIFETIME
 from digital_id.oidc.context import OnServer, ProviderContext
+from digital_id.oidc.dpop import InvalidDPoPProofError
 from digital_id.oidc.models import PushedAuthorizationRequest
 from digital_id.oidc.requests import Payload, ProviderRequest
 
@@ -54,6 +55,9 @@ class PushedAuthorization(OnServer, Endpoint):  # type: ignore[misc]
     ENDPOINT_NAME = "pushed_authorization"
 
     def validate_request(self, request: ProviderRequest) -> EndpointRequest:
+        # A proof here binds the code to its key (RFC 9449 section 10.1), as dpop_jkt would;
+        # checked first, as at /token, so a nonce refusal spends no client assertion.
+        self.server.prove_possession(request, "/par")
         client: AgencyClient = self.server.authenticate_client(
             request, CLIENT_AUTH_METHODS, self.ENDPOINT_NAME
         )
@@ -81,6 +85,12 @@ class PushedAuthorization(OnServer, Endpoint):  # type: ignore[misc]
         ]
         if "client_id" not in data:
             pairs.append(("client_id", client.client_id))
+        proved = self.context.dpop.jkt
+        if proved is not None:
+            if data.get("dpop_jkt", proved) != proved:
+                raise InvalidDPoPProofError("dpop_jkt is not the key of the DPoP proof")
+            if "dpop_jkt" not in data:
+                pairs.append(("dpop_jkt", proved))
         authorization = ProviderRequest(
             "GET",
             self.context.settings.issuer.rstrip("/") + "/authorize",

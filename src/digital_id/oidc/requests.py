@@ -44,6 +44,7 @@ PARAMETER_LIMITS: Final[Mapping[str, int]] = MappingProxyType(
         "request_uri": 2048,
         "code_challenge": 128,
         "code_challenge_method": 16,
+        "dpop_jkt": 64,  # RFC 9449 section 10
         # token, revocation, introspection (RFC 6749, 7009, 7523, 7636, 7662)
         "grant_type": 128,
         "code": 256,

@@ -144,6 +144,9 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
                 parent=parent.row if parent is not None else None,
                 idle=timedelta(days=self.context.settings.refresh_token_idle_days),
                 now=self.context.now,
+                # A public client has no credential of its own: the key is its refresh
+                # token's only protection (RFC 9449 section 5).
+                dpop_jkt=self.context.dpop.jkt if client.is_public else None,
             )
         trail.record(
             self.context.session,
@@ -200,7 +203,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         if problem is not None:
             return self.handle_error_response(request, InvalidRequestError(problem))
         try:
-            self._prove_possession(request, "/token")
+            self.prove_possession(request, "/token")
         except OAuth2Error as error:
             return self.handle_error_response(request, error)
         response: OAuthResponse = super().create_token_response(request)
@@ -210,7 +213,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
             response.headers.append(("DPoP-Nonce", nonces.current(self.context.now)))
         return response
 
-    def _prove_possession(self, request: ProviderRequest, path: str) -> None:
+    def prove_possession(self, request: ProviderRequest, path: str) -> None:
         """The request's DPoP proof (RFC 9449), if it carries one, checked for ``path``; its
         key is then what the tokens issued to this request are bound to."""
         if not request.dpop:

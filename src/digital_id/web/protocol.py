@@ -107,7 +107,12 @@ async def _endpoint(request: Request, path: str, name: str) -> Response:
     """One of authlib's client-authenticated endpoints (``name``), at ``path``."""
     services, form = services_of(request), await form_pairs(request)
     oauth_request = ProviderRequest(
-        "POST", services.endpoint(path), request.headers, query=(), form=form
+        "POST",
+        services.endpoint(path),
+        request.headers,
+        query=(),
+        form=form,
+        dpop=request.headers.getlist("dpop"),
     )
     context = events(request, "client")
     return await in_unit_of_work(
