@@ -165,6 +165,10 @@ class AuthorizationRequest(BaseModel):
     request: str = ""
     code_challenge: str = ""
     code_challenge_method: str = ""
+    dpop_jkt: str = Field(
+        default="",
+        description="The thumbprint of the DPoP key the code is bound to (RFC 9449 section 10).",
+    )
     request_uri: str = Field(
         default="",
         description="A request URI from `/par` (RFC 9126); with it, only `client_id` is read besides.",
