@@ -44,13 +44,25 @@ def agency_app(
     *,
     push: bool = False,
     dpop: bool = False,
+    fapi2: bool = False,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """The recipe, unchanged, beside the installed openid-client, serving on a port."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    agency = provider.agency(
-        "client_secret_basic", redirect_uris=[f"{url}/callback"], scope="openid profile"
-    )
+    if fapi2:
+        agency = provider.agency(
+            "private_key_jwt",
+            alg="ES256",
+            redirect_uris=[f"{url}/callback"],
+            scope="openid profile",
+            fapi2_security_profile=True,
+            token_endpoint_auth_signing_alg="ES256",
+            id_token_signed_response_alg="ES256",
+        )
+    else:
+        agency = provider.agency(
+            "client_secret_basic", redirect_uris=[f"{url}/callback"], scope="openid profile"
+        )
     app = tmp_path / "agency"
     app.mkdir()
     (app / "agency.mjs").write_text(RECIPE.read_text())
@@ -65,6 +77,8 @@ def agency_app(
         "AGENCY_PUSH_REQUESTS": "1" if push else "0",
         "AGENCY_DPOP": "1" if dpop else "0",
     }
+    if agency.private_key is not None:
+        environment["AGENCY_PRIVATE_KEY"] = json.dumps(agency.private_key.as_dict(private=True))
     log = tmp_path / "agency.log"
     with log.open("w") as output:
         process = subprocess.Popen(
@@ -148,6 +162,26 @@ def test_openid_client_binds_the_tokens_to_its_key_with_dpop_and_par(
     with agency_app(node, provider, issuer, tmp_path, push=True, dpop=True) as (url, _):
         consent = browser.log_in(browser.http.get(f"{url}/"), citizen["nik"])
         answer = browser.decide(consent, "approve")
+
+        assert answer.status_code == 200, (tmp_path / "agency.log").read_text()
+        result = json.loads(answer.text)
+        assert result["token_type"].lower() == "dpop"
+        assert result["userinfo"]["name"] == citizen["full_name"]
+
+
+def test_a_fapi2_agency_logs_a_citizen_in_through_openid_client(
+    node, provider, issuer, browser: Browser, tmp_path
+):
+    """docs/integrating/fapi2.md: a client registered under the FAPI 2.0 profile, through
+    openid-client with private_key_jwt (ES256), PAR and DPoP together."""
+    citizen = provider.citizen()
+    with agency_app(node, provider, issuer, tmp_path, push=True, dpop=True, fapi2=True) as (
+        url,
+        _,
+    ):
+        login = browser.http.get(f"{url}/")
+        assert set(parse_qs(urlsplit(str(login.url)).query)) == {"client_id", "request_uri"}
+        answer = browser.decide(browser.log_in(login, citizen["nik"]), "approve")
 
         assert answer.status_code == 200, (tmp_path / "agency.log").read_text()
         result = json.loads(answer.text)

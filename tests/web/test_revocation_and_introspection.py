@@ -96,14 +96,23 @@ def test_introspection_of_a_refresh_token(provider):
     assert answer["sub"] == provider.verify(tokens["id_token"])["sub"]
 
 
-def test_another_clients_token_is_inactive_unless_asked_by_a_resource_server(provider):
+def test_another_clients_token_is_inactive_unless_asked_by_the_api_it_is_for(provider):
     citizen = provider.citizen()
-    agency = provider.agency()
+    api_url = "https://api.pajak.example.go.id/v1"
+    agency = provider.agency(resources=[api_url])
     other = provider.agency()
-    api = provider.agency(resource_server=True)
-    tokens = provider.tokens_for(agency, citizen["nik"])
-    assert introspect(provider, other, tokens["access_token"]) == {"active": False}
-    assert introspect(provider, api, tokens["access_token"])["active"] is True
+    api = provider.agency(resource_server=True, resource_identifier=api_url)
+    another_api = provider.agency(
+        resource_server=True, resource_identifier="https://api.bpjs.example.go.id"
+    )
+    for_the_agency = provider.tokens_for(agency, citizen["nik"])
+    for_the_api = provider.tokens_for(agency, citizen["nik"], resource=api_url)
+    assert introspect(provider, other, for_the_api["access_token"]) == {"active": False}
+    assert introspect(provider, another_api, for_the_api["access_token"]) == {"active": False}
+    assert introspect(provider, api, for_the_agency["access_token"]) == {"active": False}
+    answer = introspect(provider, api, for_the_api["access_token"])
+    assert answer["active"] is True
+    assert answer["aud"] == api_url
 
 
 @pytest.mark.parametrize("token", ["garbage", "a.b.c", ""])

@@ -26,6 +26,8 @@ from tests.web.test_second_factor import SUBSTANTIAL, code_at, enrol, finish, su
 
 # --- the states ----------------------------------------------------------------------------
 
+API = "https://api.pajak.example.go.id/v1"
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -206,9 +208,14 @@ class Refresh(Place):
 
 
 class Introspection(Place):
+    """Asked by the agency API the token is made out to (RFC 8707)."""
+
+    def agency(self, provider):
+        return provider.agency(resources=[API])
+
     def arrange(self, cell):
-        api = cell.provider.agency(resource_server=True)
-        return api, cell.provider.tokens_for(cell.agency, cell.citizen["nik"])
+        api = cell.provider.agency(resource_server=True, resource_identifier=API)
+        return api, cell.provider.tokens_for(cell.agency, cell.citizen["nik"], resource=API)
 
     def refused(self, cell, arranged):
         api, tokens = arranged
@@ -219,11 +226,15 @@ class Introspection(Place):
 
 
 class IntrospectionOfARefreshToken(Refresh):
+    """Asked by the agency that holds it (a resource server sees no refresh token); a
+    disabled agency cannot ask at all."""
+
     def refused(self, cell, arranged):
-        api = cell.provider.agency(resource_server=True)
         answer = cell.provider.http.post(
-            "/introspect", **api.authenticated({"token": arranged["refresh_token"]})
+            "/introspect", **cell.agency.authenticated({"token": arranged["refresh_token"]})
         )
+        if answer.status_code == 401:
+            return answer.json()["error"] == "invalid_client"
         return answer.status_code == 200 and answer.json() == {"active": False}
 
 

@@ -1,11 +1,15 @@
 // Log in with Digital ID from Node.js: openid-client 6 (npm install openid-client@6), the
-// authorization code flow with PKCE S256, state and nonce, client_secret_basic, then UserInfo.
+// authorization code flow with PKCE S256, state and nonce, client_secret_basic or
+// private_key_jwt, then UserInfo; with PAR and DPoP on request (FAPI 2.0 needs all three).
 //
 // A whole agency app in one file, on node:http so nothing else is needed. Configuration from
 // the environment:
 //   DIGITAL_ID_ISSUER     the issuer, e.g. https://id.example.go.id
 //   AGENCY_CLIENT_ID      the client_id `digital-id clients add` printed
 //   AGENCY_CLIENT_SECRET  its client_secret (registered with client_secret_basic, the default)
+//   AGENCY_PRIVATE_KEY    instead of a secret: the agency's private key as a JWK (JSON, with
+//                         its kid), for private_key_jwt; its public half is in the
+//                         registration's jwks. EC P-256 (ES256) or RSA (PS256).
 //   AGENCY_REDIRECT_URI   exactly as registered, e.g. https://pajak.example.go.id/callback
 //   PORT                  where this app listens (default 3000)
 //   AGENCY_PUSH_REQUESTS  1 to push each authorization request to Digital ID first (PAR,
@@ -27,12 +31,23 @@ const scope = 'openid profile'
 const local = ['localhost', '127.0.0.1', '[::1]'].includes(issuer.hostname)
 const options = issuer.protocol === 'http:' && local ? { execute: [client.allowInsecureRequests] } : {}
 
+// private_key_jwt signs a short assertion (aud: the issuer) for every call; the key never
+// leaves this process. Without a key, the client secret over HTTP Basic.
+async function privateKey(jwk) {
+  const algorithm =
+    jwk.kty === 'EC' ? { name: 'ECDSA', namedCurve: jwk.crv } : { name: 'RSA-PSS', hash: 'SHA-256' }
+  return { key: await crypto.subtle.importKey('jwk', jwk, algorithm, false, ['sign']), kid: jwk.kid }
+}
+const clientAuth = process.env.AGENCY_PRIVATE_KEY
+  ? client.PrivateKeyJwt(await privateKey(JSON.parse(process.env.AGENCY_PRIVATE_KEY)))
+  : client.ClientSecretBasic(process.env.AGENCY_CLIENT_SECRET)
+
 // Discovery reads {issuer}/.well-known/openid-configuration and checks its issuer is ours.
 const config = await client.discovery(
   issuer,
   process.env.AGENCY_CLIENT_ID,
   undefined,
-  client.ClientSecretBasic(process.env.AGENCY_CLIENT_SECRET),
+  clientAuth,
   options,
 )
 

@@ -1,5 +1,6 @@
-"""The public keys an agency signs its client assertions and request objects with:
-registered inline (``jwks``) or published at its ``jwks_uri``, fetched and cached.
+"""The public keys an agency signs its client assertions and request objects with, and the
+one we encrypt its ID tokens and UserInfo answers to: registered inline (``jwks``) or
+published at its ``jwks_uri``, fetched and cached.
 
 Anyone can send an assertion naming any ``kid``, before anything about it is verified, so a
 ``kid`` the cached set lacks must not become a fetch each time: the ``jwks_uri`` is fetched
@@ -19,12 +20,17 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from joserfc.errors import JoseError
-from joserfc.jwk import GuestProtocol, KeySet
+from joserfc.jwk import GuestProtocol, Key, KeySet
 
 from digital_id.outbound import Outbound, OutboundError
 
 # Asymmetric algorithms only: an HMAC "signed" with a public key proves nothing.
 ASSERTION_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})  # fmt: skip
+# What we encrypt ID tokens and UserInfo answers with (oidc.encryption). Key management:
+# RSA-OAEP-256 for RSA keys, ECDH-ES (direct, or wrapping a key) for EC keys; never RSA1_5
+# (RFC 8725 section 3.2). Content: AES-256-GCM.
+ENCRYPTION_ALGORITHMS: Final = ("RSA-OAEP-256", "ECDH-ES", "ECDH-ES+A256KW")
+CONTENT_ENCRYPTION: Final = ("A256GCM",)
 # Enough for any honest rotation; an attacker cycling kids only refills a bounded set.
 MAX_UNKNOWN_KIDS: Final = 64
 
@@ -89,6 +95,22 @@ class ClientKeyResolver:
 
         return resolve
 
+    def encryption_key(self, client_id: str, registration: dict[str, Any], alg: str) -> Key:
+        """The client's public key to encrypt to with ``alg``: the first of its registered or
+        published keys meant for encryption (``use`` absent or ``enc``) of the algorithm's
+        type, and not marked for another algorithm."""
+        if registration.get("jwks") is not None:
+            keys = KeySet.import_key_set(registration["jwks"])
+        else:
+            uri = registration.get("jwks_uri")
+            if not uri:
+                raise ClientKeysUnavailableError("the client registered no keys")
+            keys = self._published(client_id, uri, None)
+        key = encryption_key_in(keys, alg)
+        if key is None:
+            raise ClientKeysUnavailableError(f"the client has no key to encrypt to with {alg}")
+        return key
+
     def _published(self, client_id: str, uri: str, kid: str | None) -> KeySet:
         now = time.monotonic()
         with self._lock:
@@ -142,6 +164,20 @@ class ClientKeyResolver:
             raise ClientKeysUnavailableError(
                 f"the client's jwks_uri is not a JWK Set ({exc.__class__.__name__})"
             ) from None
+
+
+def encryption_key_in(keys: KeySet, alg: str) -> Key | None:
+    """The first key of ``keys`` an agency offers for encryption with ``alg``, if any."""
+    kty = "RSA" if alg.startswith("RSA") else "EC"
+    for key in keys.keys:
+        member = key.as_dict(private=False)
+        if (
+            member.get("kty") == kty
+            and member.get("use", "enc") == "enc"
+            and member.get("alg", alg) == alg
+        ):
+            return key
+    return None
 
 
 def _holds(keys: KeySet, kid: str) -> bool:

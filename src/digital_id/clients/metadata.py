@@ -8,14 +8,19 @@ refused rather than ignored: for an operator-run registry a typo must not pass s
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from digital_id.clients import metadata_fields as fields
-from digital_id.clients.jwks import ASSERTION_ALGORITHMS
+from digital_id.clients.jwks import (
+    ASSERTION_ALGORITHMS,
+    CONTENT_ENCRYPTION,
+    ENCRYPTION_ALGORITHMS,
+    encryption_key_in,
+)
 from digital_id.clients.metadata_fields import InvalidClientMetadataError
 from digital_id.clients.subjects import sector_of
 from digital_id.keys.store import ALGORITHMS
@@ -43,7 +48,11 @@ _KNOWN: Final = frozenset(
         "post_logout_redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method",
         "jwks", "scope", "subject_type", "id_token_signed_response_alg", "userinfo_signed_response_alg",
         "contacts", "resource_server", "default_acr_values", "backchannel_logout_session_required",
-        "require_pushed_authorization_requests", "dpop_bound_access_tokens",
+        "require_pushed_authorization_requests", "dpop_bound_access_tokens", "resources",
+        "fapi2_security_profile", "id_token_encrypted_response_alg",
+        "id_token_encrypted_response_enc", "userinfo_encrypted_response_alg",
+        "userinfo_encrypted_response_enc",
+        "resource_identifier",
         "purpose", "token_endpoint_auth_signing_alg", "request_object_signing_alg",
     }
 )  # fmt: skip
@@ -74,6 +83,16 @@ class ClientMetadata:
     require_pushed_authorization_requests: bool = False
     # RFC 9449 section 5.2: every access token of this client must be bound to a DPoP key.
     dpop_bound_access_tokens: bool = False
+    # RFC 8707: the agency APIs this client may ask tokens for, by resource identifier; and,
+    # for a resource server, its own identifier (the ``aud`` of the tokens made out to it).
+    resources: tuple[str, ...] = ()
+    resource_identifier: str | None = None
+    # The FAPI 2.0 Security Profile: PAR, DPoP and private_key_jwt required, PS256 or ES256
+    # only, codes of at most 60 s (``_fapi2``).
+    fapi2_security_profile: bool = False
+    # OpenID Connect Registration 1.0 section 2: what ID tokens and UserInfo answers are
+    # encrypted with, to the client's encryption key (``_encryption``).
+    encryption: dict[str, str] = field(default_factory=dict)
     purpose: str | None = None  # shown to citizens and put in their consent receipts
     # OpenID Connect Registration 1.0 section 2: the one algorithm the client signs its
     # assertions (private_key_jwt) or request objects with; anything else is refused.
@@ -116,26 +135,24 @@ class ClientMetadata:
             contacts=list(self.contacts),
             **self.uris,
         )
-        if self.userinfo_signed_response_alg:
-            registration["userinfo_signed_response_alg"] = self.userinfo_signed_response_alg
-        if self.jwks is not None:
-            registration["jwks"] = self.jwks
-        if self.resource_server:
-            registration["resource_server"] = True
-        if self.backchannel_logout_session_required:
-            registration["backchannel_logout_session_required"] = True
-        if self.require_pushed_authorization_requests:
-            registration["require_pushed_authorization_requests"] = True
-        if self.dpop_bound_access_tokens:
-            registration["dpop_bound_access_tokens"] = True
-        if self.purpose:
-            registration["purpose"] = self.purpose
-        if self.default_acr_values:
-            registration["default_acr_values"] = list(self.default_acr_values)
-        if self.token_endpoint_auth_signing_alg:
-            registration["token_endpoint_auth_signing_alg"] = self.token_endpoint_auth_signing_alg
-        if self.request_object_signing_alg:
-            registration["request_object_signing_alg"] = self.request_object_signing_alg
+        # The optional fields, each stored only when set (a flag only when true).
+        optional: dict[str, Any] = {
+            "userinfo_signed_response_alg": self.userinfo_signed_response_alg,
+            "jwks": self.jwks,
+            "resource_server": self.resource_server,
+            "backchannel_logout_session_required": self.backchannel_logout_session_required,
+            "require_pushed_authorization_requests": self.require_pushed_authorization_requests,
+            "dpop_bound_access_tokens": self.dpop_bound_access_tokens,
+            "fapi2_security_profile": self.fapi2_security_profile,
+            "resources": list(self.resources),
+            "resource_identifier": self.resource_identifier,
+            "purpose": self.purpose,
+            "default_acr_values": list(self.default_acr_values),
+            "token_endpoint_auth_signing_alg": self.token_endpoint_auth_signing_alg,
+            "request_object_signing_alg": self.request_object_signing_alg,
+            **self.encryption,
+        }
+        registration.update((name, value) for name, value in optional.items() if value)
         return registration
 
 
@@ -210,38 +227,44 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
                 f"contacts[{index}]", f"{contact!r} is not an e-mail address"
             )
 
-    return ClientMetadata(
-        client_name=names,
-        redirect_uris=redirect_uris,
-        post_logout_redirect_uris=post_logout,
-        grant_types=grant_types,
-        response_types=response_types,
-        token_endpoint_auth_method=method,
-        scope=scope,
-        subject_type=subject_type,
-        id_token_signed_response_alg=fields.choice(
-            data, "id_token_signed_response_alg", ALGORITHMS, default="RS256"
-        ),
-        userinfo_signed_response_alg=fields.choice(
-            data, "userinfo_signed_response_alg", ALGORITHMS, default=None
-        ),
-        jwks=jwks,
-        uris=uris,
-        contacts=contacts,
-        resource_server=_resource_server(data, method),
-        default_acr_values=fields.choices(data, "default_acr_values", ACR_VALUES, default=()),
-        backchannel_logout_session_required=fields.flag(
-            data, "backchannel_logout_session_required"
-        ),
-        require_pushed_authorization_requests=fields.flag(
-            data, "require_pushed_authorization_requests"
-        ),
-        dpop_bound_access_tokens=fields.flag(data, "dpop_bound_access_tokens"),
-        purpose=fields.text(data, "purpose") if "purpose" in data else None,
-        token_endpoint_auth_signing_alg=assertion_alg,
-        request_object_signing_alg=fields.choice(
-            data, "request_object_signing_alg", signing_algorithms, default=None
-        ),
+    return _fapi2(
+        ClientMetadata(
+            client_name=names,
+            redirect_uris=redirect_uris,
+            post_logout_redirect_uris=post_logout,
+            grant_types=grant_types,
+            response_types=response_types,
+            token_endpoint_auth_method=method,
+            scope=scope,
+            subject_type=subject_type,
+            id_token_signed_response_alg=fields.choice(
+                data, "id_token_signed_response_alg", ALGORITHMS, default="RS256"
+            ),
+            userinfo_signed_response_alg=fields.choice(
+                data, "userinfo_signed_response_alg", ALGORITHMS, default=None
+            ),
+            jwks=jwks,
+            uris=uris,
+            contacts=contacts,
+            resource_server=_resource_server(data, method),
+            default_acr_values=fields.choices(data, "default_acr_values", ACR_VALUES, default=()),
+            backchannel_logout_session_required=fields.flag(
+                data, "backchannel_logout_session_required"
+            ),
+            require_pushed_authorization_requests=fields.flag(
+                data, "require_pushed_authorization_requests"
+            ),
+            dpop_bound_access_tokens=fields.flag(data, "dpop_bound_access_tokens"),
+            fapi2_security_profile=fields.flag(data, "fapi2_security_profile"),
+            encryption=_encryption(data, jwks, uris),
+            resources=fields.resource_list(data, "resources", production),
+            resource_identifier=_resource_identifier(data, production),
+            purpose=fields.text(data, "purpose") if "purpose" in data else None,
+            token_endpoint_auth_signing_alg=assertion_alg,
+            request_object_signing_alg=fields.choice(
+                data, "request_object_signing_alg", signing_algorithms, default=None
+            ),
+        )
     )
 
 
@@ -270,13 +293,91 @@ def _assertion_signing_alg(
 
 
 def _resource_server(data: dict[str, Any], method: str) -> bool:
-    """Not RFC 7591: marks an agency API that may introspect any agency's tokens (RFC 7662)."""
+    """Not RFC 7591: marks an agency API, which may introspect the tokens made out to its
+    ``resource_identifier`` (RFC 7662, RFC 8707)."""
     resource_server = fields.flag(data, "resource_server")
     if resource_server and method == "none":
         raise InvalidClientMetadataError(
             "resource_server", "a resource server must authenticate (not auth method none)"
         )
     return resource_server
+
+
+# FAPI 2.0 Security Profile section 5.4: PS256, ES256 (or EdDSA, which we do not offer).
+FAPI2_ALGORITHMS: Final = ("ES256", "PS256")
+
+
+def _fapi2(metadata: ClientMetadata) -> ClientMetadata:
+    """A client under the FAPI 2.0 Security Profile: refused unless its registration keeps
+    to the profile, and then held to PAR and DPoP whatever else it says."""
+    if not metadata.fapi2_security_profile:
+        return metadata
+    if metadata.token_endpoint_auth_method != "private_key_jwt":  # noqa: S105 (a method)
+        raise InvalidClientMetadataError(
+            "token_endpoint_auth_method", "a FAPI 2.0 client authenticates with private_key_jwt"
+        )
+    algorithms = {
+        "token_endpoint_auth_signing_alg": metadata.token_endpoint_auth_signing_alg,
+        "id_token_signed_response_alg": metadata.id_token_signed_response_alg,
+        "request_object_signing_alg": metadata.request_object_signing_alg,
+        "userinfo_signed_response_alg": metadata.userinfo_signed_response_alg,
+    }
+    for name, alg in algorithms.items():
+        required = name in ("token_endpoint_auth_signing_alg", "id_token_signed_response_alg")
+        if (alg is None and required) or (alg is not None and alg not in FAPI2_ALGORITHMS):
+            raise InvalidClientMetadataError(
+                name,
+                f"a FAPI 2.0 client signs and is signed for with {' or '.join(FAPI2_ALGORITHMS)}",
+            )
+    return replace(
+        metadata, require_pushed_authorization_requests=True, dpop_bound_access_tokens=True
+    )
+
+
+def _encryption(
+    data: dict[str, Any], jwks: dict[str, Any] | None, uris: dict[str, str]
+) -> dict[str, str]:
+    """The ``*_encrypted_response_alg`` and ``_enc`` pairs: both or neither, only what we
+    offer, and a key to encrypt to (checked now when the keys are inline)."""
+    chosen: dict[str, str] = {}
+    for purpose in ("id_token", "userinfo"):
+        alg_field, enc_field = (
+            f"{purpose}_encrypted_response_alg",
+            f"{purpose}_encrypted_response_enc",
+        )
+        alg = fields.choice(data, alg_field, ENCRYPTION_ALGORITHMS, default=None)
+        enc = fields.choice(data, enc_field, CONTENT_ENCRYPTION, default=None)
+        if alg is None:
+            if enc is not None:
+                raise InvalidClientMetadataError(enc_field, f"needs {alg_field}")
+            continue
+        if enc is None:
+            # The registration default, A128CBC-HS256, is not offered: say so, not guess.
+            raise InvalidClientMetadataError(
+                enc_field, f"must be given: {', '.join(CONTENT_ENCRYPTION)}"
+            )
+        if jwks is None and "jwks_uri" not in uris:
+            raise InvalidClientMetadataError(
+                alg_field, "needs jwks or jwks_uri with an encryption key"
+            )
+        inline = KeySet.import_key_set(jwks) if jwks is not None else None  # type: ignore[arg-type]
+        if inline is not None and encryption_key_in(inline, alg) is None:
+            raise InvalidClientMetadataError(
+                alg_field, f"jwks holds no key to encrypt to with {alg}"
+            )
+        chosen |= {alg_field: alg, enc_field: enc}
+    return chosen
+
+
+def _resource_identifier(data: dict[str, Any], production: bool) -> str | None:
+    """RFC 8707: the identifier a resource server's tokens are made out to."""
+    if "resource_identifier" not in data:
+        return None
+    if data.get("resource_server") is not True:
+        raise InvalidClientMetadataError(
+            "resource_identifier", "only a resource server (resource_server: true) has one"
+        )
+    return fields.resource_uri(data["resource_identifier"], "resource_identifier", production)
 
 
 def _check_client_authentication(

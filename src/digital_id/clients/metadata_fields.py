@@ -117,6 +117,24 @@ def web_uri(value: object, name: str, production: bool) -> str:
     return value
 
 
+def resource_uri(value: object, name: str, production: bool) -> str:
+    """RFC 8707 section 2: an absolute URI without a fragment; https in production."""
+    if not isinstance(value, str):
+        raise InvalidClientMetadataError(name, "must be a string")
+    if "#" in value:
+        raise InvalidClientMetadataError(name, "fragments are not allowed (RFC 8707)")
+    return web_uri(value, name, production)
+
+
+def resource_list(data: dict[str, Any], name: str, production: bool) -> tuple[str, ...]:
+    values = strings(data, name)
+    for index, value in enumerate(values):
+        resource_uri(value, f"{name}[{index}]", production)
+    if len(set(values)) != len(values):
+        raise InvalidClientMetadataError(name, "lists the same resource twice")
+    return tuple(values)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

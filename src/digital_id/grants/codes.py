@@ -54,13 +54,14 @@ def create_grant(
     id_token_claims: Sequence[str],
     offline_until: datetime | None,
     now: datetime,
+    resource: str | None = None,
 ) -> AuthorizationGrant:
     """A new grant: the citizen approved the agency, releasing these claims; offline access
     (a refresh token family) until ``offline_until`` if they consented to it."""
     grant = AuthorizationGrant(
         **_grant_columns(
             citizen_id, client_pk, authentication, scope, userinfo_claims, id_token_claims,
-            offline_until, now,
+            offline_until, now, resource,
         )
     )  # fmt: skip
     session.add(grant)
@@ -77,6 +78,7 @@ def _grant_columns(
     id_token_claims: Sequence[str],
     offline_until: datetime | None,
     now: datetime,
+    resource: str | None,
 ) -> dict[str, Any]:
     """A new grant's row, for the ORM or for an INSERT."""
     return {
@@ -92,6 +94,7 @@ def _grant_columns(
         "auth_time": authentication.auth_time,
         "created_at": now,
         "offline_until": offline_until,
+        "resource": resource,
     }
 
 
@@ -144,6 +147,7 @@ def create_grant_with_code(
     request: CodeRequest,
     now: datetime,
     lifetime: timedelta,
+    resource: str | None = None,
 ) -> None:
     """``create_grant`` and ``issue_code`` for its first code, as the authorization endpoint
     answers an approval.
@@ -153,7 +157,7 @@ def create_grant_with_code(
     are the two statements of ``create_grant`` and ``issue_code``."""
     columns = _grant_columns(
         citizen_id, client_pk, authentication, scope, userinfo_claims, id_token_claims,
-        offline_until, now,
+        offline_until, now, resource,
     )  # fmt: skip
     if session.get_bind().dialect.name != "postgresql":
         grant = AuthorizationGrant(**columns)

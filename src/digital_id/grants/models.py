@@ -40,6 +40,9 @@ class AuthorizationGrant(Base):
     # The refresh token family: the generation of its one live token, and when it ends.
     refresh_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     offline_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The agency API the grant's access tokens are made out to (RFC 8707), or None: the
+    # client itself.
+    resource: Mapped[str | None] = mapped_column(String(2000))
 
 
 class RefreshToken(Base):

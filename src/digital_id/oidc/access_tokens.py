@@ -47,14 +47,18 @@ class AccessTokens(OnServer, JWTBearerTokenGenerator):  # type: ignore[misc]
     ) -> dict[str, Any]:
         """``cnf.jkt`` (RFC 9449 section 6) when the request proved a key: the token is then
         good only with a proof signed by that key."""
-        jkt = self.context.dpop.jkt
+        jkt = self.context.issuing.jkt
         return {"cnf": {"jkt": jkt}} if jkt is not None else {}
 
     def generate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         token: dict[str, Any] = super().generate(*args, **kwargs)
-        if self.context.dpop.jkt is not None:
+        if self.context.issuing.jkt is not None:
             token["token_type"] = "DPoP"  # noqa: S105 (RFC 9449 section 5: a type name)
         return token
+
+    def get_audiences(self, client: AgencyClient, user: Subject | None, scope: str) -> str:
+        """The resource the token is for (RFC 8707), else the client itself (RFC 9068 4)."""
+        return self.context.issuing.resource or client.client_id
 
     def get_auth_time(self, user: Subject | None) -> int | None:
         return int(user.grant.auth_time.timestamp()) if user is not None else None

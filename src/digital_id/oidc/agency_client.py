@@ -69,6 +69,22 @@ class AgencyClient(ClientMixin):  # type: ignore[misc]
         return [scope for scope in self.registered_scopes if scope not in CITIZEN_SCOPES]
 
     @property
+    def resources(self) -> list[str]:
+        """The agency APIs (resource identifiers, RFC 8707) this client may ask tokens for."""
+        return list(self.client_metadata.get("resources", []))
+
+    @property
+    def resource_identifier(self) -> str | None:
+        """The identifier of the API this client is, when it is a resource server."""
+        value = self.client_metadata.get("resource_identifier")
+        return str(value) if self.is_resource_server and value else None
+
+    @property
+    def is_fapi2(self) -> bool:
+        """Registered under the FAPI 2.0 Security Profile (``clients.metadata``)."""
+        return self.client_metadata.get("fapi2_security_profile") is True
+
+    @property
     def is_public(self) -> bool:
         """A native or browser app with no credential (``token_endpoint_auth_method: none``)."""
         return self.client_metadata.get("token_endpoint_auth_method") == "none"

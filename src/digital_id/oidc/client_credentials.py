@@ -7,6 +7,7 @@ from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 
 from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.constants import CITIZEN_SCOPES, CLIENT_AUTH_METHODS
+from digital_id.oidc.resources import requested_resource
 
 
 class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
@@ -23,3 +24,6 @@ class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
             raise InvalidScopeError("the scope is not in this client's registration")
         if not client.api_scopes:
             raise InvalidScopeError("this client has no scopes registered for itself")
+        self.server.context.issuing.resource = requested_resource(
+            client, self.request.payload.datalist.get("resource", []), userinfo_url=None
+        )

@@ -34,10 +34,17 @@ from digital_id.oidc.claims import (
     claim_values,
     resolve_claims_request,
 )
-from digital_id.oidc.constants import CLIENT_AUTH_METHODS, PROMPTS, RESPONSE_MODES
+from digital_id.oidc.constants import (
+    CLIENT_AUTH_METHODS,
+    FAPI2_CODE_SECONDS,
+    PROMPTS,
+    RESPONSE_MODES,
+)
 from digital_id.oidc.context import OnServer, ProviderContext
 from digital_id.oidc.dpop import JWK_THUMBPRINT, InvalidDPoPProofError
+from digital_id.oidc.encryption import encrypted_for
 from digital_id.oidc.requests import ProviderRequest, describable
+from digital_id.oidc.resources import check_same_resource, requested_resource
 from digital_id.registry.models import Citizen
 from digital_id.sessions.models import BrowserSession
 
@@ -136,8 +143,13 @@ class CodeGrant(OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
                 nonce=data.get("nonce"),
                 dpop_jkt=data.get("dpop_jkt"),
             ),
+            resource=data.get("resource"),
             now=context.now,
-            lifetime=timedelta(seconds=context.settings.authorization_code_seconds),
+            lifetime=timedelta(
+                seconds=min(context.settings.authorization_code_seconds, FAPI2_CODE_SECONDS)
+                if client.is_fapi2
+                else context.settings.authorization_code_seconds
+            ),
         )
 
     def query_authorization_code(self, code: str, client: AgencyClient) -> IssuedCode | None:
@@ -149,9 +161,11 @@ class CodeGrant(OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
         if redeemed is None:
             return None
         row, grant = redeemed
-        if row.dpop_jkt is not None and row.dpop_jkt != context.dpop.jkt:
+        if row.dpop_jkt is not None and row.dpop_jkt != context.issuing.jkt:
             # Redeemed all the same: a code presented by someone without its key is spent.
             raise InvalidDPoPProofError("the code is bound to another DPoP key (dpop_jkt)")
+        check_same_resource(self.request.payload.datalist.get("resource", []), grant.resource)
+        context.issuing.resource = grant.resource
         # The session's sid comes with the grant's standing (``authenticate_user``), once the
         # request has passed authlib's checks of the redirect URI and the PKCE verifier.
         return IssuedCode(row, grant)
@@ -248,6 +262,11 @@ def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
     if prompts - PROMPTS:
         unknown = describable(sorted(prompts - PROMPTS)[0])
         raise InvalidRequestError(f"unknown prompt value '{unknown}'")
+    requested_resource(
+        grant.request.client,
+        grant.request.payload.datalist.get("resource", []),
+        userinfo_url=grant.context.settings.issuer.rstrip("/") + "/userinfo",
+    )
     if "dpop_jkt" in data and not JWK_THUMBPRINT.fullmatch(data["dpop_jkt"]):
         raise InvalidRequestError("dpop_jkt must be a JWK SHA-256 thumbprint (RFC 7638)")
     if "max_age" in data and not (data["max_age"].isdigit() and len(data["max_age"]) <= 9):
@@ -292,6 +311,19 @@ class OpenIDExtension(OnServer, OpenIDCode):  # type: ignore[misc]
                 self.context.session, client_pk=client.pk, nonce=nonce
             )
         return known[client.pk, nonce]
+
+    def encode_id_token(self, token: dict[str, Any], request: ProviderRequest) -> str:
+        """Signed, then encrypted to the agency when it registered an encryption algorithm
+        (``oidc.encryption``)."""
+        signed: str = super().encode_id_token(token, request)
+        encrypted = encrypted_for(
+            request.client,
+            signed,
+            purpose="id_token",
+            client_keys=self.context.client_keys,
+            nested=True,
+        )
+        return encrypted or signed
 
     def resolve_client_private_key(self, client: AgencyClient) -> Any:
         return self.context.keys.signing_key(client.id_token_signed_response_alg)

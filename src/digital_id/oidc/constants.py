@@ -14,6 +14,8 @@ MAX_ASSERTION_LIFETIME = 300
 # A request object may be prepared ahead (a link in a letter), but not for longer than this.
 MAX_REQUEST_OBJECT_LIFETIME = 3600
 ASSERTION_LEEWAY = 10
+# FAPI 2.0 Security Profile section 5.3.2.1: a code lives at most a minute.
+FAPI2_CODE_SECONDS = 60
 # Scopes that release something about a citizen: never for a client acting as itself.
 CITIZEN_SCOPES: Final = frozenset({*SCOPE_CLAIMS, OFFLINE_ACCESS})
 CLIENT_AUTH_METHODS: Final = (

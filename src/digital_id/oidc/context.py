@@ -32,11 +32,13 @@ class NonceChecks:
 
 
 @dataclass
-class DPoPBinding:
-    """The key this request proved it holds (RFC 9449), once its proof passed: what the
-    tokens it is issued are bound to. None without a proof."""
+class Issuing:
+    """What the access token this request is issued is bound to, as the request's checks
+    found it: the DPoP key it proved it holds (``jkt``, RFC 9449), and the resource it is for
+    (``resource``, RFC 8707; its ``aud``). None: no proof; the client itself."""
 
     jkt: str | None = None
+    resource: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class ProviderContext:
     nonces: NonceChecks = field(default_factory=NonceChecks)
     # Server nonces DPoP proofs at the token endpoint must carry; None when none are asked.
     dpop_nonces: DPoPNonces | None = None
-    dpop: DPoPBinding = field(default_factory=DPoPBinding)
+    issuing: Issuing = field(default_factory=Issuing)
 
     @property
     def token_endpoint(self) -> str:

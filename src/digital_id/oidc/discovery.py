@@ -14,7 +14,11 @@ from authlib.oauth2.rfc9207 import AuthorizationServerMetadata as IssuerParamete
 from authlib.oidc.discovery import OpenIDProviderMetadata
 from authlib.oidc.rpinitiated import OpenIDProviderMetadata as LogoutMetadata
 
-from digital_id.clients.jwks import ASSERTION_ALGORITHMS
+from digital_id.clients.jwks import (
+    ASSERTION_ALGORITHMS,
+    CONTENT_ENCRYPTION,
+    ENCRYPTION_ALGORITHMS,
+)
 from digital_id.clients.metadata import AUTH_METHODS, LANGUAGES, SUBJECT_TYPES
 from digital_id.keys.store import ALGORITHMS
 from digital_id.levels import ACR_VALUES
@@ -65,6 +69,10 @@ def provider_metadata(
             "request_uri_parameter_supported": False,
             "require_pushed_authorization_requests": require_pushed_requests,
             "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
+            "id_token_encryption_alg_values_supported": list(ENCRYPTION_ALGORITHMS),
+            "id_token_encryption_enc_values_supported": list(CONTENT_ENCRYPTION),
+            "userinfo_encryption_alg_values_supported": list(ENCRYPTION_ALGORITHMS),
+            "userinfo_encryption_enc_values_supported": list(CONTENT_ENCRYPTION),
             "acr_values_supported": list(ACR_VALUES),
             "claim_types_supported": ["normal"],
             "ui_locales_supported": list(LANGUAGES),

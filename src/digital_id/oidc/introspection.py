@@ -13,15 +13,19 @@ from digital_id.oidc.tokens import FindsTokens, PresentedToken
 
 
 class TokenIntrospection(FindsTokens, IntrospectionEndpoint):  # type: ignore[misc]
-    """RFC 7662. A client sees its own tokens; a client registered as a resource server sees
-    any. Inactive, expired, revoked, unknown and foreign tokens all answer ``active: false``."""
+    """RFC 7662. A client sees its own tokens; a resource server sees the tokens made out to
+    it (``aud`` its ``resource_identifier``, RFC 8707). Inactive, expired, revoked, unknown
+    and foreign tokens all answer ``active: false``."""
 
     CLIENT_AUTH_METHODS = tuple(m for m in CLIENT_AUTH_METHODS if m != "none")
 
     def check_permission(
         self, token: PresentedToken, client: AgencyClient, request: ProviderRequest
     ) -> bool:
-        return token.check_client(client) or client.is_resource_server
+        if token.check_client(client):
+            return True
+        identifier = client.resource_identifier
+        return identifier is not None and token.claims.get("aud") == identifier
 
     def introspect_token(self, token: PresentedToken) -> dict[str, Any]:
         if token.kind == "access_token":

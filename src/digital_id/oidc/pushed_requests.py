@@ -85,7 +85,7 @@ class PushedAuthorization(OnServer, Endpoint):  # type: ignore[misc]
         ]
         if "client_id" not in data:
             pairs.append(("client_id", client.client_id))
-        proved = self.context.dpop.jkt
+        proved = self.context.issuing.jkt
         if proved is not None:
             if data.get("dpop_jkt", proved) != proved:
                 raise InvalidDPoPProofError("dpop_jkt is not the key of the DPoP proof")

@@ -18,6 +18,7 @@ from digital_id.oidc.code_grant import Subject, subject_for
 from digital_id.oidc.constants import CLIENT_AUTH_METHODS
 from digital_id.oidc.context import OnServer
 from digital_id.oidc.dpop import InvalidDPoPProofError
+from digital_id.oidc.resources import check_same_resource
 
 
 class PresentedRefreshToken:
@@ -56,8 +57,10 @@ class RefreshGrant(OnServer, RefreshTokenGrant):  # type: ignore[misc]
             return None
         if OFFLINE_ACCESS not in found.consented_claims:
             return None  # withdrawn since (the rule, in authenticate_user, asks the rest)
-        if row.dpop_jkt is not None and row.dpop_jkt != context.dpop.jkt:
+        if row.dpop_jkt is not None and row.dpop_jkt != context.issuing.jkt:
             raise InvalidDPoPProofError("the refresh token is bound to another DPoP key")
+        check_same_resource(self.request.payload.datalist.get("resource", []), found.grant.resource)
+        context.issuing.resource = found.grant.resource
         if not accept_generation(
             context.session, row, found.grant, now=context.now, events=context.events
         ):

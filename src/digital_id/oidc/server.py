@@ -103,7 +103,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         )
         if (
             endpoint == "token"
-            and self.context.dpop.jkt is None
+            and self.context.issuing.jkt is None
             and client.client_metadata.get("dpop_bound_access_tokens")
         ):
             raise dpop.InvalidDPoPProofError(
@@ -146,7 +146,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
                 now=self.context.now,
                 # A public client has no credential of its own: the key is its refresh
                 # token's only protection (RFC 9449 section 5).
-                dpop_jkt=self.context.dpop.jkt if client.is_public else None,
+                dpop_jkt=self.context.issuing.jkt if client.is_public else None,
             )
         trail.record(
             self.context.session,
@@ -208,7 +208,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
             return self.handle_error_response(request, error)
         response: OAuthResponse = super().create_token_response(request)
         nonces = self.context.dpop_nonces
-        if self.context.dpop.jkt is not None and nonces is not None:
+        if self.context.issuing.jkt is not None and nonces is not None:
             # The nonce to use next, so a client need not be refused once per window.
             response.headers.append(("DPoP-Nonce", nonces.current(self.context.now)))
         return response
@@ -227,7 +227,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
             now=context.now,
             nonces=context.dpop_nonces,
         )
-        context.dpop.jkt = proof.jkt
+        context.issuing.jkt = proof.jkt
 
     def create_endpoint_response(self, name: str, request: ProviderRequest) -> OAuthResponse:
         problem = request.parameter_problem()

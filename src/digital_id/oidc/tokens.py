@@ -30,9 +30,18 @@ from digital_id.oidc.jwt_policy import check_jwt
 
 
 def decode_access_token(
-    token: str, *, keys: KeySnapshot, issuer: str, now: datetime, allow_expired: bool = False
+    token: str,
+    *,
+    keys: KeySnapshot,
+    issuer: str,
+    now: datetime,
+    allow_expired: bool = False,
+    resource: str | None = None,
 ) -> dict[str, Any]:
-    """The claims of a genuine access token of ours, or InvalidAccessTokenError."""
+    """The claims of a genuine access token of ours, or InvalidAccessTokenError.
+    ``resource``: the endpoint asking (UserInfo), which takes a token made out to it or to
+    the client itself (RFC 9068 section 4, RFC 8707); without it any audience of ours passes
+    (introspection then asks whether the asker may see the token)."""
     try:
         check_jwt(token, algorithms=ACCESS_TOKEN_ALGORITHMS)
         decoded = jwt.decode(token, keys.verification_keys(), algorithms=ACCESS_TOKEN_ALGORITHMS)
@@ -45,8 +54,11 @@ def decode_access_token(
             "jti": {"essential": True},
         }
         claims = dict(decoded.claims)
-        # RFC 9068 section 4: the audience is the client the token was issued to.
-        rules["aud"] = {"essential": True, "value": str(claims.get("client_id"))}
+        rules["aud"] = (
+            {"essential": True, "values": [str(claims.get("client_id")), resource]}
+            if resource is not None
+            else {"essential": True}
+        )
         if not isinstance(claims.get("exp"), int):
             raise InvalidAccessTokenError("no exp")
         if allow_expired:

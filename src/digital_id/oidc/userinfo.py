@@ -163,7 +163,7 @@ def _released(
     events: EventContext | None = None,
     recorded: RecordedReleases | None = None,
 ) -> UserInfo:
-    claims = decode_access_token(token, keys=keys, issuer=issuer, now=now)
+    claims = decode_access_token(token, keys=keys, issuer=issuer, now=now, resource=presented.url)
     check_holder(session, token, claims, presented, now=now)
     public_id = grant_public_id(claims)
     found = grant_standing(session, public_id, now=now) if public_id is not None else None

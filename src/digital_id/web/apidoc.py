@@ -128,6 +128,10 @@ class TokenRequest(BaseModel):
     code_verifier: str = ""
     refresh_token: str = ""
     scope: str = ""
+    resource: str = Field(
+        default="",
+        description="RFC 8707: the agency API the access token is for; for a code or a refresh token, the one its grant is for.",
+    )
     client_id: str = ""
     client_secret: str = ""
     client_assertion_type: str = ""
@@ -168,6 +172,10 @@ class AuthorizationRequest(BaseModel):
     dpop_jkt: str = Field(
         default="",
         description="The thumbprint of the DPoP key the code is bound to (RFC 9449 section 10).",
+    )
+    resource: str = Field(
+        default="",
+        description="The agency API the access tokens are to be made out to (RFC 8707): one of the client's registered `resources`, or the UserInfo endpoint.",
     )
     request_uri: str = Field(
         default="",
