@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from joserfc.jwk import ECKey, KeySet
 
 from tests.interop.conftest import RECIPES, Browser, require, which
 from tests.web.conftest import Provider, free_port
@@ -45,6 +46,7 @@ def agency_app(
     push: bool = False,
     dpop: bool = False,
     fapi2: bool = False,
+    encryption_key: ECKey | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """The recipe, unchanged, beside the installed openid-client, serving on a port."""
     port = free_port()
@@ -58,6 +60,15 @@ def agency_app(
             fapi2_security_profile=True,
             token_endpoint_auth_signing_alg="ES256",
             id_token_signed_response_alg="ES256",
+        )
+    elif encryption_key is not None:
+        agency = provider.agency(
+            "client_secret_basic",
+            redirect_uris=[f"{url}/callback"],
+            scope="openid profile",
+            jwks=KeySet([encryption_key]).as_dict(private=False),
+            id_token_encrypted_response_alg="ECDH-ES",
+            id_token_encrypted_response_enc="A256GCM",
         )
     else:
         agency = provider.agency(
@@ -79,6 +90,8 @@ def agency_app(
     }
     if agency.private_key is not None:
         environment["AGENCY_PRIVATE_KEY"] = json.dumps(agency.private_key.as_dict(private=True))
+    if encryption_key is not None:
+        environment["AGENCY_ENCRYPTION_KEY"] = json.dumps(encryption_key.as_dict(private=True))
     log = tmp_path / "agency.log"
     with log.open("w") as output:
         process = subprocess.Popen(
@@ -120,6 +133,7 @@ def test_a_citizen_logs_in_through_openid_client(
         result = json.loads(answer.text)
         assert result["userinfo"]["name"] == citizen["full_name"]
         assert result["userinfo"]["sub"] == result["sub"]
+        assert result["id_token_encrypted"] is False
         assert result["sub"] != citizen["nik"]
 
 
@@ -186,4 +200,22 @@ def test_a_fapi2_agency_logs_a_citizen_in_through_openid_client(
         assert answer.status_code == 200, (tmp_path / "agency.log").read_text()
         result = json.loads(answer.text)
         assert result["token_type"].lower() == "dpop"
+        assert result["userinfo"]["name"] == citizen["full_name"]
+
+
+def test_openid_client_decrypts_an_encrypted_id_token(
+    node, provider, issuer, browser: Browser, tmp_path
+):
+    """An agency registered for encrypted ID tokens (ECDH-ES, A256GCM): openid-client's
+    enableDecryptingResponses opens the token and checks the signed one inside."""
+    key = ECKey.generate_key("P-256", parameters={"use": "enc", "alg": "ECDH-ES"}, auto_kid=True)
+    citizen = provider.citizen()
+    with agency_app(node, provider, issuer, tmp_path, encryption_key=key) as (url, _):
+        consent = browser.log_in(browser.http.get(f"{url}/"), citizen["nik"])
+        answer = browser.decide(consent, "approve")
+
+        assert answer.status_code == 200, (tmp_path / "agency.log").read_text()
+        result = json.loads(answer.text)
+        assert result["id_token_encrypted"] is True
+        assert result["sub"] == result["userinfo"]["sub"]
         assert result["userinfo"]["name"] == citizen["full_name"]

@@ -474,3 +474,17 @@ def test_a_confidential_clients_refresh_token_is_not_bound(provider):
     renewed = refresh(provider, agency, tokens["refresh_token"], None, "")
     assert renewed.status_code == 200, renewed.text
     assert renewed.json()["token_type"] == "Bearer"
+
+
+def test_a_proof_from_a_client_that_fails_to_authenticate_is_not_kept(provider):
+    """No one writes to the replay cache without credentials; the proof stays usable by the
+    real client."""
+    agency, holder = machine(provider), Holder()
+    nonce = nonce_of(provider, agency, holder)
+    proof = holder.proof("POST", TOKEN_URL, nonce=nonce)
+    request = {"data": {"grant_type": "client_credentials"}, "auth": (agency.client_id, "wrong")}
+    refused = provider.http.post("/token", headers={"DPoP": proof}, **request)
+    assert refused.status_code == 401
+    assert seen_proofs(provider) == 0
+    assert client_credentials(provider, agency, proof).status_code == 200
+    assert seen_proofs(provider) == 1

@@ -15,6 +15,9 @@
 //   AGENCY_PUSH_REQUESTS  1 to push each authorization request to Digital ID first (PAR,
 //                         RFC 9126): the browser then carries only client_id and request_uri.
 //                         Pushed anyway when the provider or the registration requires it.
+//   AGENCY_ENCRYPTION_KEY the private EC P-256 key (a JWK, with its kid) Digital ID encrypts
+//                         this app's ID tokens to (ECDH-ES), when the registration asks for
+//                         id_token_encrypted_response_alg; its public half is in jwks.
 //   AGENCY_DPOP           1 to bind the tokens to a key this app holds (DPoP, RFC 9449): a
 //                         stolen access token is then useless without the key.
 // Run: node agency.mjs, then open http://localhost:3000/ (or your host) in a browser.
@@ -55,6 +58,16 @@ const config = await client.discovery(
 const push =
   process.env.AGENCY_PUSH_REQUESTS === '1' ||
   config.serverMetadata().require_pushed_authorization_requests === true
+
+// Encrypted ID tokens: openid-client decrypts them with this key, then checks the inner
+// signed token as usual. Content encryption A256GCM, the one Digital ID uses.
+if (process.env.AGENCY_ENCRYPTION_KEY) {
+  const jwk = JSON.parse(process.env.AGENCY_ENCRYPTION_KEY)
+  const key = await crypto.subtle.importKey(
+    'jwk', jwk, { name: 'ECDH', namedCurve: jwk.crv }, false, ['deriveBits'],
+  )
+  client.enableDecryptingResponses(config, ['A256GCM'], { key, alg: 'ECDH-ES', kid: jwk.kid })
+}
 
 // DPoP: one key pair for this process, never leaving it; openid-client signs a proof with
 // it for every token and UserInfo request, and learns and retries Digital ID's nonces.
@@ -122,7 +135,14 @@ async function finish(request, response) {
       DPoP: dpop,
     })
     // Here your app starts its own session for idToken.sub (pairwise; never the NIK).
-    send(response, 200, { sub: idToken.sub, acr: idToken.acr, token_type: tokens.token_type, userinfo })
+    send(response, 200, {
+      sub: idToken.sub,
+      acr: idToken.acr,
+      token_type: tokens.token_type,
+      // Whether the ID token came encrypted (openid-client keeps what it decrypted).
+      id_token_encrypted: Boolean(client.getDecryptedResponses(tokens)?.id_token),
+      userinfo,
+    })
   } catch (error) {
     // The citizen pressed Deny (access_denied), or the answer failed a check. Say so plainly;
     // the details go to your log, not to the citizen.

@@ -14,7 +14,7 @@ from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.config import Settings
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc.agency_client import AgencyClient
-from digital_id.oidc.dpop import DPoPNonces
+from digital_id.oidc.dpop import DPoPNonces, Proof
 from digital_id.registry.regions import RegionTable
 from digital_id.throttle.fleet import FleetLimiter
 from digital_id.throttle.limiter import Limits
@@ -39,6 +39,8 @@ class Issuing:
 
     jkt: str | None = None
     resource: str | None = None
+    # The proof, until the client has authenticated and it is spent (``dpop.spend``).
+    unspent_proof: Proof | None = None
 
 
 @dataclass(frozen=True)

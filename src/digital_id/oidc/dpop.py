@@ -120,6 +120,7 @@ class Proof:
 
     jkt: str
     jti: str
+    issued: datetime
 
 
 class DPoPNonces:
@@ -161,10 +162,13 @@ def verify_proof(
     now: datetime,
     nonces: DPoPNonces | None = None,
     access_token: str | None = None,
+    remember: bool = True,
 ) -> Proof:
     """The proof in the request's ``DPoP`` header values (``headers``), checked as the module
     says, its ``jti`` remembered in ``session``'s transaction; else InvalidDPoPProofError, or
-    UseDPoPNonceError when ``nonces`` is given and the proof has none of them."""
+    UseDPoPNonceError when ``nonces`` is given and the proof has none of them. With
+    ``remember`` false the caller ``spend``s it later (the token endpoint, once the client
+    has authenticated: no one writes to the replay cache without credentials)."""
     if len(headers) != 1:
         raise InvalidDPoPProofError("exactly one DPoP header is required")
     proof = headers[0].strip()
@@ -190,20 +194,26 @@ def verify_proof(
     _check_claims(claims, method=method, url=url, now=now, access_token=access_token)
     if nonces is not None and not nonces.accepts(claims.get("nonce"), now):
         raise UseDPoPNonceError(nonces.current(now))
-    jkt = str(key.thumbprint())
-    jti = claims["jti"]
     issued = datetime.fromtimestamp(float(claims["iat"]), tz=now.tzinfo)
+    checked = Proof(str(key.thumbprint()), claims["jti"], issued)
+    if remember:
+        spend(session, checked)
+    return checked
+
+
+def spend(session: Session, proof: Proof) -> None:
+    """Remember the proof's ``jti`` in ``session``'s transaction; InvalidDPoPProofError if it
+    was seen before (a replay)."""
     remembered = session.execute(
         _remember(session.get_bind().dialect.name),
         {
-            "proof_jkt": jkt,
-            "proof_jti": jti,
-            "kept_until": issued + timedelta(seconds=PROOF_WINDOW + 2 * ASSERTION_LEEWAY),
+            "proof_jkt": proof.jkt,
+            "proof_jti": proof.jti,
+            "kept_until": proof.issued + timedelta(seconds=PROOF_WINDOW + 2 * ASSERTION_LEEWAY),
         },
     ).first()
     if remembered is None:
         raise InvalidDPoPProofError("the proof was used before (jti)")
-    return Proof(jkt, jti)
 
 
 def _check_claims(

@@ -101,6 +101,11 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         client = authenticate_within_limits(
             self.context, lambda: self._authenticate(request, methods, endpoint), endpoint
         )
+        issuing = self.context.issuing
+        if issuing.unspent_proof is not None:
+            # Spent only now: a request without credentials writes nothing.
+            proof, issuing.unspent_proof = issuing.unspent_proof, None
+            dpop.spend(self.context.session, proof)
         if (
             endpoint == "token"
             and self.context.issuing.jkt is None
@@ -226,8 +231,10 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
             url=context.settings.issuer.rstrip("/") + path,
             now=context.now,
             nonces=context.dpop_nonces,
+            remember=False,
         )
         context.issuing.jkt = proof.jkt
+        context.issuing.unspent_proof = proof
 
     def create_endpoint_response(self, name: str, request: ProviderRequest) -> OAuthResponse:
         problem = request.parameter_problem()
