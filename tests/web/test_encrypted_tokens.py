@@ -13,7 +13,10 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy.orm import Session
 
 from digital_id.clients import service as clients
+from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.clients.metadata_fields import InvalidClientMetadataError
+from digital_id.outbound import Outbound
+from tests.web.test_outbound_calls import AgencyHost
 
 ALGORITHMS = ["RSA-OAEP-256", "ECDH-ES", "ECDH-ES+A256KW"]
 
@@ -116,3 +119,41 @@ def test_a_registration_that_cannot_be_encrypted_to_is_refused(provider, metadat
     with Session(provider.engine) as session, pytest.raises(InvalidClientMetadataError) as refused:
         clients.register(session, data, production=False, active_algorithms={"RS256", "ES256"})
     assert refused.value.field == field
+
+
+def test_an_agency_rotating_its_published_encryption_key_is_followed(provider):
+    """With ``jwks_uri`` the key is the agency's published one: its next published key is
+    used once the cached set expires (here at once, with no cache time)."""
+
+    host = AgencyHost()
+    try:
+        old, new = encryption_key("RSA-OAEP-256"), encryption_key("RSA-OAEP-256")
+        resolver = ClientKeyResolver(
+            Outbound(deadline_seconds=5, allow_loopback=True), ttl_seconds=0, refetch_seconds=0
+        )
+        registration = {"jwks_uri": host.url}
+        host.publish(old)
+        assert resolver.encryption_key("agency", registration, "RSA-OAEP-256").kid == old.kid
+        host.publish(new)
+        assert resolver.encryption_key("agency", registration, "RSA-OAEP-256").kid == new.kid
+    finally:
+        host.close()
+
+
+def test_an_id_token_is_encrypted_to_a_key_published_at_jwks_uri(provider):
+
+    host = AgencyHost()
+    try:
+        key = encryption_key("RSA-OAEP-256")
+        host.publish(key)
+        agency = provider.agency(
+            jwks_uri=host.url,
+            id_token_encrypted_response_alg="RSA-OAEP-256",
+            id_token_encrypted_response_enc="A256GCM",
+        )
+        tokens = provider.tokens_for(agency, provider.citizen()["nik"])
+        header, inner = decrypted(tokens["id_token"], key, "RSA-OAEP-256")
+        assert header["kid"] == key.kid
+        assert provider.verify(inner.decode())["aud"] == agency.client_id
+    finally:
+        host.close()

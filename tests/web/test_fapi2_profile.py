@@ -11,13 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from joserfc.jwk import RSAKey
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from digital_id.app import create_app
 from digital_id.clients import service as clients
 from digital_id.clients.metadata_fields import InvalidClientMetadataError
+from digital_id.db.types import utc_now
 from digital_id.grants.models import AuthorizationCode
+from digital_id.oidc.models import PushedAuthorizationRequest
 from tests.web.conftest import ISSUER, Agency, Provider, pkce_pair
 from tests.web.test_authorization_endpoint import redirected
 from tests.web.test_dpop import TOKEN_URL, USERINFO_URL, Holder
@@ -176,8 +180,6 @@ def test_fapi2_par_attempt_reuse_request_uri(provider):
 
 
 def test_fapi2_par_attempt_to_use_expired_request_uri(provider):
-    from digital_id.db.types import utc_now
-    from digital_id.oidc.models import PushedAuthorizationRequest
 
     holder, agency = Holder(), fapi_agency(provider)
     pushed, _ = push(provider, agency, holder)
@@ -219,9 +221,6 @@ def test_fapi2_ensure_wrong_pkce_verifier_fails(provider):
 
 
 def test_fapi2_codes_live_at_most_60_seconds_whatever_the_server_setting(provider):
-    from fastapi.testclient import TestClient
-
-    from digital_id.app import create_app
 
     settings = provider.settings.model_copy(update={"authorization_code_seconds": 300})
     with TestClient(create_app(settings), base_url=ISSUER) as http:

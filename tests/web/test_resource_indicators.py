@@ -5,6 +5,7 @@ made out to UserInfo or to the client itself."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.orm import Session
 
 from digital_id.clients import service as clients
 from digital_id.clients.metadata_fields import InvalidClientMetadataError
@@ -108,7 +109,6 @@ def test_a_client_acting_as_itself_asks_for_an_api(provider):
     ],
 )
 def test_a_registration_with_a_bad_resource_is_refused(provider, metadata, field):
-    from sqlalchemy.orm import Session
 
     data = {"client_name": "API", "redirect_uris": ["https://api.example.go.id/cb"], **metadata}
     with Session(provider.engine) as session, pytest.raises(InvalidClientMetadataError) as refused:
