@@ -5,6 +5,7 @@ made out to UserInfo or to the client itself."""
 from __future__ import annotations
 
 import pytest
+from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 from sqlalchemy.orm import Session
 
 from digital_id.clients import service as clients
@@ -12,6 +13,7 @@ from digital_id.clients.metadata_fields import InvalidClientMetadataError
 from tests.web.conftest import ISSUER
 from tests.web.test_authorization_endpoint import redirected
 from tests.web.test_refresh_tokens import OFFLINE, offline_agency, refresh
+from tests.web.test_relying_party_interop import discover
 from tests.web.test_revocation_and_introspection import client_credentials, machine_client
 
 API = "https://api.pajak.example.go.id/v1"
@@ -114,3 +116,20 @@ def test_a_registration_with_a_bad_resource_is_refused(provider, metadata, field
     with Session(provider.engine) as session, pytest.raises(InvalidClientMetadataError) as refused:
         clients.register(session, data, production=False, active_algorithms={"RS256"})
     assert refused.value.field == field
+
+
+def test_authlibs_client_asks_for_a_token_made_out_to_an_api(provider, issuer):
+    """authlib's OAuth2Client, as an agency acting as itself: ``resource`` is a parameter of
+    its token request like any other, and the token comes back made out to the API."""
+    machine = machine_client(provider, resources=[API])
+    metadata = discover(issuer)
+    with OAuth2Client(machine.client_id, machine.secret, scope="pajak.read") as client:
+        token = client.fetch_token(
+            metadata["token_endpoint"], grant_type="client_credentials", resource=API
+        )
+        assert provider.verify(token["access_token"])["aud"] == API
+        with pytest.raises(OAuthError) as refused:
+            client.fetch_token(
+                metadata["token_endpoint"], grant_type="client_credentials", resource=OTHER_API
+            )
+    assert refused.value.error == "invalid_target"
