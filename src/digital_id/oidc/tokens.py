@@ -23,6 +23,7 @@ from digital_id.clients.models import Client
 from digital_id.grants.models import AuthorizationGrant
 from digital_id.grants.revocation import access_token_revoked
 from digital_id.keys.store import KeySnapshot
+from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.constants import ACCESS_TOKEN_ALGORITHMS, CLIENT_TOKEN_PREFIX
 from digital_id.oidc.context import OnServer
 from digital_id.oidc.errors import InvalidAccessTokenError
@@ -126,17 +127,33 @@ def _access_token(
         client = session.scalars(
             select(Client).where(Client.client_id == claims["client_id"])
         ).one_or_none()
-        if client is None:
+        if client is None or not _audience_fits(claims, client, issuer):
             return None
         live = client.enabled and not access_token_revoked(session, claims["jti"])
         return PresentedToken("access_token", client, None, claims, expires_at, live, now)
     # The grant, its agency and the rule's facts in one statement (accounts.grant_standing).
     public_id = grant_public_id(claims)
     found = grant_standing(session, public_id, now=now) if public_id is not None else None
-    if found is None or found.client.client_id != claims["client_id"]:
+    if (
+        found is None
+        or found.client.client_id != claims["client_id"]
+        or not _audience_fits(claims, found.client, issuer)
+    ):
         return None
     live = found.problem is None
     return PresentedToken("access_token", found.client, found.grant, claims, expires_at, live, now)
+
+
+def _audience_fits(claims: dict[str, Any], client: Client, issuer: str) -> bool:
+    """Whether the token's ``aud`` is one we make this client's tokens out to: the client
+    itself, our UserInfo endpoint, or an API its registration may ask for (RFC 8707). A
+    token of ours with any other audience was not issued by this server's rules."""
+    allowed = {
+        client.client_id,
+        issuer.rstrip("/") + "/userinfo",
+        *AgencyClient(client).resources,
+    }
+    return claims.get("aud") in allowed
 
 
 def _refresh_token(session: Session, token: str, now: datetime) -> PresentedToken | None:
