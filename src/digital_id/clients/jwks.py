@@ -81,13 +81,7 @@ class ClientKeyResolver:
                     f"the JWT must be signed with {', '.join(sorted(algorithms))}"
                 )
             kid = header.get("kid")
-            if registration.get("jwks") is not None:
-                keys = KeySet.import_key_set(registration["jwks"])
-            else:
-                uri = registration.get("jwks_uri")
-                if not uri:
-                    raise ClientKeysUnavailableError("the client registered no keys")
-                keys = self._published(client_id, uri, kid if isinstance(kid, str) else None)
+            keys = self._key_set(client_id, registration, kid if isinstance(kid, str) else None)
             if kid is None and len(keys.keys) > 1:
                 # OpenID Connect Core 10.1: with several keys, the JWT must say which.
                 raise ClientKeysUnavailableError("the client has several keys; name one (kid)")
@@ -99,17 +93,19 @@ class ClientKeyResolver:
         """The client's public key to encrypt to with ``alg``: the first of its registered or
         published keys meant for encryption (``use`` absent or ``enc``) of the algorithm's
         type, and not marked for another algorithm."""
-        if registration.get("jwks") is not None:
-            keys = KeySet.import_key_set(registration["jwks"])
-        else:
-            uri = registration.get("jwks_uri")
-            if not uri:
-                raise ClientKeysUnavailableError("the client registered no keys")
-            keys = self._published(client_id, uri, None)
-        key = encryption_key_in(keys, alg)
+        key = encryption_key_in(self._key_set(client_id, registration, None), alg)
         if key is None:
             raise ClientKeysUnavailableError(f"the client has no key to encrypt to with {alg}")
         return key
+
+    def _key_set(self, client_id: str, registration: dict[str, Any], kid: str | None) -> KeySet:
+        """The client's registered ``jwks``, or its published set (fetched for ``kid``)."""
+        if registration.get("jwks") is not None:
+            return KeySet.import_key_set(registration["jwks"])
+        uri = registration.get("jwks_uri")
+        if not uri:
+            raise ClientKeysUnavailableError("the client registered no keys")
+        return self._published(client_id, uri, kid)
 
     def _published(self, client_id: str, uri: str, kid: str | None) -> KeySet:
         now = time.monotonic()

@@ -4,6 +4,7 @@ refusal naming the field and the rule (``InvalidClientMetadataError``)."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,9 +70,21 @@ def choices(
 
 
 def uri_list(data: dict[str, Any], name: str, production: bool) -> tuple[str, ...]:
+    return _distinct(data, name, lambda value, item: _redirect_uri(value, item, production))
+
+
+def resource_list(data: dict[str, Any], name: str, production: bool) -> tuple[str, ...]:
+    return _distinct(data, name, lambda value, item: resource_uri(value, item, production))
+
+
+def _distinct(
+    data: dict[str, Any], name: str, check: Callable[[str, str], object]
+) -> tuple[str, ...]:
+    """An array of strings, each passing ``check`` (given the value and its item's name),
+    none twice."""
     values = strings(data, name)
     for index, value in enumerate(values):
-        _redirect_uri(value, f"{name}[{index}]", production)
+        check(value, f"{name}[{index}]")
     if len(set(values)) != len(values):
         raise InvalidClientMetadataError(name, "lists the same URI twice")
     return tuple(values)
@@ -124,15 +137,6 @@ def resource_uri(value: object, name: str, production: bool) -> str:
     if "#" in value:
         raise InvalidClientMetadataError(name, "fragments are not allowed (RFC 8707)")
     return web_uri(value, name, production)
-
-
-def resource_list(data: dict[str, Any], name: str, production: bool) -> tuple[str, ...]:
-    values = strings(data, name)
-    for index, value in enumerate(values):
-        resource_uri(value, f"{name}[{index}]", production)
-    if len(set(values)) != len(values):
-        raise InvalidClientMetadataError(name, "lists the same resource twice")
-    return tuple(values)
 
 
 def _is_loopback(host: str) -> bool:

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digital_id.audit import trail
 from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent
+from digital_id.db.engine import dialect_insert
 from digital_id.grants.revocation import revoke_agency_grants
 
 
@@ -133,7 +133,7 @@ def _added_unless_there(
     for this grant to add to (False). Both read no row; the unique constraint decides who was
     first, and the second's INSERT waits for the first to end. One statement when there is no
     race."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(session.get_bind().dialect.name)
     added = session.scalars(
         insert(Consent)
         .values(

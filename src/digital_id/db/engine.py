@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -177,3 +179,9 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def dialect_insert(dialect: str) -> Callable[[Any], postgresql.Insert | sqlite.Insert]:
+    """The dialect's own ``insert`` construct, which has ``ON CONFLICT`` (both PostgreSQL's
+    and SQLite's spell it the same way): SQLAlchemy's generic ``insert`` has none."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert

@@ -13,11 +13,11 @@ from typing import Any
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from sqlalchemy import bindparam
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
 from digital_id.clients.jwks import ASSERTION_ALGORITHMS, ClientKeysUnavailableError
+from digital_id.db.engine import dialect_insert
 from digital_id.db.purge import purge_expired
 from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.constants import ASSERTION_LEEWAY, MAX_ASSERTION_LIFETIME
@@ -151,7 +151,7 @@ def purge_seen_assertions(session: Session, now: datetime) -> int:
 @cache
 def _remember_jti(dialect: str) -> ReturningInsert[tuple[int]]:
     """Built once per process (building it cost a tenth of a private_key_jwt request)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(dialect)
     return (
         insert(SeenClientAssertion)
         .values(

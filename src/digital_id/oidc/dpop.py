@@ -36,10 +36,10 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 from sqlalchemy import bindparam
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
+from digital_id.db.engine import dialect_insert
 from digital_id.db.purge import purge_expired
 from digital_id.oidc.constants import ASSERTION_LEEWAY
 from digital_id.oidc.errors import REALM
@@ -272,7 +272,7 @@ def _proof_registry(alg: str) -> jws.JWSRegistry:
 @cache
 def _remember(dialect: str) -> ReturningInsert[tuple[int]]:
     """One statement, built once per process: the proof's row, unless it is there already."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(dialect)
     return (
         insert(SeenDPoPProof)
         .values(

@@ -8,6 +8,7 @@ the rule asks about it come in one statement (``accounts.grant_standing``).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -17,13 +18,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from digital_id.accounts.grant_standing import grant_standing
+from digital_id.accounts.grant_standing import GrantStanding, grant_standing
 from digital_id.audit import trail
 from digital_id.audit.trail import EventContext, citizen_ref
+from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.clients.models import Client
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc import dpop
+from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.claims import claim_values
+from digital_id.oidc.encryption import encrypted_for
 from digital_id.oidc.errors import InvalidAccessTokenError
 from digital_id.oidc.tokens import decode_access_token, grant_public_id
 from digital_id.registry.regions import RegionTable
@@ -73,6 +77,28 @@ class UserInfo:
     def signing_algorithm(self) -> str | None:
         alg = self.client.registration.get("userinfo_signed_response_alg")
         return str(alg) if alg else None
+
+    def as_jwt(
+        self, keys: KeySnapshot, *, issuer: str, client_keys: ClientKeyResolver
+    ) -> str | None:
+        """The answer as the agency registered it (Core 5.3.2): signed (with ``iss`` and
+        ``aud``), encrypted (``oidc.encryption``), or signed then encrypted; None for plain
+        JSON."""
+        agency = AgencyClient(self.client)
+        alg = self.signing_algorithm
+        if alg is None:
+            return encrypted_for(
+                agency,
+                json.dumps(self.claims),
+                purpose="userinfo",
+                client_keys=client_keys,
+                nested=False,
+            )
+        signed = keys.sign({**self.claims, "iss": issuer, "aud": self.client.client_id}, alg)
+        encrypted = encrypted_for(
+            agency, signed, purpose="userinfo", client_keys=client_keys, nested=True
+        )
+        return encrypted or signed
 
 
 @dataclass(frozen=True)
@@ -132,48 +158,8 @@ def userinfo(
     """The consented claims for ``token``. The release is recorded in the audit trail unless
     ``recorded`` holds it already; the caller adds ``UserInfo.release`` to ``recorded`` once
     the transaction has committed."""
-    try:
-        return _released(
-            session,
-            token,
-            presented=presented,
-            keys=keys,
-            issuer=issuer,
-            regions=regions,
-            now=now,
-            events=events,
-            recorded=recorded,
-        )
-    except InvalidAccessTokenError as refused:
-        if presented.scheme == "dpop":
-            # The challenge answers in the scheme the token came with (RFC 9449 7.1).
-            raise dpop.DPoPChallengeError("invalid_token", refused.reason) from None
-        raise
-
-
-def _released(
-    session: Session,
-    token: str,
-    *,
-    presented: Presentation,
-    keys: KeySnapshot,
-    issuer: str,
-    regions: RegionTable,
-    now: datetime,
-    events: EventContext | None = None,
-    recorded: RecordedReleases | None = None,
-) -> UserInfo:
-    claims = decode_access_token(token, keys=keys, issuer=issuer, now=now, resource=presented.url)
-    check_holder(session, token, claims, presented, now=now)
-    public_id = grant_public_id(claims)
-    found = grant_standing(session, public_id, now=now) if public_id is not None else None
-    if found is None:
-        raise InvalidAccessTokenError("no citizen's grant behind the token")
-    if found.problem is not None:
-        raise InvalidAccessTokenError(found.problem)
+    claims, found = _live_grant(session, token, presented, keys=keys, issuer=issuer, now=now)
     grant, client, citizen = found.grant, found.client, found.citizen
-    if client.client_id != claims["client_id"]:
-        raise InvalidAccessTokenError("the token's client is not the grant's")
     released = [claim for claim in grant.userinfo_claims if claim in found.consented_claims]
     values = claim_values(citizen, released, regions=regions, today=now.date())
     release = (str(claims["jti"]), tuple(sorted(values)))
@@ -190,3 +176,34 @@ def _released(
         now=now,
     )
     return UserInfo({"sub": claims["sub"], **values}, client, release, float(claims["exp"]))
+
+
+def _live_grant(
+    session: Session,
+    token: str,
+    presented: Presentation,
+    *,
+    keys: KeySnapshot,
+    issuer: str,
+    now: datetime,
+) -> tuple[dict[str, Any], GrantStanding]:
+    """The token's claims and its grant, standing; refused in the scheme the token came with
+    (RFC 9449 section 7.1: a DPoP challenge for the DPoP scheme)."""
+    try:
+        claims = decode_access_token(
+            token, keys=keys, issuer=issuer, now=now, resource=presented.url
+        )
+        check_holder(session, token, claims, presented, now=now)
+        public_id = grant_public_id(claims)
+        found = grant_standing(session, public_id, now=now) if public_id is not None else None
+        if found is None:
+            raise InvalidAccessTokenError("no citizen's grant behind the token")
+        if found.problem is not None:
+            raise InvalidAccessTokenError(found.problem)
+        if found.client.client_id != claims["client_id"]:
+            raise InvalidAccessTokenError("the token's client is not the grant's")
+    except InvalidAccessTokenError as refused:
+        if presented.scheme == "dpop":
+            raise dpop.DPoPChallengeError("invalid_token", refused.reason) from None
+        raise
+    return claims, found

@@ -34,10 +34,10 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
+from digital_id.db.engine import dialect_insert
 from digital_id.db.types import UtcDateTime, utc_now
 from digital_id.registry.batch_writer import BatchWriter
 from digital_id.registry.chunk_validation import (
@@ -121,9 +121,7 @@ class CitizenImporter:
 
     def _build_upsert(self) -> ReturningInsert[int, int, str]:
         citizens = CITIZENS
-        dialect_insert = (
-            postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        )
+        insert_here = dialect_insert(self.engine.dialect.name)
         now = bindparam("now", type_=UtcDateTime())
         source = select(
             *self._staging.c,
@@ -131,7 +129,7 @@ class CitizenImporter:
             now.label("created_at"),
             now.label("updated_at"),
         ).where(true())  # SQLite needs a WHERE to parse INSERT ... SELECT ... ON CONFLICT
-        statement = dialect_insert(citizens).from_select(
+        statement = insert_here(citizens).from_select(
             [*RECORD_FIELDS, "record_version", "created_at", "updated_at"], source
         )
         excluded = statement.excluded

@@ -3,7 +3,6 @@ the JWK Set are ``web.published``)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from authlib.oauth2.rfc6749 import OAuth2Error
@@ -12,9 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from digital_id.db.types import utc_now
-from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.context import OAuthResponse
-from digital_id.oidc.encryption import encrypted_for
 from digital_id.oidc.errors import MissingAccessTokenError
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.userinfo import Presentation, userinfo
@@ -209,26 +206,7 @@ def _userinfo(request: Request, db: Session, services: Services) -> Response:
         # Remembered only once the audit trail's record of the release is committed.
         release, expires = info.release, info.expires
         after_commit(db, lambda: services.recorded_releases.add(release, expires))
-    alg = info.signing_algorithm
-    agency = AgencyClient(info.client)
-    if alg is None:
-        encrypted = encrypted_for(
-            agency,
-            json.dumps(info.claims),
-            purpose="userinfo",
-            client_keys=services.client_keys,
-            nested=False,
-        )
-        if encrypted is None:
-            return JSONResponse(info.claims, headers=_NO_STORE)
-        return Response(encrypted, media_type="application/jwt", headers=_NO_STORE)
-    signed: dict[str, Any] = {
-        **info.claims,
-        "iss": services.settings.issuer,
-        "aud": info.client.client_id,
-    }
-    signed_jwt = keys.sign(signed, alg)
-    encrypted = encrypted_for(
-        agency, signed_jwt, purpose="userinfo", client_keys=services.client_keys, nested=True
-    )
-    return Response(encrypted or signed_jwt, media_type="application/jwt", headers=_NO_STORE)
+    jwt = info.as_jwt(keys, issuer=services.settings.issuer, client_keys=services.client_keys)
+    if jwt is None:
+        return JSONResponse(info.claims, headers=_NO_STORE)
+    return Response(jwt, media_type="application/jwt", headers=_NO_STORE)
