@@ -39,6 +39,7 @@ from digital_id.throttle.fleet import FleetSync
 from digital_id.web import (
     apidoc,
     authorize,
+    device,
     observability,
     outage,
     pages,
@@ -192,6 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(published.router)
     app.include_router(protocol.router)
     app.include_router(authorize.router)
+    app.include_router(device.router)
     app.include_router(pages.router)
     app.include_router(portal.router)
     app.include_router(portal_security.router)

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # DPoP proofs at the token endpoint must carry a server nonce (RFC 9449 section 8): a
     # proof made in advance, or captured, is then good for minutes at most.
     dpop_nonce_required: bool = True
+    # The device authorization grant (RFC 8628): how long a kiosk's codes live (a citizen
+    # walks up, scans, logs in, consents), and the least interval between its polls.
+    device_code_seconds: int = Field(default=600, ge=60, le=1800)
+    device_poll_interval_seconds: int = Field(default=5, ge=1, le=60)
     refresh_token_idle_days: int = Field(default=14, ge=1)
     refresh_token_absolute_days: int = Field(default=30, ge=1)
     backchannel_logout_retry_seconds: float = Field(default=5.0, gt=0)
@@ -112,6 +116,13 @@ class Settings(BaseSettings):
     rate_limit_client_auth_failures_per_ip_seconds: int = Field(default=60, ge=1)
     rate_limit_request_objects_per_ip: int = Field(default=120, ge=0)
     rate_limit_request_objects_per_ip_seconds: int = Field(default=60, ge=1)
+    # User codes typed at /device (RFC 8628 section 5.1): per address, and by everyone
+    # together, so a botnet guessing the 2.56e10 codes gets as far as one address would
+    # get in a day or so.
+    rate_limit_user_codes_per_ip: int = Field(default=20, ge=0)
+    rate_limit_user_codes_per_ip_seconds: int = Field(default=600, ge=1)
+    rate_limit_user_codes_total: int = Field(default=3000, ge=0)
+    rate_limit_user_codes_total_seconds: int = Field(default=60, ge=1)
     # The token path's limits (a client's tokens, failed client authentications) are counted
     # in each process and sent to the database this often; the fleet may pass what its
     # processes count in about one interval beyond a limit (digital_id.throttle.fleet).

@@ -8,6 +8,7 @@ from digital_id.db.base import Base
 from digital_id.grants.models import (
     AuthorizationCode,
     AuthorizationGrant,
+    DeviceAuthorization,
     RefreshToken,
     RevokedAccessToken,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "Client",
     "Consent",
     "ConsentReceipt",
+    "DeviceAuthorization",
     "LogoutDelivery",
     "RateLimitWindow",
     "RecognisedBrowser",

@@ -143,13 +143,13 @@ def test_loopback_http_and_native_app_schemes_are_allowed_in_production():
         (
             {"grant_types": ["refresh_token", "client_credentials"], "redirect_uris": []},
             "grant_types",
-            "refresh_token needs authorization_code",
+            "refresh_token needs authorization_code or the device grant",
             "invalid_client_metadata",
         ),
         (
             {"scope": "profile"},
             "scope",
-            "must include openid for the authorization_code grant",
+            "must include openid for the authorization_code and device_code grants",
             "invalid_client_metadata",
         ),
         (

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
@@ -27,7 +28,11 @@ from digital_id.keys.store import ALGORITHMS
 from digital_id.levels import ACR_VALUES
 from digital_id.outbound import Outbound
 
-GRANT_TYPES: Final = ("authorization_code", "refresh_token", "client_credentials")
+GRANT_TYPES: Final = (
+    "authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT_TYPE
+)  # fmt: skip
+# The grants a citizen approves, in a browser: each needs openid among the scopes.
+_CITIZEN_GRANTS: Final = frozenset({"authorization_code", DEVICE_CODE_GRANT_TYPE})
 SECRET_METHODS: Final = ("client_secret_basic", "client_secret_post")
 AUTH_METHODS: Final = ("private_key_jwt", *SECRET_METHODS, "none")
 SUBJECT_TYPES: Final = ("pairwise", "public")
@@ -53,7 +58,7 @@ _KNOWN: Final = frozenset(
         "id_token_encrypted_response_enc", "userinfo_encrypted_response_alg",
         "userinfo_encrypted_response_enc",
         "resource_identifier",
-        "purpose", "token_endpoint_auth_signing_alg", "request_object_signing_alg",
+        "purpose", "device_location", "token_endpoint_auth_signing_alg", "request_object_signing_alg",
     }
 )  # fmt: skip
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 section 3.3
@@ -94,6 +99,9 @@ class ClientMetadata:
     # encrypted with, to the client's encryption key (``_encryption``).
     encryption: dict[str, str] = field(default_factory=dict)
     purpose: str | None = None  # shown to citizens and put in their consent receipts
+    # A kiosk's place, shown on the consent page of its device logins (RFC 8628 section 5.4:
+    # the citizen must know which screen they are letting in).
+    device_location: str | None = None
     # OpenID Connect Registration 1.0 section 2: the one algorithm the client signs its
     # assertions (private_key_jwt) or request objects with; anything else is refused.
     token_endpoint_auth_signing_alg: str | None = None
@@ -147,6 +155,7 @@ class ClientMetadata:
             "resources": list(self.resources),
             "resource_identifier": self.resource_identifier,
             "purpose": self.purpose,
+            "device_location": self.device_location,
             "default_acr_values": list(self.default_acr_values),
             "token_endpoint_auth_signing_alg": self.token_endpoint_auth_signing_alg,
             "request_object_signing_alg": self.request_object_signing_alg,
@@ -201,9 +210,9 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
             raise InvalidClientMetadataError(
                 f"scope[{index}]", f"{token!r} is not a valid scope token"
             )
-    if uses_browser and "openid" not in scope:
+    if _CITIZEN_GRANTS & set(grant_types) and "openid" not in scope:
         raise InvalidClientMetadataError(
-            "scope", "must include openid for the authorization_code grant"
+            "scope", "must include openid for the authorization_code and device_code grants"
         )
 
     subject_type = fields.choice(data, "subject_type", SUBJECT_TYPES, default="pairwise")
@@ -260,6 +269,9 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
             resources=fields.resource_list(data, "resources", production),
             resource_identifier=_resource_identifier(data, production),
             purpose=fields.text(data, "purpose") if "purpose" in data else None,
+            device_location=fields.text(data, "device_location")
+            if "device_location" in data
+            else None,
             token_endpoint_auth_signing_alg=assertion_alg,
             request_object_signing_alg=fields.choice(
                 data, "request_object_signing_alg", signing_algorithms, default=None
@@ -400,8 +412,10 @@ def _check_client_authentication(
         raise InvalidClientMetadataError(
             "grant_types", "a public client (auth method none) cannot use client_credentials"
         )
-    if "refresh_token" in grant_types and "authorization_code" not in grant_types:
-        raise InvalidClientMetadataError("grant_types", "refresh_token needs authorization_code")
+    if "refresh_token" in grant_types and not _CITIZEN_GRANTS & set(grant_types):
+        raise InvalidClientMetadataError(
+            "grant_types", "refresh_token needs authorization_code or the device grant"
+        )
 
     return jwks
 

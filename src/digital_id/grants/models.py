@@ -101,3 +101,37 @@ class RevokedAccessToken(Base):
     id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
     jti: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class DeviceAuthorization(Base):
+    """One device authorization request (RFC 8628): a kiosk's, named by the digests of its
+    device code (which the kiosk polls with) and its user code (which the citizen types).
+
+    Its life: ``pending``; ``claimed_at`` once a browser entered the user code (that browser
+    alone may go on, by the claim's digest); ``approved`` with its ``grant_id`` or
+    ``denied`` once the citizen decided; ``redeemed_at`` set by the one poll that took the
+    tokens."""
+
+    __tablename__ = "device_authorizations"
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    client_id: Mapped[int] = mapped_column(
+        BigIntegerId, ForeignKey("clients.id", ondelete="CASCADE"), index=True
+    )
+    device_code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(1000))
+    # The request's other parameters (claims, acr_values, ui_locales), as sent.
+    parameters: Mapped[list[list[str]]] = mapped_column(JSON)
+    interval: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    last_polled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claim_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    grant_id: Mapped[int | None] = mapped_column(
+        BigIntegerId, ForeignKey("authorization_grants.id", ondelete="CASCADE")
+    )
+    redeemed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

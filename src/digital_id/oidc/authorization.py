@@ -27,6 +27,7 @@ from digital_id.accounts import standing
 from digital_id.accounts.session_standing import SessionStanding
 from digital_id.consent import receipts
 from digital_id.consent import service as consent_service
+from digital_id.consent.models import Consent
 from digital_id.keys.store import ALGORITHMS as ID_TOKEN_ALGORITHMS
 from digital_id.oidc import assurance
 from digital_id.oidc.agency_client import AgencyClient
@@ -261,33 +262,46 @@ def _consent_needed(
             return ShowConsent(client, citizen, claims)
         return None
     if decision == "approve":
-        consent_service.grant_onto(
-            context.session,
-            row,
-            citizen_id=citizen.id,
-            client_pk=client.pk,
-            claims=claims.consent_items,
-            now=context.now,
-            client_id=client.client_id,
-            events=context.events,
-        )
-        receipts.issue(
-            context.session,
-            context.keys,
-            issuer=context.settings.issuer,
-            citizen_id=citizen.id,
-            client_pk=client.pk,
-            client_id=client.client_id,
-            agency_name=client.name("id"),
-            subject=client.subject_for(citizen.id, context.pairwise_secret),
-            decision="granted",
-            claims=claims.consent_items,
-            purpose=client.client_metadata.get("purpose"),
-            now=context.now,
-        )
+        record_approval(provider, client, citizen, claims, row)
         return None
     return _answer(
         provider, request, grant, provider.create_authorization_response(request, None, grant)
+    )
+
+
+def record_approval(
+    provider: Provider,
+    client: AgencyClient,
+    citizen: Citizen,
+    claims: ClaimsRequest,
+    row: Consent | None,
+) -> None:
+    """The citizen approved ``client``'s request on a consent page (of a browser flow or of a
+    device's): the consent (``row``, the stored one, grows) and its signed receipt."""
+    context = provider.context
+    consent_service.grant_onto(
+        context.session,
+        row,
+        citizen_id=citizen.id,
+        client_pk=client.pk,
+        claims=claims.consent_items,
+        now=context.now,
+        client_id=client.client_id,
+        events=context.events,
+    )
+    receipts.issue(
+        context.session,
+        context.keys,
+        issuer=context.settings.issuer,
+        citizen_id=citizen.id,
+        client_pk=client.pk,
+        client_id=client.client_id,
+        agency_name=client.name("id"),
+        subject=client.subject_for(citizen.id, context.pairwise_secret),
+        decision="granted",
+        claims=claims.consent_items,
+        purpose=client.client_metadata.get("purpose"),
+        now=context.now,
     )
 
 

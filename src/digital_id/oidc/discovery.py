@@ -19,7 +19,7 @@ from digital_id.clients.jwks import (
     CONTENT_ENCRYPTION,
     ENCRYPTION_ALGORITHMS,
 )
-from digital_id.clients.metadata import AUTH_METHODS, LANGUAGES, SUBJECT_TYPES
+from digital_id.clients.metadata import AUTH_METHODS, GRANT_TYPES, LANGUAGES, SUBJECT_TYPES
 from digital_id.keys.store import ALGORITHMS
 from digital_id.levels import ACR_VALUES
 from digital_id.oidc.claims import OFFLINE_ACCESS, SCOPE_CLAIMS, SUPPORTED_CLAIMS
@@ -35,6 +35,7 @@ ENDPOINTS = {
     "jwks_uri": "/jwks",
     "end_session_endpoint": "/logout",
     "pushed_authorization_request_endpoint": "/par",
+    "device_authorization_endpoint": "/device_authorization",
 }
 
 
@@ -49,7 +50,7 @@ def provider_metadata(
             "scopes_supported": [*SCOPE_CLAIMS, OFFLINE_ACCESS],
             "response_types_supported": ["code"],
             "response_modes_supported": list(RESPONSE_MODES),
-            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "grant_types_supported": list(GRANT_TYPES),
             "subject_types_supported": list(SUBJECT_TYPES),
             "id_token_signing_alg_values_supported": list(ALGORITHMS),
             "userinfo_signing_alg_values_supported": list(ALGORITHMS),

@@ -21,6 +21,7 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Error,
 )
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
+from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 
 from digital_id.audit import trail
 from digital_id.audit.trail import citizen_ref
@@ -36,6 +37,7 @@ from digital_id.oidc.client_auth import PrivateKeyJwt, authenticate_within_limit
 from digital_id.oidc.client_credentials import ClientCredentials
 from digital_id.oidc.code_grant import CodeGrant, OpenIDExtension, RequiredS256, Subject
 from digital_id.oidc.context import OAuthResponse, ProviderContext
+from digital_id.oidc.device_flow import DeviceAuthorizationRequests, DeviceGrant, DeviceIdToken
 from digital_id.oidc.end_session import EndSession
 from digital_id.oidc.introspection import TokenIntrospection
 from digital_id.oidc.pushed_requests import PushedAuthorization
@@ -43,6 +45,9 @@ from digital_id.oidc.refresh_grant import PresentedRefreshToken, RefreshGrant
 from digital_id.oidc.request_objects import RequestObjects
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.revocation import TokenRevocation
+
+# The grants whose first tokens release a citizen's claims in the ID token.
+_CITIZEN_GRANTS = frozenset({"authorization_code", DEVICE_CODE_GRANT_TYPE})
 
 
 class Provider(AuthorizationServer):  # type: ignore[misc]
@@ -64,10 +69,12 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         self.register_grant(CodeGrant, [RequiredS256(required=True), OpenIDExtension(self)])
         self.register_grant(RefreshGrant)
         self.register_grant(ClientCredentials)
+        self.register_grant(DeviceGrant, [DeviceIdToken(self)])
         self.register_endpoint(TokenRevocation)
         self.register_endpoint(TokenIntrospection)
         self.register_endpoint(EndSession)
         self.register_endpoint(PushedAuthorization)
+        self.register_endpoint(DeviceAuthorizationRequests)
         self.register_extension(RequestObjects(self))
         self.register_token_generator("default", AccessTokens(self, settings))
         self.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt(self))
@@ -173,7 +180,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         if (
             subject is not None
             and subject.grant.id_token_claims
-            and request.payload.grant_type == "authorization_code"
+            and request.payload.grant_type in _CITIZEN_GRANTS
         ):
             # Claims asked for in the ID token leave here, not at UserInfo.
             trail.record(

@@ -73,6 +73,8 @@ class Limits:
     token_per_client: Limit
     client_auth_failures_per_ip: Limit
     request_objects_per_ip: Limit
+    user_codes_per_ip: Limit
+    user_codes_total: Limit
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -112,6 +114,16 @@ class Limits:
                 settings.rate_limit_request_objects_per_ip,
                 settings.rate_limit_request_objects_per_ip_seconds,
             ),
+            user_codes_per_ip=Limit(
+                "device:user_code:ip",
+                settings.rate_limit_user_codes_per_ip,
+                settings.rate_limit_user_codes_per_ip_seconds,
+            ),
+            user_codes_total=Limit(
+                "device:user_code:all",
+                settings.rate_limit_user_codes_total,
+                settings.rate_limit_user_codes_total_seconds,
+            ),
         )
 
     def login(self, ip: str | None, nik: str, *, recognised: bool = False) -> tuple[Charge, ...]:
@@ -124,6 +136,11 @@ class Limits:
 
     def activation(self, ip: str | None, nik: str) -> tuple[Charge, Charge]:
         return (self.activation_per_ip, address_subject(ip)), (self.activation_per_nik, nik)
+
+    def user_code(self, ip: str | None) -> tuple[Charge, Charge]:
+        """A user code typed at /device counts for its address and for everyone together:
+        guessing codes from many addresses runs into the second."""
+        return (self.user_codes_per_ip, address_subject(ip)), (self.user_codes_total, "*")
 
     def client_auth_failure(self, ip: str | None) -> Charge:
         return self.client_auth_failures_per_ip, address_subject(ip)

@@ -48,6 +48,20 @@ class PushedRequest(BaseModel):
     expires_in: int = Field(examples=[60])
 
 
+class DeviceAuthorizationResponse(BaseModel):
+    """A kiosk's codes (RFC 8628 section 3.2): it shows ``user_code`` and a QR code of
+    ``verification_uri_complete``, and polls `/token` with ``device_code``."""
+
+    device_code: str
+    user_code: str = Field(examples=["WDJB-MJHT"])
+    verification_uri: str = Field(examples=["https://id.example.go.id/device"])
+    verification_uri_complete: str = Field(
+        examples=["https://id.example.go.id/device?user_code=WDJB-MJHT"]
+    )
+    expires_in: int = Field(examples=[600])
+    interval: int = Field(examples=[5])
+
+
 class Introspection(BaseModel):
     """An introspection answer (RFC 7662 section 2.2): ``active`` alone when the token is not."""
 
@@ -124,6 +138,10 @@ class TokenRequest(BaseModel):
 
     grant_type: str = Field(examples=["authorization_code"])
     code: str = ""
+    device_code: str = Field(
+        default="",
+        description="RFC 8628: with grant_type urn:ietf:params:oauth:grant-type:device_code.",
+    )
     redirect_uri: str = ""
     code_verifier: str = ""
     refresh_token: str = ""
@@ -187,6 +205,20 @@ class PushedAuthorizationRequest(AuthorizationRequest):
     """An authorization request pushed to `/par` (RFC 9126 section 2.1), with the same client
     authentication as the token endpoint; `request_uri` is refused here."""
 
+    client_secret: str = ""
+    client_assertion_type: str = ""
+    client_assertion: str = ""
+
+
+class DeviceAuthorizationRequest(BaseModel):
+    """A kiosk's device authorization request (RFC 8628 section 3.1), with the same client
+    authentication as the token endpoint; ``claims`` and ``acr_values`` as at `/authorize`."""
+
+    scope: str = Field(examples=["openid profile"])
+    claims: str = ""
+    acr_values: str = ""
+    ui_locales: str = ""
+    client_id: str = ""
     client_secret: str = ""
     client_assertion_type: str = ""
     client_assertion: str = ""

@@ -314,7 +314,7 @@ def _continue(
             authorization_request=carried,
         )
     if isinstance(outcome, ShowSecondFactor):
-        return _second_factor_page(page, db, outcome, carried, back_to)
+        return second_factor_page(page, db, outcome, carried, back_to)
     if isinstance(outcome, ShowConsent):
         assert browser_session is not None
         metadata = outcome.client.client_metadata
@@ -357,7 +357,7 @@ def _agency_return(client: AgencyClient | None, parameters: FormPairs) -> list[s
     return [default] if default else []
 
 
-def _second_factor_page(
+def second_factor_page(
     page: Page,
     db: Session,
     outcome: ShowSecondFactor,
@@ -365,6 +365,7 @@ def _second_factor_page(
     back_to: str,
     *,
     failed: bool = False,
+    action: str = "/authorize/otp",
 ) -> HTMLResponse:
     enrolment = None
     if not second_factors.second_factor_enrolled(db, outcome.citizen.id):
@@ -382,7 +383,7 @@ def _second_factor_page(
         form_targets=_agency_return(outcome.client, parse_qsl(carried)),
         enrolment=enrolment,
         failed=failed,
-        action="/authorize/otp",
+        action=action,
         authorization_request=carried,
     )
 
@@ -408,7 +409,7 @@ def second_factor(
         client = provider.query_client(dict(parameters).get("client_id", ""))
         if client is None:
             return _continue(page, provider, db, parameters, browser_session, continues_flow=True)
-        return _second_factor_page(
+        return second_factor_page(
             page,
             db,
             ShowSecondFactor(client, registry.get(db, browser_session.citizen_id)),

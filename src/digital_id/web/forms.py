@@ -97,6 +97,13 @@ class SecondFactorForm(_FlowForm):
     otp: str = _otp()
 
 
+class UserCodeForm(CsrfForm):
+    user_code: str = Field(
+        pattern=r"^[BCDFGHJKLMNPQRSTVWXZbcdfghjklmnpqrstvwxz\- ]{8,12}$",
+        description="The code the kiosk shows (RFC 8628); case, spaces and dashes do not matter.",
+    )
+
+
 class ActivationForm(CsrfForm):
     nik: str = _nik()
     code: str = Field(description="The activation code sent to the citizen.")
@@ -133,6 +140,7 @@ class PinChangeForm(CsrfForm):
 PostedLogin = Annotated[LoginForm, Depends(_posted(LoginForm))]
 PostedConsent = Annotated[ConsentForm, Depends(_posted(ConsentForm))]
 PostedSecondFactor = Annotated[SecondFactorForm, Depends(_posted(SecondFactorForm))]
+PostedUserCode = Annotated[UserCodeForm, Depends(_posted(UserCodeForm))]
 PostedActivation = Annotated[ActivationForm, Depends(_posted(ActivationForm))]
 PostedLogout = Annotated[LogoutForm, Depends(_posted(LogoutForm))]
 PostedPortalLogin = Annotated[PortalLoginForm, Depends(_posted(PortalLoginForm))]

@@ -25,6 +25,7 @@ from digital_id.db.periodic import Periodic
 from digital_id.db.purge import PURGE_BATCH
 from digital_id.db.types import utc_now
 from digital_id.grants.codes import purge_expired_codes
+from digital_id.grants.device import purge_device_authorizations
 from digital_id.grants.revocation import purge_expired_revocations
 from digital_id.oidc.client_auth import purge_seen_assertions
 from digital_id.oidc.dpop import purge_seen_proofs
@@ -41,6 +42,7 @@ PURGES: dict[str, Purge] = {
     "rate_limit_windows": purge_ended,
     "recognised_browsers": purge_lapsed_browsers,
     "authorization_codes": purge_expired_codes,
+    "device_authorizations": purge_device_authorizations,
     "seen_client_assertions": purge_seen_assertions,
     "seen_request_objects": purge_seen_request_objects,
     "pushed_authorization_requests": purge_pushed_requests,

@@ -29,7 +29,9 @@ MAX_QUERY_BYTES: Final = 32 * 1024
 # Names and values of all headers together: cookies, a bearer token, a Basic header.
 MAX_HEADER_BYTES: Final = 32 * 1024
 # Endpoints whose errors are OAuth JSON (RFC 6749 section 5.2, RFC 6750 section 3.1).
-OAUTH_ENDPOINTS: Final = frozenset({"/token", "/revoke", "/introspect", "/userinfo"})
+OAUTH_ENDPOINTS: Final = frozenset(
+    {"/token", "/revoke", "/introspect", "/userinfo", "/par", "/device_authorization"}
+)
 
 
 class RequestTooLargeError(Exception):

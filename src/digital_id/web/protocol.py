@@ -81,6 +81,17 @@ async def pushed_authorization(request: Request) -> Response:
 
 
 @router.post(
+    "/device_authorization",
+    summary="Device authorization (RFC 8628 section 3.1): a kiosk's device code and the user code a citizen approves at /device.",
+    response_model=apidoc.DeviceAuthorizationResponse,
+    responses=_CLIENT_ERRORS | throttled_oauth(),
+    openapi_extra=apidoc.form(apidoc.DeviceAuthorizationRequest),
+)
+async def device_authorization(request: Request) -> Response:
+    return await _endpoint(request, "/device_authorization", "device_authorization")
+
+
+@router.post(
     "/revoke",
     summary="Token revocation (RFC 7009): a refresh or access token, and with it its grant.",
     response_model=dict[str, Any],
