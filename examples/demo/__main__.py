@@ -33,6 +33,8 @@ from digital_id.oidc.claims import age_on
 from digital_id.registry.models import Citizen
 from examples.agency_app.app import AgencyConfig, create_app
 from examples.agency_app.keys import generate_client_key, public_jwks
+from examples.kiosk_app.app import DEVICE_GRANT, KioskConfig
+from examples.kiosk_app.app import create_app as create_kiosk_app
 
 DEMO_DIR = Path("var/demo")
 DEMO_PINS = ("246810", "135790", "864213")
@@ -77,6 +79,16 @@ AGENCIES = (
 )
 
 
+# The third agency is a kiosk at a service counter: the device grant, no redirect URI.
+KIOSK = DemoAgency(
+    "kiosk",
+    {"id": "Anjungan Layanan Pajak (demo)", "en": "Tax Service Kiosk (demo)"},
+    "http://127.0.0.1:8003",
+    "openid profile",
+)
+KIOSK_LOCATION = "MPP Digital Kabupaten Banyuwangi, loket 3 (demo)"
+
+
 def setup() -> None:
     settings = load_settings()
     if settings.is_production:
@@ -95,6 +107,7 @@ def setup() -> None:
     with Session(engine, expire_on_commit=False) as session, session.begin():
         for agency in AGENCIES:
             _register(session, agency, settings.issuer)
+        _register(session, KIOSK, settings.issuer)
         citizens = _demo_citizens(session, hasher)
     engine.dispose()
 
@@ -104,7 +117,7 @@ def setup() -> None:
     for citizen, pin in citizens:
         table.add_row(citizen.nik, pin, citizen.full_name, citizen.birth_date.isoformat())
     console.print(table)
-    for agency in AGENCIES:
+    for agency in (*AGENCIES, KIOSK):
         console.print(f"{agency.names['en']}: {agency.base_url}  (scopes: {agency.scope})")
 
 
@@ -113,16 +126,25 @@ def _register(session: Session, agency: DemoAgency, issuer: str) -> None:
     if not key_file.exists():
         write_atomic(key_file, json.dumps(generate_client_key("RS256")).encode())
     private_jwk = json.loads(key_file.read_text())
-    metadata = {
+    metadata: dict[str, Any] = {
         **{f"client_name#{lang}": name for lang, name in agency.names.items()},
-        "redirect_uris": [agency.redirect_uri],
-        "post_logout_redirect_uris": [agency.post_logout_redirect_uri],
-        "backchannel_logout_uri": agency.backchannel_logout_uri,
         "token_endpoint_auth_method": "private_key_jwt",
         "jwks": public_jwks(private_jwk),
         "scope": agency.scope,
-        "grant_types": ["authorization_code"],
     }
+    if agency is KIOSK:
+        metadata |= {
+            "redirect_uris": [],
+            "grant_types": [DEVICE_GRANT],
+            "device_location": KIOSK_LOCATION,
+        }
+    else:
+        metadata |= {
+            "redirect_uris": [agency.redirect_uri],
+            "post_logout_redirect_uris": [agency.post_logout_redirect_uri],
+            "backchannel_logout_uri": agency.backchannel_logout_uri,
+            "grant_types": ["authorization_code"],
+        }
     config_file = DEMO_DIR / f"{agency.slug}.json"
     client_id = json.loads(config_file.read_text())["client_id"] if config_file.exists() else None
     try:
@@ -188,15 +210,30 @@ def run_agency(slug: str) -> None:
     )
 
 
+def run_kiosk() -> None:
+    config: dict[str, Any] = json.loads((DEMO_DIR / f"{KIOSK.slug}.json").read_text())
+    kiosk = KioskConfig(
+        name=config["name"],
+        issuer=config["issuer"],
+        client_id=config["client_id"],
+        private_jwk=json.loads((DEMO_DIR / f"{KIOSK.slug}.jwk.json").read_text()),
+        scope=config["scope"],
+    )
+    uvicorn.run(create_kiosk_app(kiosk), host="127.0.0.1", port=8003, log_level="warning")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m examples.demo")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("setup", help="register the demo agencies and give three citizens PINs")
     agency = commands.add_parser("agency", help="run one demo agency")
     agency.add_argument("slug", choices=[a.slug for a in AGENCIES])
+    commands.add_parser("kiosk", help="run the demo kiosk (the device grant)")
     args = parser.parse_args(argv)
     if args.command == "setup":
         setup()
+    elif args.command == "kiosk":
+        run_kiosk()
     else:
         run_agency(args.slug)
 

@@ -40,3 +40,21 @@ def test_each_agency_is_registered_with_the_uris_its_app_uses(
     assert registration["redirect_uris"] == [app.redirect_uri]
     assert registration["post_logout_redirect_uris"] == [app.post_logout_redirect_uri]
     assert registration["backchannel_logout_uri"] == app.backchannel_logout_uri
+
+
+def test_the_kiosk_is_registered_for_the_device_grant_with_its_place(
+    session, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(demo, "DEMO_DIR", tmp_path)
+    with session.begin():
+        demo._register(session, demo.KIOSK, "http://127.0.0.1:8000")
+    with session.begin():
+        demo._register(session, demo.KIOSK, "http://127.0.0.1:8000")
+
+    written = json.loads((tmp_path / "kiosk.json").read_text())
+    registration = clients.get(session, written["client_id"]).registration
+    assert len(clients.all_clients(session)) == 1
+    assert registration["grant_types"] == ["urn:ietf:params:oauth:grant-type:device_code"]
+    assert registration["redirect_uris"] == []
+    assert registration["device_location"] == demo.KIOSK_LOCATION
+    assert written["base_url"] == "http://127.0.0.1:8003"
