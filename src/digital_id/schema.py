@@ -1,6 +1,11 @@
 """Every mapped model, imported once so ``Base.metadata`` is complete for Alembic and tests."""
 
-from digital_id.accounts.models import CitizenAccount, RecognisedBrowser
+from digital_id.accounts.models import (
+    CitizenAccount,
+    Passkey,
+    PasskeyChallenge,
+    RecognisedBrowser,
+)
 from digital_id.audit.models import AuditChain, AuditCheckpoint, AuditEvent
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent, ConsentReceipt
@@ -33,6 +38,8 @@ __all__ = [
     "ConsentReceipt",
     "DeviceAuthorization",
     "LogoutDelivery",
+    "Passkey",
+    "PasskeyChallenge",
     "RateLimitWindow",
     "RecognisedBrowser",
     "RefreshToken",

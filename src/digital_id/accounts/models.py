@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from digital_id.db.base import Base
@@ -46,6 +46,9 @@ class CitizenAccount(Base):
     otp_locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Set by an operator; kept apart from the register's status, which an import rewrites.
     blocked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The WebAuthn user handle every passkey of the citizen carries (random, never the NIK:
+    # authenticators may show or sync it), made at the first enrolment.
+    passkey_user_handle: Mapped[str | None] = mapped_column(String(64), unique=True)
 
 
 class RecognisedBrowser(Base):
@@ -71,3 +74,40 @@ class RecognisedBrowser(Base):
     lock_count: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Passkey(Base):
+    """A passkey the citizen enrolled (WebAuthn Level 3): its credential id and public key
+    (COSE), the authenticator's signature counter, the name the citizen gave it, and whether
+    it is bound to one device (``hwk``) or may be synced (``swk``, RFC 8176)."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    citizen_id: Mapped[int] = mapped_column(
+        BigIntegerId, ForeignKey("citizens.id", ondelete="CASCADE"), index=True
+    )
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)  # base64url
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(String(64))
+    device_bound: Mapped[bool] = mapped_column(Boolean)
+    transports: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class PasskeyChallenge(Base):
+    """A challenge the server gave a browser for one ceremony: single use (taken by one
+    DELETE), for five minutes, for enrolment by one citizen or for a login (by anyone, or by
+    one citizen when stepping up)."""
+
+    __tablename__ = "passkey_challenges"
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+    challenge_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(10))
+    citizen_id: Mapped[int | None] = mapped_column(
+        BigIntegerId, ForeignKey("citizens.id", ondelete="CASCADE")
+    )
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from digital_id.accounts.passkeys import purge_challenges
 from digital_id.accounts.pin_login import purge_lapsed_browsers
 from digital_id.db.periodic import Periodic
 from digital_id.db.purge import PURGE_BATCH
@@ -41,6 +42,7 @@ Purge = Callable[[Session, datetime], int]
 PURGES: dict[str, Purge] = {
     "rate_limit_windows": purge_ended,
     "recognised_browsers": purge_lapsed_browsers,
+    "passkey_challenges": purge_challenges,
     "authorization_codes": purge_expired_codes,
     "device_authorizations": purge_device_authorizations,
     "seen_client_assertions": purge_seen_assertions,
