@@ -1,6 +1,8 @@
 // Log in with Digital ID from Node.js: openid-client 6 (npm install openid-client@6), the
 // authorization code flow with PKCE S256, state and nonce, client_secret_basic or
 // private_key_jwt, then UserInfo; with PAR and DPoP on request (FAPI 2.0 needs all three).
+// Or, on a kiosk, the device authorization grant (RFC 8628): the citizen approves on their
+// own phone and never types a PIN into the kiosk.
 //
 // A whole agency app in one file, on node:http so nothing else is needed. Configuration from
 // the environment:
@@ -20,13 +22,19 @@
 //                         id_token_encrypted_response_alg; its public half is in jwks.
 //   AGENCY_DPOP           1 to bind the tokens to a key this app holds (DPoP, RFC 9449): a
 //                         stolen access token is then useless without the key.
-// Run: node agency.mjs, then open http://localhost:3000/ (or your host) in a browser.
+//   AGENCY_DEVICE         1 for a kiosk: the device authorization grant instead of the code
+//                         flow. Register the client with grant_types
+//                         ["urn:ietf:params:oauth:grant-type:device_code"] and redirect_uris
+//                         []; AGENCY_REDIRECT_URI is then not needed.
+// Run: node agency.mjs, then open http://localhost:3000/ (or your host) in a browser. As a
+// kiosk: POST /kiosk/start for a code to show the citizen, then GET /kiosk/status?id=...
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:http'
 import * as client from 'openid-client'
 
 const issuer = new URL(process.env.DIGITAL_ID_ISSUER)
-const redirectUri = new URL(process.env.AGENCY_REDIRECT_URI)
+const device = process.env.AGENCY_DEVICE === '1'
+const redirectUri = device ? undefined : new URL(process.env.AGENCY_REDIRECT_URI)
 const scope = 'openid profile'
 
 // openid-client refuses plain http, as it should. Allow it only for a provider on this
@@ -80,7 +88,7 @@ const dpop =
 // with several would keep these in its session store.
 const pending = new Map()
 
-async function start(response) {
+async function start(request, response) {
   const login = {
     verifier: client.randomPKCECodeVerifier(),
     state: client.randomState(),
@@ -130,19 +138,7 @@ async function finish(request, response) {
       undefined,
       { DPoP: dpop },
     )
-    const idToken = tokens.claims()
-    const userinfo = await client.fetchUserInfo(config, tokens.access_token, idToken.sub, {
-      DPoP: dpop,
-    })
-    // Here your app starts its own session for idToken.sub (pairwise; never the NIK).
-    send(response, 200, {
-      sub: idToken.sub,
-      acr: idToken.acr,
-      token_type: tokens.token_type,
-      // Whether the ID token came encrypted (openid-client keeps what it decrypted).
-      id_token_encrypted: Boolean(client.getDecryptedResponses(tokens)?.id_token),
-      userinfo,
-    })
+    send(response, 200, await signedIn(tokens))
   } catch (error) {
     // The citizen pressed Deny (access_denied), or the answer failed a check. Say so plainly;
     // the details go to your log, not to the citizen.
@@ -155,21 +151,88 @@ async function finish(request, response) {
   }
 }
 
+// Who signed in: the ID token's claims (checked by openid-client: iss, aud, exp), then
+// UserInfo for the consented claims.
+async function signedIn(tokens) {
+  const idToken = tokens.claims()
+  if (!idToken) throw new Error('Digital ID sent no ID token')
+  const userinfo = await client.fetchUserInfo(config, tokens.access_token, idToken.sub, {
+    DPoP: dpop,
+  })
+  // Here your app starts its own session for idToken.sub (pairwise; never the NIK).
+  return {
+    sub: idToken.sub,
+    acr: idToken.acr,
+    token_type: tokens.token_type,
+    // Whether the ID token came encrypted (openid-client keeps what it decrypted).
+    id_token_encrypted: Boolean(client.getDecryptedResponses(tokens)?.id_token),
+    userinfo,
+  }
+}
+
+// The kiosk (AGENCY_DEVICE=1). It shows the citizen a user code and verification_uri_complete
+// (as a QR code, say); the citizen opens it on their own phone, logs in and approves there,
+// while this app polls Digital ID's token endpoint. Sign-ins under way, by a random id the
+// kiosk's screen holds; one process only, as for `pending`.
+const kiosks = new Map()
+
+async function startKiosk(request, response) {
+  const authorization = await client.initiateDeviceAuthorization(config, { scope })
+  const id = randomBytes(24).toString('base64url')
+  kiosks.set(id, { status: 'pending' })
+  // openid-client's poller waits `interval` seconds between polls, waits longer when told to
+  // slow_down, and gives up when the codes expire. It settles once: with the tokens, or
+  // with the citizen's access_denied or expired_token (a ResponseBodyError).
+  client
+    .pollDeviceAuthorizationGrant(config, authorization, undefined, { DPoP: dpop })
+    .then(signedIn)
+    .then((citizen) => kiosks.set(id, { status: 'approved', ...citizen }))
+    .catch((error) => {
+      console.error(error)
+      const refused = error instanceof client.ResponseBodyError
+      kiosks.set(id, {
+        status: 'failed',
+        error: refused ? error.error : 'login_failed',
+        message: 'Sign-in with Digital ID was not completed.',
+      })
+    })
+  send(response, 200, {
+    id,
+    user_code: authorization.user_code,
+    verification_uri: authorization.verification_uri,
+    verification_uri_complete: authorization.verification_uri_complete,
+    expires_in: authorization.expires_in,
+  })
+}
+
+function kioskStatus(request, response, url) {
+  const id = url.searchParams.get('id')
+  const kiosk = kiosks.get(id)
+  if (!kiosk) return send(response, 404, { error: 'no sign-in under way with this id' })
+  // The outcome is told once; the kiosk then starts its session, or starts over.
+  if (kiosk.status !== 'pending') kiosks.delete(id)
+  send(response, 200, kiosk)
+}
+
 function send(response, status, body) {
   response.writeHead(status, { 'Content-Type': 'application/json' })
   response.end(JSON.stringify(body))
 }
 
-const server = createServer((request, response) => {
-  const path = new URL(request.url, redirectUri).pathname
-  const handled =
-    path === '/' ? start(response)
-    : path === redirectUri.pathname ? finish(request, response)
-    : Promise.resolve(send(response, 404, { error: 'not_found' }))
-  handled.catch((error) => {
+const routes = device
+  ? { 'POST /kiosk/start': startKiosk, 'GET /kiosk/status': kioskStatus }
+  : { 'GET /': start, [`GET ${redirectUri.pathname}`]: finish }
+
+const server = createServer(async (request, response) => {
+  const url = new URL(request.url, 'http://localhost')
+  const route = routes[`${request.method} ${url.pathname}`]
+  try {
+    if (route) await route(request, response, url)
+    else send(response, 404, { error: 'not_found' })
+  } catch (error) {
     console.error(error)
     send(response, 500, { error: 'server_error' })
-  })
+  }
 })
 server.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
   console.log(`agency listening on ${server.address().port}`)
