@@ -62,13 +62,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_passkey_challenges")),
-        sa.UniqueConstraint(
-            "challenge_hash", name=op.f("uq_passkey_challenges_challenge_hash")
-        ),
+        sa.UniqueConstraint("challenge_hash", name=op.f("uq_passkey_challenges_challenge_hash")),
     )
-    op.create_index(
-        op.f("ix_passkey_challenges_expires_at"), "passkey_challenges", ["expires_at"]
-    )
+    op.create_index(op.f("ix_passkey_challenges_expires_at"), "passkey_challenges", ["expires_at"])
 
 
 def downgrade() -> None:

@@ -43,6 +43,7 @@ from digital_id.web import (
     observability,
     outage,
     pages,
+    passkeys,
     portal,
     portal_security,
     protocol,
@@ -190,13 +191,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     static = Path(str(resources.files("digital_id.web").joinpath("static")))
     app.mount("/static", StaticFiles(directory=static), name="static")
-    app.include_router(published.router)
-    app.include_router(protocol.router)
-    app.include_router(authorize.router)
-    app.include_router(device.router)
-    app.include_router(pages.router)
-    app.include_router(portal.router)
-    app.include_router(portal_security.router)
+    for module in (
+        published, protocol, authorize, device, pages, portal, portal_security, passkeys
+    ):  # fmt: skip
+        app.include_router(module.router)
 
     @app.get(
         "/healthz",

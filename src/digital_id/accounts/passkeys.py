@@ -61,7 +61,12 @@ LOGIN: Final = "login"
 
 class PasskeyError(Exception):
     """A ceremony that did not pass; the message is for the audit trail, never for the page
-    (which says only that the passkey was not accepted)."""
+    (which says only that the passkey was not accepted). ``citizen_id``: whose passkey it
+    was, when the refusal came after it was found (its failure then counts for them)."""
+
+    def __init__(self, message: str, citizen_id: int | None = None) -> None:
+        super().__init__(message)
+        self.citizen_id = citizen_id
 
 
 @dataclass(frozen=True)
@@ -206,11 +211,14 @@ def authenticate(
         passkey = session.scalars(
             select(Passkey).where(Passkey.credential_id == credential.id)
         ).one_or_none()
-        if passkey is None or (citizen_id is not None and passkey.citizen_id != citizen_id):
-            raise PasskeyError("no such passkey for this login")
-        handle = credential.response.user_handle
-        if handle is not None and bytes_to_base64url(handle) != _handle_of(session, passkey):
-            raise PasskeyError("the user handle is not the passkey's citizen's")
+    except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
+        raise PasskeyError(f"assertion refused: {exc}") from None
+    if passkey is None or (citizen_id is not None and passkey.citizen_id != citizen_id):
+        raise PasskeyError("no such passkey for this login")
+    handle = credential.response.user_handle
+    if handle is not None and bytes_to_base64url(handle) != _handle_of(session, passkey):
+        raise PasskeyError("the user handle is not the passkey's citizen's", passkey.citizen_id)
+    try:
         # The counter is ours to judge (counter_regressed), so that a regression is audited.
         verified = verify_authentication_response(
             credential=credential,
@@ -222,7 +230,7 @@ def authenticate(
             require_user_verification=True,
         )
     except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
-        raise PasskeyError(f"assertion refused: {exc}") from None
+        raise PasskeyError(f"assertion refused: {exc}", passkey.citizen_id) from None
     if counter_regressed(passkey.sign_count, verified.new_sign_count):
         trail.record(
             session,
@@ -236,7 +244,9 @@ def authenticate(
             },
             now=now,
         )
-        raise PasskeyError("the signature counter went back: a cloned authenticator?")
+        raise PasskeyError(
+            "the signature counter went back: a cloned authenticator?", passkey.citizen_id
+        )
     passkey.sign_count = verified.new_sign_count
     passkey.last_used_at = now
     return PasskeyLogin(passkey.id, passkey.citizen_id, passkey.device_bound)

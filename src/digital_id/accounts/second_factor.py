@@ -115,20 +115,33 @@ def verify_totp(
             return True
     # A wrong code while enrolling guesses nothing (the page shows the secret), so only codes
     # for an enrolled authenticator count towards its lock.
-    locked = not enrolling and count_failure(session, account, policy, now, factor="otp_")
-    trail.record(
-        session, "auth:otp:failed", actor="citizen", subject=citizen_ref(citizen.id), now=now
-    )
+    second_factor_failed(session, account, policy=policy, now=now, counted=not enrolling)
+    return False
+
+
+def second_factor_failed(
+    session: Session,
+    account: CitizenAccount,
+    *,
+    policy: LockoutPolicy,
+    now: datetime,
+    counted: bool = True,
+    method: str = "otp",
+) -> None:
+    """A second factor that did not pass (a wrong one-time code, or a passkey refused in its
+    place): counted towards the second factor's own lock (when ``counted``), and audited."""
+    locked = counted and count_failure(session, account, policy, now, factor="otp_")
+    subject = citizen_ref(account.citizen_id)
+    trail.record(session, f"auth:{method}:failed", actor="citizen", subject=subject, now=now)
     if locked:
         trail.record(
             session,
             "auth:locked",
             actor="citizen",
-            subject=citizen_ref(citizen.id),
-            details={"factor": "otp"},
+            subject=subject,
+            details={"factor": method},
             now=now,
         )
-    return False
 
 
 def remove_totp(session: Session, citizen: Citizen, *, now: datetime | None = None) -> None:

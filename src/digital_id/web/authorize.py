@@ -405,7 +405,9 @@ def second_factor(
     page, provider, parameters, browser_session = step
     if browser_session is None:
         return _continue(page, provider, db, parameters, None, continues_flow=True)
-    if not step_up(page, db, browser_session, form.otp, now=provider.context.now):
+    if not step_up(
+        page, db, browser_session, form.otp, now=provider.context.now, credential=form.credential
+    ):
         client = provider.query_client(dict(parameters).get("client_id", ""))
         if client is None:
             return _continue(page, provider, db, parameters, browser_session, continues_flow=True)

@@ -174,7 +174,7 @@ def device_second_factor(
         return admitted
     page, provider, authorization, browser_session = admitted
     if browser_session is not None and not step_up(
-        page, db, browser_session, form.otp, now=provider.context.now
+        page, db, browser_session, form.otp, now=provider.context.now, credential=form.credential
     ):
         client = kiosk_of(provider, authorization)
         citizen = registry.get(db, browser_session.citizen_id)

@@ -61,6 +61,13 @@ def _otp() -> Any:
     return Field(pattern=r"^[0-9]{6}$", description="The authenticator's current six digits.")
 
 
+def _credential() -> Any:
+    return Field(
+        default="",
+        description="A passkey's answer (WebAuthn PublicKeyCredential.toJSON()), in place of the PIN or the one-time code.",
+    )
+
+
 def _csrf() -> Any:
     return Field(description="The token in the page the form came from (bound to the browser).")
 
@@ -86,6 +93,7 @@ class _FlowForm(CsrfForm):
 class LoginForm(_FlowForm):
     nik: str = _nik()
     pin: str = _pin()
+    credential: str = _credential()
 
 
 class ConsentForm(_FlowForm):
@@ -95,6 +103,7 @@ class ConsentForm(_FlowForm):
 
 class SecondFactorForm(_FlowForm):
     otp: str = _otp()
+    credential: str = _credential()
 
 
 class UserCodeForm(CsrfForm):
@@ -102,6 +111,26 @@ class UserCodeForm(CsrfForm):
         pattern=r"^[BCDFGHJKLMNPQRSTVWXZbcdfghjklmnpqrstvwxz\- ]{8,12}$",
         description="The code the kiosk shows (RFC 8628); case, spaces and dashes do not matter.",
     )
+
+
+class PasskeyOptionsForm(CsrfForm):
+    purpose: str = Field(
+        examples=["login", "step_up", "enrol"],
+        description="`login` (no session, or a new one), `step_up` (this session's citizen), or `enrol` (the portal).",
+    )
+
+
+class PasskeyEnrolForm(CsrfForm):
+    name: str = Field(
+        max_length=64, description="The citizen's name for the passkey, e.g. `Ponsel saya`."
+    )
+    credential: str = Field(
+        description="The new credential (WebAuthn PublicKeyCredential.toJSON())."
+    )
+
+
+class PasskeyRemoveForm(CsrfForm):
+    passkey: str = Field(pattern=r"^[0-9]{1,18}$", description="Which passkey, by its number.")
 
 
 class ActivationForm(CsrfForm):
@@ -120,10 +149,12 @@ class LogoutForm(LogoutRequest):
 class PortalLoginForm(CsrfForm):
     nik: str = _nik()
     pin: str = _pin()
+    credential: str = _credential()
 
 
 class PortalOtpForm(CsrfForm):
     otp: str = _otp()
+    credential: str = _credential()
 
 
 class EndSessionsForm(CsrfForm):
@@ -141,6 +172,9 @@ PostedLogin = Annotated[LoginForm, Depends(_posted(LoginForm))]
 PostedConsent = Annotated[ConsentForm, Depends(_posted(ConsentForm))]
 PostedSecondFactor = Annotated[SecondFactorForm, Depends(_posted(SecondFactorForm))]
 PostedUserCode = Annotated[UserCodeForm, Depends(_posted(UserCodeForm))]
+PostedPasskeyOptions = Annotated[PasskeyOptionsForm, Depends(_posted(PasskeyOptionsForm))]
+PostedPasskeyEnrol = Annotated[PasskeyEnrolForm, Depends(_posted(PasskeyEnrolForm))]
+PostedPasskeyRemove = Annotated[PasskeyRemoveForm, Depends(_posted(PasskeyRemoveForm))]
 PostedActivation = Annotated[ActivationForm, Depends(_posted(ActivationForm))]
 PostedLogout = Annotated[LogoutForm, Depends(_posted(LogoutForm))]
 PostedPortalLogin = Annotated[PortalLoginForm, Depends(_posted(PortalLoginForm))]

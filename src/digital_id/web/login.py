@@ -12,10 +12,10 @@ from datetime import datetime
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from digital_id.accounts import pin_login
-from digital_id.accounts.pin_login import LoginOutcome
+from digital_id.accounts import passkey_login, passkeys, pin_login
+from digital_id.accounts.models import RecognisedBrowser
 from digital_id.consent.service import StoredConsent
-from digital_id.levels import LOA_LOW, METHODS
+from digital_id.levels import LOA_LOW, LOA_SUBSTANTIAL, METHODS
 from digital_id.oidc import assurance
 from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
@@ -56,6 +56,8 @@ def log_in(
     asked only once the login is charged; the citizen's consent to it is read with them."""
     services = page.services
     nik = form.nik.strip()
+    if form.credential:
+        return _log_in_with_passkey(page, db, form, nik, now=now, also_charge=also_charge)
     browser = recognised_browser(page, nik, now)
     ip = client_ip(page.request)
     charges = (*services.limits.login(ip, nik, recognised=browser is not None), *also_charge)
@@ -74,15 +76,58 @@ def log_in(
     )
     if outcome.citizen is None:
         return None
-    browser_session = _begin_session(page, db, outcome, nik=nik, now=now)
+    assert outcome.browser is not None
+    browser_session = _begin_session(
+        page, db, outcome.citizen.id, LOA_LOW, METHODS[LOA_LOW], now=now,
+        recognised=(outcome.browser, nik),
+    )  # fmt: skip
     return LoggedIn(browser_session, outcome.citizen, outcome.consent)
 
 
+def _log_in_with_passkey(
+    page: Page,
+    db: Session,
+    form: LoginForm | PortalLoginForm,
+    nik: str,
+    *,
+    now: datetime,
+    also_charge: Iterable[Charge],
+) -> HTMLResponse | LoggedIn | None:
+    """A passkey in place of the NIK and PIN: the same refusals, limits (the NIK's only when
+    one was typed) and lockout; the new session starts at the substantial level."""
+    services = page.services
+    ip = client_ip(page.request)
+    charges = (*services.limits.login(ip, nik, recognised=not nik), *also_charge)
+    if (refusal := page.refusal(db, form.csrf_token, *charges)) is not None:
+        return refusal
+    found = passkey_login.log_in(
+        db,
+        relying_party(page),
+        form.credential,
+        nik=nik,
+        policy=services.lockout_policy,
+        now=now,
+        events=events(page.request),
+    )
+    if found is None:
+        return None
+    citizen, login = found
+    browser_session = _begin_session(page, db, citizen.id, LOA_SUBSTANTIAL, login.amr, now=now)
+    return LoggedIn(browser_session, citizen)
+
+
 def step_up(
-    page: Page, db: Session, browser_session: BrowserSession, code: str, *, now: datetime
+    page: Page,
+    db: Session,
+    browser_session: BrowserSession,
+    code: str,
+    *,
+    now: datetime,
+    credential: str = "",
 ) -> bool:
-    """The one-time code for the session's citizen: whether it passed (the session
-    now stands at the second factor's level); a wrong code counts towards its lockout."""
+    """The one-time code, or a passkey in its place (``credential``), for the session's
+    citizen: whether it passed (the session now stands at the second factor's level); a
+    failure counts towards the second factor's lockout."""
     services = page.services
     return assurance.pass_second_factor(
         db,
@@ -91,7 +136,15 @@ def step_up(
         code.strip(),
         policy=services.lockout_policy,
         now=now,
+        passkey=assurance.PasskeyAnswer(credential, relying_party(page), events(page.request))
+        if credential
+        else None,
     )
+
+
+def relying_party(page: Page) -> passkeys.RelyingParty:
+    """Who passkeys are for on this server: its issuer's host."""
+    return passkeys.relying_party(page.services.settings.issuer)
 
 
 def recognised_browser(page: Page, nik: str, now: datetime) -> str | None:
@@ -103,16 +156,22 @@ def recognised_browser(page: Page, nik: str, now: datetime) -> str | None:
 
 
 def _begin_session(
-    page: Page, db: Session, outcome: LoginOutcome, *, nik: str, now: datetime
+    page: Page,
+    db: Session,
+    citizen_id: int,
+    acr: str,
+    amr: list[str],
+    *,
+    now: datetime,
+    recognised: tuple[RecognisedBrowser, str] | None = None,
 ) -> BrowserSession:
-    """After a successful PIN login: the browser's previous session, if any, ends through
-    the logout path (a new login is a new session, so no fixation; and the agencies the old
-    one logged in to, maybe as another citizen, hear of it; the courier is woken once that
-    is committed), a new session starts on the recognised browser, and the page's answer
-    will carry the new cookies (``Page.logged_in``)."""
+    """After a successful login: the browser's previous session, if any, ends through the
+    logout path (a new login is a new session, so no fixation; and the agencies the old one
+    logged in to, maybe as another citizen, hear of it; the courier is woken once that is
+    committed), a new session starts (on the recognised browser, after a PIN), and the
+    page's answer will carry the new cookies (``Page.logged_in``). ``recognised``: after a
+    PIN, the browser now recognised for the NIK typed, whose cookie the answer renews."""
     services = page.services
-    assert outcome.citizen is not None
-    assert outcome.browser is not None
     previous = sessions.resume(
         db, page.request.cookies.get(SESSION_COOKIE), policy=services.session_policy, now=now
     )
@@ -126,13 +185,17 @@ def _begin_session(
         after_commit(db, services.logged_out)
     browser_session, token = sessions.start(
         db,
-        citizen_id=outcome.citizen.id,
-        acr=LOA_LOW,
-        amr=METHODS[LOA_LOW],
+        citizen_id=citizen_id,
+        acr=acr,
+        amr=amr,
         now=now,
         device_hint=page.request.headers.get("user-agent"),
-        recognised_browser_id=outcome.browser.id,
+        recognised_browser_id=recognised[0].id if recognised is not None else None,
     )
-    cookie = services.browser_cookies.issue(outcome.browser, nik)
-    page.logged_in(token, (cookie, int((outcome.browser.expires_at - now).total_seconds())))
+    cookie = None
+    if recognised is not None:
+        browser, nik = recognised
+        issued = services.browser_cookies.issue(browser, nik)
+        cookie = (issued, int((browser.expires_at - now).total_seconds()))
+    page.logged_in(token, cookie)
     return browser_session

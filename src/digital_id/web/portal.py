@@ -16,12 +16,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from digital_id.accounts import second_factor
+from digital_id import levels
+from digital_id.accounts import passkeys, second_factor
 from digital_id.audit import history as audit_history
 from digital_id.clients import service as clients
 from digital_id.consent import access
 from digital_id.consent.withdrawal import withdraw_consent
 from digital_id.db.types import utc_now
+from digital_id.levels import LOA_SUBSTANTIAL
 from digital_id.registry import service as registry
 from digital_id.sessions import service as sessions
 from digital_id.sessions.ending import end_browser_session
@@ -98,6 +100,19 @@ def account(
             for receipt, client_id in access.receipts(db, citizen.id)
         ],
         second_factor=second_factor.second_factor_enrolled(db, citizen.id),
+        passkeys=[
+            {
+                "id": item.id,
+                "name": item.name,
+                "created": item.created_at.isoformat(timespec="minutes"),
+                "last_used": item.last_used_at.isoformat(timespec="minutes")
+                if item.last_used_at
+                else None,
+            }
+            for item in passkeys.passkeys_of(db, citizen.id)
+        ],
+        # Enrolling a passkey, which reaches substantial on its own, needs that level here.
+        passkey_enrol=levels.satisfies(browser_session.acr, LOA_SUBSTANTIAL),
         away=audit_history.while_away(db, citizen.id, logged_in_at=browser_session.created_at),
         sessions=[
             {

@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from digital_id import levels
 from digital_id.accounts import pin_change, second_factor
 from digital_id.accounts.pins import InvalidPinError
 from digital_id.db.types import utc_now
-from digital_id.levels import LOA_LOW
 from digital_id.oidc import assurance
 from digital_id.registry import service as registry
 from digital_id.sessions.ending import end_citizen_sessions
@@ -52,7 +52,9 @@ def portal_login(db: UnitOfWork, form: PostedPortalLogin, view: View) -> Respons
         return logged_in
     if logged_in is None:
         return login_page(view, failed=True)
-    if assurance.citizen_level(db, logged_in.citizen.id) != LOA_LOW:
+    if not levels.satisfies(
+        logged_in.session.acr, assurance.citizen_level(db, logged_in.citizen.id)
+    ):
         # The session stays at the PIN's level, so pending, until the code passes.
         return code_page(view)
     return view.redirect("/account")
@@ -70,7 +72,9 @@ def portal_otp(visit: PendingForm, db: UnitOfWork, form: PostedPortalOtp) -> Res
     if isinstance(visit, Response):
         return visit
     view = visit.view
-    if not visit.at_level and not step_up(view, db, visit.session, form.otp, now=utc_now()):
+    if not visit.at_level and not step_up(
+        view, db, visit.session, form.otp, now=utc_now(), credential=form.credential
+    ):
         return code_page(view, failed=True)
     return view.redirect("/account")
 
