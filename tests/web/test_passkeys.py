@@ -9,18 +9,38 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digital_id.accounts import operator_actions
+from digital_id.app import create_app
 from digital_id.audit.models import AuditEvent
 from tests.passkey_authenticator import SoftPasskey
-from tests.web.conftest import ISSUER, Provider, hidden, pkce_pair, query_of
+from tests.web.conftest import Provider, hidden, pkce_pair, query_of
 from tests.web.test_portal import enrol_in_the_portal, portal_login
 from tests.web.test_rate_limits import browser_at
 from tests.web.test_second_factor import code_at
 
-RP_ID, ORIGIN = "127.0.0.1", ISSUER
+# Browsers take passkeys only for a domain name, never an IP address: these tests' issuer.
+LOCAL_ISSUER = "http://localhost:8000"
+RP_ID, ORIGIN = "localhost", LOCAL_ISSUER
+
+
+@pytest.fixture
+def settings(settings):
+    return settings.model_copy(update={"issuer": LOCAL_ISSUER})
+
+
+@pytest.fixture
+def provider(settings, engine, key_store, tmp_path):
+    key_store.generate("RS256", size=2048)
+    key_store.generate("ES256")
+    with TestClient(create_app(settings), base_url=LOCAL_ISSUER) as http:
+        yield Provider(http, engine, key_store, settings, tmp_path)
+
+
 SUBSTANTIAL = "urn:digital-id:loa:substantial"
 
 
@@ -300,3 +320,17 @@ def test_a_code_still_works_for_a_citizen_with_a_passkey(provider):
         follow_redirects=True,
     )
     assert "Akun saya" in done.text
+
+
+def test_an_issuer_without_a_domain_name_offers_no_passkeys(settings, engine, key_store, tmp_path):
+    key_store.generate("RS256", size=2048)
+    key_store.generate("ES256")
+    on_an_address = settings.model_copy(update={"issuer": "http://127.0.0.1:8000"})
+    with TestClient(create_app(on_an_address), base_url="http://127.0.0.1:8000") as http:
+        page = http.get("/account")
+        assert "data-passkey" not in page.text
+        refused = http.post(
+            "/passkeys/options",
+            data={"csrf_token": hidden(page.text, "csrf_token"), "purpose": "login"},
+        )
+        assert refused.status_code == 403

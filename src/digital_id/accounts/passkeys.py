@@ -9,6 +9,7 @@ audited. The relying party is the issuer's host (``relying_party``)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 from dataclasses import dataclass
@@ -76,6 +77,16 @@ class RelyingParty:
     rp_id: str
     origin: str
     name: str = "Identitas Digital"
+
+    @property
+    def enabled(self) -> bool:
+        """Whether browsers take passkeys for this site at all: an RP ID must be a domain
+        name (``localhost`` counts), never an IP address (WebAuthn section 5.1.3)."""
+        try:
+            ipaddress.ip_address(self.rp_id)
+        except ValueError:
+            return bool(self.rp_id)
+        return False
 
 
 def relying_party(issuer: str) -> RelyingParty:

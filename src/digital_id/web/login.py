@@ -143,8 +143,8 @@ def step_up(
 
 
 def relying_party(page: Page) -> passkeys.RelyingParty:
-    """Who passkeys are for on this server: its issuer's host."""
-    return passkeys.relying_party(page.services.settings.issuer)
+    """Who passkeys are for on this server (``Services.relying_party``)."""
+    return page.services.relying_party
 
 
 def recognised_browser(page: Page, nik: str, now: datetime) -> str | None:

@@ -65,7 +65,10 @@ def options(
         response = _refused(429, "slow_down", "too many attempts from this address")
         response.headers["Retry-After"] = str(refused.retry_after)
         return response
-    answer = _options_for(request, db, services, form.purpose, relying_party(view))
+    rp = relying_party(view)
+    if not rp.enabled:
+        return _refused(403, "access_denied", "passkeys need an issuer with a domain name")
+    answer = _options_for(request, db, services, form.purpose, rp)
     if isinstance(answer, JSONResponse):
         return answer
     return Response(answer, media_type="application/json", headers=_NO_STORE)

@@ -30,14 +30,15 @@ _templates = Environment(
     lstrip_blocks=True,
 )
 
-# No inline script or style anywhere; agency logos may come from their own https sites.
+# No inline script or style anywhere; agency logos may come from their own https sites; the
+# passkey script asks this site alone for its WebAuthn options (connect-src).
 # Forms post to us; a page whose form may end at an agency (the authorization pages, whose
 # post is answered with a redirect to its redirect_uri, and form_post) names that agency's
 # origin too (``content_security_policy``), as browsers apply form-action to the redirects
 # that follow a submission.
 _POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 CONTENT_SECURITY_POLICY = _POLICY
 # What may stand in a CSP source expression: a registered redirect URI's scheme and host.
@@ -191,6 +192,7 @@ class Page:
             t=self.t,
             static_url="/static",
             csrf_token=self.csrf_token,
+            passkeys_enabled=self.services.relying_party.enabled,
             other_language=other,
             switch_url="/language?" + urlencode({"to": other, "next": back_to}),
             **context,

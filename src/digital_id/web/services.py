@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from digital_id.accounts import passkeys
 from digital_id.accounts.browsers import BrowserCookies
 from digital_id.accounts.lockout import LockoutPolicy
 from digital_id.accounts.pins import PinHasher
@@ -89,6 +90,11 @@ class Services:
             longest_lock=timedelta(seconds=self.settings.lockout_max_seconds),
             recognition=timedelta(days=self.settings.recognised_browser_days),
         )
+
+    @property
+    def relying_party(self) -> passkeys.RelyingParty:
+        """Who passkeys are for on this server: its issuer's host."""
+        return passkeys.relying_party(self.settings.issuer)
 
     @property
     def browser_cookie(self) -> str:

@@ -19,6 +19,8 @@ for (const button of document.querySelectorAll("button[data-passkey]")) {
   const form = button.form;
   const failed = form.parentElement.querySelector("[data-passkey-error]");
   button.hidden = false;
+  const help = document.getElementById(button.getAttribute("aria-describedby") || "");
+  if (help) help.hidden = false;
   button.addEventListener("click", async (event) => {
     event.preventDefault();
     if (button.dataset.passkey === "enrol" && !form.reportValidity()) return;
