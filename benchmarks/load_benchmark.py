@@ -24,7 +24,9 @@ Scenarios: ``discovery`` (the provider metadata), ``jwks`` (the JWK Set), ``clie
 ``dpop`` (``client_secret_basic`` with a DPoP proof per request, each pre-signed with its own
 jti and the server's nonce: the token comes back bound to the key),
 ``login`` (a new browser each time: authorize, login page, NIK and PIN, consent when first
-asked, code, token, UserInfo), ``userinfo`` (access tokens from the logins) and ``refresh``
+asked, code, token, UserInfo), ``passkey`` (the same with a passkey in place of NIK and PIN:
+no argon2, the server's cost of the WebAuthn options and of checking an assertion; each
+citizen's passkey enrolled through the real ceremony first, unmeasured), ``userinfo`` (access tokens from the logins) and ``refresh``
 (each request presents the newest refresh token of its family, taken from the previous
 answer). The HTTP scenarios are driven by ``wrk`` (Debian: ``apt-get install wrk``), which
 costs the server far less CPU than a Python client would; the login, a multi-step flow with
@@ -88,9 +90,15 @@ from benchmarks.login_benchmark import (
     seed,
     serving,
 )
+from digital_id.accounts import passkeys
+from digital_id.accounts.lookup import existing_account
 from digital_id.accounts.pins import PinHasher
+from digital_id.audit.trail import EventContext
 from digital_id.db.engine import create_engine_for
+from digital_id.db.types import utc_now
 from digital_id.keys.store import KeyStore
+from digital_id.registry.service import find_by_nik
+from tests.passkey_authenticator import SoftPasskey
 
 SCENARIOS = (
     "discovery",
@@ -99,6 +107,7 @@ SCENARIOS = (
     "private_key_jwt",
     "dpop",
     "login",
+    "passkey",
     "userinfo",
     "refresh",
 )
@@ -302,6 +311,8 @@ class Tokens:
 
     access: list[str] = field(default_factory=list)
     refresh: list[str] = field(default_factory=list)
+    # The seeded citizens' passkeys, by NIK, for the passkey scenario.
+    passkeys: dict[str, SoftPasskey] = field(default_factory=dict)
 
     def add(self, responses: list[dict[str, Any]]) -> None:
         self.access += [r["access_token"] for r in responses]
@@ -604,6 +615,91 @@ def run_logins(run: Run, server: Server, seeded: Seeded, tokens: Tokens, *, seco
     run.latencies = tuple(percentile(flows, q) for q in (0.5, 0.95, 0.99))  # type: ignore[assignment]
 
 
+def enrolled_passkeys(url: str, server: Server, seeded: Seeded) -> dict[str, SoftPasskey]:
+    """A passkey for each seeded citizen, enrolled through the real ceremony (options, the
+    software authenticator's answer, verification), straight on the database: unmeasured."""
+    rp = passkeys.relying_party(server.url)
+    devices: dict[str, SoftPasskey] = {}
+    engine = create_engine_for(url)
+    with Session(engine) as session, session.begin():
+        for nik in seeded.niks[: LOGIN_CONCURRENCY * 8]:
+            citizen = find_by_nik(session, nik)
+            account = existing_account(session, citizen)
+            if citizen is None or account is None:
+                continue
+            device = SoftPasskey(rp_id=rp.rp_id, origin=rp.origin)
+            options = passkeys.enrolment_options(session, rp, citizen, account, utc_now())
+            passkeys.enrol(
+                session, rp, citizen.id, device.create(options), name="benchmark",
+                now=utc_now(), events=EventContext(),
+            )  # fmt: skip
+            devices[nik] = device
+    engine.dispose()
+    return devices
+
+
+def run_passkey_logins(
+    run: Run, server: Server, seeded: Seeded, tokens: Tokens, *, seconds: float
+) -> None:
+    """Logins with a passkey alone, by Python virtual citizens: closed loop, each of
+    ``LOGIN_CONCURRENCY`` threads with passkeys of its own (an authenticator's counter must
+    grow, so one passkey is never used twice at once), or open loop at ``run.offered``, each
+    passkey taken by one flow at a time."""
+    devices = tokens.passkeys
+    free: list[str] = list(devices)
+    flows: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    local = threading.local()
+
+    def flow(slot: float) -> None:
+        if not hasattr(local, "citizen"):
+            local.citizen = Citizen(server.url, seeded.agency, OFFLINE_SCOPE)
+        citizen: Citizen = local.citizen
+        with lock:
+            nik = free.pop()
+        try:
+            with citizen.client() as browser:
+                citizen.passkey_login(browser, devices[nik])
+        except (FlowError, httpx.HTTPError) as exc:
+            with lock:
+                errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        finally:
+            with lock:
+                free.insert(0, nik)
+        with lock:
+            flows.append(time.perf_counter() - slot)
+            tokens.add([citizen.tokens.pop()])
+
+    with (
+        measured(run, server),
+        concurrent.futures.ThreadPoolExecutor(
+            OPEN_LOOP_BROWSERS if run.offered else LOGIN_CONCURRENCY
+        ) as executor,
+    ):
+        started = time.perf_counter()
+        if run.offered:
+            for i in range(int(run.offered * seconds)):
+                slot = started + i / run.offered
+                time.sleep(max(0.0, slot - time.perf_counter()))
+                if time.perf_counter() - slot > 0.01:
+                    run.late += 1
+                executor.submit(flow, slot)
+        else:
+
+            def loop() -> None:
+                while time.perf_counter() - started < seconds:
+                    flow(time.perf_counter())
+
+            for _ in range(LOGIN_CONCURRENCY):
+                executor.submit(loop)
+    run.seconds = time.perf_counter() - started
+    run.requests, run.errors = len(flows), len(errors)
+    run.notes += sorted(set(errors))[:5]
+    run.latencies = tuple(percentile(flows, q) for q in (0.5, 0.95, 0.99))  # type: ignore[assignment]
+
+
 def run_scenario(
     scenario: str,
     mode: str,
@@ -640,6 +736,8 @@ def _run_scenario(
     wrk = {"connections": options.connections, "seconds": seconds, "server": server}
     if scenario == "login":
         run_logins(run, server, seeded, tokens, seconds=seconds)
+    elif scenario == "passkey":
+        run_passkey_logins(run, server, seeded, tokens, seconds=seconds)
     elif scenario in ("discovery", "jwks"):
         run_wrk(run, workdir=workdir, **wrk)
     elif scenario == "client_secret_basic":
@@ -818,6 +916,8 @@ def benchmark_database(
         tokens = Tokens()
         log = directory / "server.log"
         with serving(url, directory / "keys", workers, log) as server:
+            if "passkey" in scenarios:
+                tokens.passkeys = enrolled_passkeys(url, server, login_seeded)
             for scenario in scenarios:
                 if scenario in ("userinfo", "refresh") and (
                     len(tokens.refresh) < options.connections * 2 or not tokens.access
@@ -961,7 +1061,7 @@ def print_floors(ceilings: list[Ceiling], results: list[DatabaseResult]) -> None
                         f"({FLOOR_LOGIN_SHARE_OF_ARGON2:.0%} of {argon2:.0f} argon2id/s, "
                         f"2 processes): {run.rate:.1f}/s, {verdict(run.rate >= floor)}"
                     )
-            else:
+            elif scenario in FLOOR_RATES:
                 floor = FLOOR_RATES[scenario]
                 print(
                     f"floor {result.database} {scenario} >= {floor:,.0f}/s: "

@@ -71,6 +71,7 @@ from digital_id.registry.records import RecordValidator
 from digital_id.registry.regions import load_regions
 from digital_id.registry.register_files import RegisterFile, RejectReport
 from digital_id.registry.synthetic import generate_citizens, write_file
+from tests.passkey_authenticator import SoftPasskey
 
 # Floors, checked at the default concurrency and workers (they describe this load on a
 # 2-core machine; other settings only report). Set at about half the lower measured rate and
@@ -458,6 +459,41 @@ class Citizen:
             timings,
             "login",
             lambda: browser.post("/authorize/login", data={**form, "nik": nik, "pin": PIN}),
+        )
+        if answer.status_code == 200 and 'name="decision"' in answer.text:
+            fields = ("csrf_token", "authorization_request", "login_proof")
+            consent = {name: hidden(answer, name) for name in fields} | {"decision": "approve"}
+            answer = self._timed(
+                timings, "consent", lambda: browser.post("/authorize/consent", data=consent)
+            )
+        self._redeem(timings, answer, query["state"], verifier)
+        timings["flow"] = time.perf_counter() - started
+        return timings
+
+    def passkey_login(self, browser: httpx.Client, device: SoftPasskey) -> dict[str, float]:
+        """Authorization page, the passkey's options and assertion in place of NIK and PIN
+        (no argon2: the server's cost of checking an assertion), consent if asked, code,
+        token, UserInfo."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        verifier, query = self._request()
+        page = self._timed(timings, "authorize", lambda: browser.get("/authorize", params=query))
+        expect(page, 200, 'name="pin"')
+        form = {name: hidden(page, name) for name in ("csrf_token", "authorization_request")}
+        options = self._timed(
+            timings,
+            "options",
+            lambda: browser.post(
+                "/passkeys/options", data={"csrf_token": form["csrf_token"], "purpose": "login"}
+            ),
+        )
+        credential = device.get(expect(options, 200).text)
+        answer = self._timed(
+            timings,
+            "login",
+            lambda: browser.post(
+                "/authorize/login", data={**form, "nik": "", "pin": "", "credential": credential}
+            ),
         )
         if answer.status_code == 200 and 'name="decision"' in answer.text:
             fields = ("csrf_token", "authorization_request", "login_proof")

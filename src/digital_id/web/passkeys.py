@@ -65,10 +65,10 @@ def options(
         response = _refused(429, "slow_down", "too many attempts from this address")
         response.headers["Retry-After"] = str(refused.retry_after)
         return response
-    rp = relying_party(view)
-    if not rp.enabled:
-        return _refused(403, "access_denied", "passkeys need an issuer with a domain name")
-    answer = _options_for(request, db, services, form.purpose, rp)
+    # Served whatever the issuer's host: a browser takes passkeys only for a domain name, so
+    # the pages offer them only then (``RelyingParty.enabled``), but a ceremony is checked
+    # the same way for any RP ID.
+    answer = _options_for(request, db, services, form.purpose, relying_party(view))
     if isinstance(answer, JSONResponse):
         return answer
     return Response(answer, media_type="application/json", headers=_NO_STORE)
