@@ -525,3 +525,19 @@ def test_parallel_claims_of_one_code_have_one_winner(provider, live_server):
     for thread in threads:
         thread.join(30)
     assert sorted(statuses) == [200, 400, 400, 400, 400]
+
+
+def test_a_kiosk_disabled_during_the_login_gets_nothing(provider):
+    from digital_id.clients import service as clients
+
+    citizen = provider.citizen()
+    agency = kiosk(provider)
+    body = codes(provider, agency)
+    browser = phone(provider)
+    consent = log_in(browser, enter_code(browser, body["user_code"]), citizen["nik"])
+    with Session(provider.engine) as session, session.begin():
+        clients.set_enabled(session, agency.client_id, False)
+    refused = decide(browser, consent)
+    assert refused.status_code == 400
+    with Session(provider.engine) as session:
+        assert session.scalar(select(func.count()).select_from(AuthorizationGrant)) == 0

@@ -331,3 +331,23 @@ def test_an_issuer_without_a_domain_name_offers_no_passkeys(settings, engine, ke
         page = http.get("/account")
         assert "data-passkey" not in page.text
         assert "passkeys.js" not in page.text
+
+
+def test_hostile_credentials_at_the_login_are_a_generic_failure(provider):
+    provider.citizen()
+    page = provider.authorize(
+        provider.agency(), code_challenge=pkce_pair()[1], code_challenge_method="S256"
+    )
+    for hostile in ("[" * 16000, '{"id":"' + "A" * 15000 + '"}', "null", '{"response": []}'):
+        refused = provider.http.post(
+            "/authorize/login",
+            data={
+                "csrf_token": hidden(page.text, "csrf_token"),
+                "authorization_request": hidden(page.text, "authorization_request"),
+                "nik": "",
+                "pin": "",
+                "credential": hostile,
+            },
+        )
+        assert refused.status_code == 200
+        assert 'role="alert"' in refused.text

@@ -298,7 +298,10 @@ def purge_challenges(session: Session, now: datetime) -> int:
 def _bounded(credential_json: str) -> str:
     if len(credential_json) > MAX_CREDENTIAL_JSON:
         raise ValueError("the credential is too long")
-    json.loads(credential_json)  # a ValueError for what is not JSON, before the library
+    try:
+        json.loads(credential_json)  # a ValueError for what is not JSON, before the library
+    except RecursionError:
+        raise ValueError("the credential is nested too deeply") from None
     return credential_json
 
 
