@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -18,6 +19,7 @@ from digital_id.accounts.models import CitizenAccount, Passkey, PasskeyChallenge
 from digital_id.accounts.pins import PinHasher
 from digital_id.audit.models import AuditEvent
 from digital_id.audit.trail import EventContext
+from digital_id.grants.digests import token_digest
 from digital_id.registry.importer import CitizenImporter
 from digital_id.registry.records import RecordValidator
 from digital_id.registry.regions import load_regions
@@ -239,3 +241,59 @@ def test_expired_challenges_are_purged(engine, citizens):
     with Session(engine) as session, session.begin():
         assert passkeys.purge_challenges(session, NOW + timedelta(minutes=6)) == 1
     assert count(engine, PasskeyChallenge) == 0
+
+
+# --- responses recorded from Chromium's virtual authenticator (data/chromium_passkey.json) ---
+
+RECORDED = json.loads((Path(__file__).parent / "data" / "chromium_passkey.json").read_text())
+
+
+def hand_out(engine, challenge: str, purpose: str, citizen_id: int | None) -> None:
+    """The challenge the recording signed, stored as the server stores the ones it gives out."""
+    with Session(engine) as session, session.begin():
+        session.add(
+            PasskeyChallenge(
+                challenge_hash=token_digest(challenge),
+                purpose=purpose,
+                citizen_id=citizen_id,
+                expires_at=NOW + timedelta(minutes=5),
+            )
+        )
+
+
+def test_a_recorded_chromium_enrolment_and_login_pass_and_the_login_works_once(engine, citizens):
+    rp = passkeys.relying_party(RECORDED["origin"])
+    with Session(engine) as session, session.begin():
+        _, account = _citizen_and_account(session, citizens[0])
+        account.passkey_user_handle = RECORDED["user_handle"]
+    hand_out(engine, RECORDED["enrol_challenge"], passkeys.ENROL, citizens[0])
+    with Session(engine) as session, session.begin():
+        passkeys.enrol(
+            session, rp, citizens[0], json.dumps(RECORDED["created"]), name="Chromium",
+            now=NOW, events=EVENTS,
+        )  # fmt: skip
+    hand_out(engine, RECORDED["login_challenge"], passkeys.LOGIN, None)
+    asserted = json.dumps(RECORDED["asserted"])
+    with Session(engine) as session, session.begin():
+        login = passkeys.authenticate(session, rp, asserted, now=NOW, events=EVENTS)
+    assert login.citizen_id == citizens[0]
+    assert login.amr == ["hwk", "user"]  # Chromium's virtual authenticator is not synced
+    with Session(engine) as session, session.begin(), pytest.raises(passkeys.PasskeyError):
+        passkeys.authenticate(session, rp, asserted, now=NOW, events=EVENTS)
+
+
+def test_a_recorded_login_for_another_site_is_refused(engine, citizens):
+    hand_out(engine, RECORDED["enrol_challenge"], passkeys.ENROL, citizens[0])
+    with Session(engine) as session, session.begin():
+        _, account = _citizen_and_account(session, citizens[0])
+        account.passkey_user_handle = RECORDED["user_handle"]
+        passkeys.enrol(
+            session, passkeys.relying_party(RECORDED["origin"]), citizens[0],
+            json.dumps(RECORDED["created"]), name="Chromium", now=NOW, events=EVENTS,
+        )  # fmt: skip
+    hand_out(engine, RECORDED["login_challenge"], passkeys.LOGIN, None)
+    elsewhere = passkeys.relying_party("http://localhost:1")  # another origin
+    with Session(engine) as session, session.begin(), pytest.raises(passkeys.PasskeyError):
+        passkeys.authenticate(
+            session, elsewhere, json.dumps(RECORDED["asserted"]), now=NOW, events=EVENTS
+        )
