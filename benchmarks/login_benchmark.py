@@ -460,13 +460,7 @@ class Citizen:
             "login",
             lambda: browser.post("/authorize/login", data={**form, "nik": nik, "pin": PIN}),
         )
-        if answer.status_code == 200 and 'name="decision"' in answer.text:
-            fields = ("csrf_token", "authorization_request", "login_proof")
-            consent = {name: hidden(answer, name) for name in fields} | {"decision": "approve"}
-            answer = self._timed(
-                timings, "consent", lambda: browser.post("/authorize/consent", data=consent)
-            )
-        self._redeem(timings, answer, query["state"], verifier)
+        self._consent_and_redeem(browser, timings, answer, query["state"], verifier)
         timings["flow"] = time.perf_counter() - started
         return timings
 
@@ -495,13 +489,7 @@ class Citizen:
                 "/authorize/login", data={**form, "nik": "", "pin": "", "credential": credential}
             ),
         )
-        if answer.status_code == 200 and 'name="decision"' in answer.text:
-            fields = ("csrf_token", "authorization_request", "login_proof")
-            consent = {name: hidden(answer, name) for name in fields} | {"decision": "approve"}
-            answer = self._timed(
-                timings, "consent", lambda: browser.post("/authorize/consent", data=consent)
-            )
-        self._redeem(timings, answer, query["state"], verifier)
+        self._consent_and_redeem(browser, timings, answer, query["state"], verifier)
         timings["flow"] = time.perf_counter() - started
         return timings
 
@@ -527,6 +515,23 @@ class Citizen:
             "code_challenge": challenge,
             "code_challenge_method": "S256",
         }
+
+    def _consent_and_redeem(
+        self,
+        browser: httpx.Client,
+        timings: dict[str, float],
+        answer: httpx.Response,
+        state: str,
+        verifier: str,
+    ) -> None:
+        """Approve on the consent page if the login led there, then the code's redemption."""
+        if answer.status_code == 200 and 'name="decision"' in answer.text:
+            fields = ("csrf_token", "authorization_request", "login_proof")
+            consent = {name: hidden(answer, name) for name in fields} | {"decision": "approve"}
+            answer = self._timed(
+                timings, "consent", lambda: browser.post("/authorize/consent", data=consent)
+            )
+        self._redeem(timings, answer, state, verifier)
 
     def _redeem(
         self, timings: dict[str, float], answer: httpx.Response, state: str, verifier: str

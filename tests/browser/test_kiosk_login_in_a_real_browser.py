@@ -9,26 +9,22 @@ import shutil
 from datetime import date
 
 import pytest
-from sqlalchemy.orm import Session
 
-from digital_id.accounts.activation import set_pin
-from digital_id.accounts.pins import PinHasher
 from digital_id.app import create_app
-from digital_id.clients import service as clients
-from digital_id.config import load_settings
-from digital_id.registry.importer import CitizenImporter
-from digital_id.registry.records import RecordValidator
-from digital_id.registry.regions import load_regions
-from digital_id.registry.register_files import RejectReport
 from examples.agency_app.keys import generate_client_key, public_jwks
 from examples.kiosk_app.app import DEVICE_GRANT, KioskConfig
 from examples.kiosk_app.app import create_app as create_kiosk_app
-from tests.browser.test_login_in_a_real_browser import ARTIFACTS, PIN, browser, pytestmark
-from tests.conftest import TEST_PASSPHRASE
-from tests.factories import citizen_row
+from tests.browser.conftest import (
+    ARTIFACTS,
+    PIN,
+    citizen_with_pin,
+    needs_chromium,
+    provider_settings,
+    registered,
+)
 from tests.web.conftest import free_port, serving
 
-__all__ = ["browser", "pytestmark"]
+pytestmark = needs_chromium
 
 PLACE = "MPP Digital Kabupaten Banyuwangi, loket 3"
 TEXTS = {
@@ -41,40 +37,24 @@ TEXTS = {
 def kiosk(database_url, engine, keys_dir, key_store, tmp_path):
     provider_port, kiosk_port = free_port(), free_port()
     issuer = f"http://127.0.0.1:{provider_port}"
-    settings = load_settings(
-        database_url=database_url,
-        keys_dir=keys_dir,
-        keys_passphrase=TEST_PASSPHRASE,
-        issuer=issuer,
-        pin_argon2_memory_kib=64,
-        pin_argon2_time_cost=1,
-        device_poll_interval_seconds=1,
+    settings = provider_settings(
+        database_url, keys_dir, key_store, issuer, device_poll_interval_seconds=1
     )
-    key_store.generate("RS256", size=2048)
-    key_store.generate("ES256")
-    row = citizen_row(birth_date=date(1979, 8, 17), sex="L")
-    CitizenImporter(engine).run(
-        iter([(2, row)]), RecordValidator(load_regions()), RejectReport(tmp_path / "r.csv")
-    )
+    row = citizen_with_pin(engine, key_store, tmp_path, birth_date=date(1979, 8, 17), sex="L")
     private_jwk = generate_client_key("RS256")
-    with Session(engine) as session, session.begin():
-        set_pin(session, PinHasher(key_store.secret("pin_pepper"), memory_kib=64, time_cost=1),
-                nik=row["nik"], pin=PIN)  # fmt: skip
-        client_id = clients.register(
-            session,
-            {
-                "client_name#id": "Anjungan Layanan Pajak",
-                "client_name#en": "Tax Service Kiosk",
-                "redirect_uris": [],
-                "grant_types": [DEVICE_GRANT],
-                "device_location": PLACE,
-                "token_endpoint_auth_method": "private_key_jwt",
-                "jwks": public_jwks(private_jwk),
-                "scope": "openid profile",
-            },
-            production=False,
-            active_algorithms={"RS256"},
-        ).client.client_id
+    client_id = registered(
+        engine,
+        {
+            "client_name#id": "Anjungan Layanan Pajak",
+            "client_name#en": "Tax Service Kiosk",
+            "redirect_uris": [],
+            "grant_types": [DEVICE_GRANT],
+            "device_location": PLACE,
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": public_jwks(private_jwk),
+            "scope": "openid profile",
+        },
+    )
     app = create_kiosk_app(
         KioskConfig(
             name="Anjungan Layanan Pajak (demo)",

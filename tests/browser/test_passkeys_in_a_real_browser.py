@@ -12,79 +12,21 @@ from datetime import date
 
 import pyotp
 import pytest
-from sqlalchemy.orm import Session
 
-from digital_id.accounts.activation import set_pin
-from digital_id.accounts.pins import PinHasher
-from digital_id.app import create_app
-from digital_id.clients import service as clients
-from digital_id.config import load_settings
-from digital_id.registry.importer import CitizenImporter
-from digital_id.registry.records import RecordValidator
-from digital_id.registry.regions import load_regions
-from digital_id.registry.register_files import RejectReport
-from examples.agency_app import AgencyConfig
-from examples.agency_app import create_app as create_agency_app
-from examples.agency_app.keys import generate_client_key, public_jwks
-from tests.browser.test_login_in_a_real_browser import ARTIFACTS, PIN, browser, pytestmark
-from tests.conftest import TEST_PASSPHRASE
-from tests.factories import citizen_row
-from tests.web.conftest import free_port, serving
+from tests.browser.conftest import ARTIFACTS, PIN, needs_chromium, running_demo
 
-__all__ = ["browser", "pytestmark"]
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def demo(database_url, engine, keys_dir, key_store, tmp_path):
     """Digital ID on http://localhost (passkeys need a domain name, never an IP address) and
     one demo agency; a citizen with a PIN."""
-    provider_port, agency_port = free_port(), free_port()
-    issuer = f"http://localhost:{provider_port}"
-    agency_url = f"http://127.0.0.1:{agency_port}"
-    settings = load_settings(
-        database_url=database_url,
-        keys_dir=keys_dir,
-        keys_passphrase=TEST_PASSPHRASE,
-        issuer=issuer,
-        pin_argon2_memory_kib=64,
-        pin_argon2_time_cost=1,
-    )
-    key_store.generate("RS256", size=2048)
-    key_store.generate("ES256")
-    row = citizen_row(birth_date=date(1988, 2, 14), sex="P")
-    CitizenImporter(engine).run(
-        iter([(2, row)]), RecordValidator(load_regions()), RejectReport(tmp_path / "r.csv")
-    )
-    private_jwk = generate_client_key("RS256")
-    with Session(engine) as session, session.begin():
-        set_pin(session, PinHasher(key_store.secret("pin_pepper"), memory_kib=64, time_cost=1),
-                nik=row["nik"], pin=PIN)  # fmt: skip
-        client_id = clients.register(
-            session,
-            {
-                "client_name#id": "Badan Pendapatan Daerah",
-                "client_name#en": "Regional Tax Office",
-                "redirect_uris": [f"{agency_url}/callback"],
-                "token_endpoint_auth_method": "private_key_jwt",
-                "jwks": public_jwks(private_jwk),
-                "scope": "openid profile",
-            },
-            production=False,
-            active_algorithms={"RS256"},
-        ).client.client_id
-    agency = create_agency_app(
-        AgencyConfig(
-            name="Badan Pendapatan Daerah (demo)",
-            issuer=issuer,
-            client_id=client_id,
-            private_jwk=private_jwk,
-            base_url=agency_url,
-            scope="openid profile",
-            session_secret="a-test-session-secret-of-some-length",
-        )
-    )
-    with serving(create_app(settings), provider_port), serving(agency, agency_port):
-        yield {"issuer": issuer, "agency": agency_url, "citizen": row}
+    with running_demo(
+        database_url, engine, keys_dir, key_store, tmp_path, provider_host="localhost",
+        scope="openid profile", birth_date=date(1988, 2, 14), sex="P",
+    ) as demo:  # fmt: skip
+        yield demo
 
 
 def test_a_passkey_enrolled_in_the_portal_logs_in_to_an_agency_alone(demo, browser, request):

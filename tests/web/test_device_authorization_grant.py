@@ -22,7 +22,7 @@ from digital_id.grants.device import USER_CODE_ALPHABET, normalized_user_code
 from digital_id.grants.models import AuthorizationGrant, DeviceAuthorization
 from digital_id.web.housekeeping import purge_round
 from tests.web.conftest import ISSUER, PIN, Agency, Provider, hidden
-from tests.web.test_rate_limits import assert_rate_limited, browser_at
+from tests.web.test_rate_limits import assert_rate_limited
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 PLACE = "MPP Digital Kabupaten Banyuwangi, loket 3"
@@ -429,17 +429,36 @@ def test_a_wrong_pin_on_the_device_login_is_a_generic_failure(provider):
 # --- guarding the codes --------------------------------------------------------------------
 
 
-def test_user_code_guessing_is_limited_per_address(provider):
-    browser = browser_at(provider, "198.51.100.7").http
-    page = browser.get("/device")
-    csrf = hidden(page.text, "csrf_token")
-    for _ in range(provider.settings.rate_limit_user_codes_per_ip):
-        wrong = browser.post("/device", data={"csrf_token": csrf, "user_code": "BBBB-BBBB"})
-        assert wrong.status_code == 400
-    assert_rate_limited(
-        browser.post("/device", data={"csrf_token": csrf, "user_code": "BBBB-BBBB"})
+def test_user_code_guessing_is_limited_per_address(settings, engine, key_store):
+    from digital_id.app import create_app
+
+    key_store.generate("RS256", size=2048)
+    key_store.generate("ES256")
+    # Hour-long windows: no window boundary falls inside the burst.
+    limited = settings.model_copy(
+        update={"rate_limit_user_codes_per_ip": 3, "rate_limit_user_codes_per_ip_seconds": 3600}
     )
-    assert events(provider, "device:code_refused") == provider.settings.rate_limit_user_codes_per_ip
+    app = create_app(limited)
+    with TestClient(app, base_url=ISSUER, client=("198.51.100.7", 5000)) as browser:
+        page = browser.get("/device")
+        csrf = hidden(page.text, "csrf_token")
+        for _ in range(3):
+            wrong = browser.post("/device", data={"csrf_token": csrf, "user_code": "BBBB-BBBB"})
+            assert wrong.status_code == 400
+        assert_rate_limited(
+            browser.post("/device", data={"csrf_token": csrf, "user_code": "BBBB-BBBB"})
+        )
+        other = TestClient(app, base_url=ISSUER, client=("198.51.100.8", 5000))
+        page = other.get("/device")
+        elsewhere = other.post(
+            "/device", data={"csrf_token": hidden(page.text, "csrf_token"), "user_code": "BBBBBBBB"}
+        )
+        assert elsewhere.status_code == 400  # another address has its own budget
+    with Session(engine) as session:
+        refused = session.scalar(
+            select(func.count()).where(AuditEvent.tag == "device:code_refused")
+        )
+    assert refused == 4
 
 
 def test_user_code_guessing_is_limited_in_total_across_addresses(settings, engine, key_store):
@@ -447,7 +466,11 @@ def test_user_code_guessing_is_limited_in_total_across_addresses(settings, engin
 
     key_store.generate("RS256", size=2048)
     key_store.generate("ES256")
-    app = create_app(settings.model_copy(update={"rate_limit_user_codes_total": 3}))
+    app = create_app(
+        settings.model_copy(
+            update={"rate_limit_user_codes_total": 3, "rate_limit_user_codes_total_seconds": 3600}
+        )
+    )
     with TestClient(app, base_url=ISSUER):
         answers = []
         for index in range(4):

@@ -109,7 +109,27 @@ class IssuedCode(AuthorizationCodeMixin):  # type: ignore[misc]
         return list(self.grant.amr)
 
 
-class CodeGrant(OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
+class RefreshOnlyWhenOffline:
+    """For the grants a citizen approves (code, device): a refresh token only when the
+    citizen consented to offline access (OpenID Connect Core 11), whatever the client's
+    registration allows."""
+
+    def generate_token(
+        self,
+        user: Subject | None = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        offline = user is not None and user.grant.offline_until is not None
+        token: dict[str, Any] = super().generate_token(  # type: ignore[misc]
+            user, scope, grant_type, expires_in, include_refresh_token and offline
+        )
+        return token
+
+
+class CodeGrant(OnServer, RefreshOnlyWhenOffline, AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     AUTHORIZATION_CODE_LENGTH = 43  # 256 bits of token_urlsafe-like alphabet
 
@@ -169,21 +189,6 @@ class CodeGrant(OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
         # The session's sid comes with the grant's standing (``authenticate_user``), once the
         # request has passed authlib's checks of the redirect URI and the PKCE verifier.
         return IssuedCode(row, grant)
-
-    def generate_token(
-        self,
-        user: Subject | None = None,
-        scope: str | None = None,
-        grant_type: str | None = None,
-        expires_in: int | None = None,
-        include_refresh_token: bool = True,
-    ) -> dict[str, Any]:
-        # A refresh token only when the citizen consented to offline access (Core 11).
-        offline = user is not None and user.grant.offline_until is not None
-        token: dict[str, Any] = super().generate_token(
-            user, scope, grant_type, expires_in, include_refresh_token and offline
-        )
-        return token
 
     def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
         """Nothing to delete: the redemption already marked it, and the mark is what lets a

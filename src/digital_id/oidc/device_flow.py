@@ -41,7 +41,7 @@ from digital_id.oidc.claims import (
     InvalidClaimsRequestError,
     resolve_claims_request,
 )
-from digital_id.oidc.code_grant import OpenIDExtension, Subject, subject_for
+from digital_id.oidc.code_grant import OpenIDExtension, RefreshOnlyWhenOffline, subject_for
 from digital_id.oidc.constants import CLIENT_AUTH_METHODS
 from digital_id.oidc.context import OnServer
 from digital_id.oidc.requests import ProviderRequest, describable
@@ -155,7 +155,7 @@ class DeviceApproval:
         return list(self.grant.amr)
 
 
-class DeviceGrant(OnServer, DeviceCodeGrant):  # type: ignore[misc]
+class DeviceGrant(OnServer, RefreshOnlyWhenOffline, DeviceCodeGrant):  # type: ignore[misc]
     """The kiosk's polls at ``/token`` (RFC 8628 section 3.4): ``authorization_pending``,
     ``slow_down`` (sooner than the interval), ``access_denied``, ``expired_token``; the
     tokens on the first poll after the approval, and only then (``grants.device.poll``)."""
@@ -193,21 +193,6 @@ class DeviceGrant(OnServer, DeviceCodeGrant):  # type: ignore[misc]
         approval = DeviceApproval(found_standing.grant, sid)
         self.request.credential = approval
         self.request.authorization_code = approval
-
-    def generate_token(
-        self,
-        user: Subject | None = None,
-        scope: str | None = None,
-        grant_type: str | None = None,
-        expires_in: int | None = None,
-        include_refresh_token: bool = True,
-    ) -> dict[str, Any]:
-        # A refresh token only when the citizen consented to offline access (Core 11).
-        offline = user is not None and user.grant.offline_until is not None
-        token: dict[str, Any] = super().generate_token(
-            user, scope, grant_type, expires_in, include_refresh_token and offline
-        )
-        return token
 
 
 class DeviceIdToken(OpenIDExtension):
