@@ -105,3 +105,83 @@ def test_unknown_client_id_is_an_error(operator):
     result = invoke("show", "dgid_missing")
     assert result.exit_code == 1
     assert "no client with client_id dgid_missing" in result.output
+
+
+def test_suspend_reinstate_and_list_agreements_ending_soon(operator):
+    from datetime import date, timedelta
+
+    def with_agreement(days: int) -> dict:
+        return {
+            **REGISTRATION,
+            "agreement": {
+                "number": f"PKS/{days}",
+                "signed": "2026-01-01",
+                "expires": (date.today() + timedelta(days=days)).isoformat(),
+                "legal_basis": "public_task",
+                "purpose#id": "Pelayanan pajak",
+                "purpose#en": "Tax services",
+            },
+        }
+
+    soon = printed_json(
+        invoke("add", "--file", write(operator / "a.json", with_agreement(10))).output
+    )["client_id"]
+    invoke("add", "--file", write(operator / "b.json", with_agreement(200)))
+    listing = invoke("list", "--expiring", "30d", "--json")
+    assert listing.exit_code == 0, listing.output
+    listed = json.loads(listing.output)
+    assert [item["client_id"] for item in listed] == [soon]
+    assert listed[0]["agreement"] == "PKS/10"
+    assert invoke("list", "--expiring", "soon").exit_code == 2
+
+    assert invoke("suspend", soon, "--reason", " ").exit_code == 2
+    suspended = invoke("suspend", soon, "--reason", "audit finding")
+    assert suspended.exit_code == 0, suspended.output
+    assert json.loads(invoke("list", "--json").output)[0]["suspended"] is True
+    assert invoke("reinstate", soon).exit_code == 0
+    assert json.loads(invoke("list", "--json").output)[0]["suspended"] is False
+
+
+def test_report_counts_releases_by_month_and_claim_and_distinct_citizens(operator, engine):
+    import csv
+    import io
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import Session
+
+    from digital_id.audit import trail
+
+    client_id = printed_json(
+        invoke("add", "--file", write(operator / "r.json", REGISTRATION)).output
+    )["client_id"]
+    releases = [
+        (datetime(2026, 7, 10, tzinfo=UTC), "citizen:1", ["name", "birth_date"]),
+        (datetime(2026, 7, 11, tzinfo=UTC), "citizen:2", ["name"]),
+        (datetime(2026, 8, 1, tzinfo=UTC), "citizen:1", ["name"]),
+        # 31 July 20:00 UTC is 1 August 03:00 WIB: an August release.
+        (datetime(2026, 7, 31, 20, tzinfo=UTC), "citizen:3", ["address"]),
+        (datetime(2026, 1, 5, tzinfo=UTC), "citizen:4", ["name"]),  # before --since
+    ]
+    with Session(engine) as session, session.begin():
+        for when, subject, claims in releases:
+            trail.record(
+                session, "claims:released", actor="client", client_id=client_id,
+                subject=subject, details={"claims": claims}, now=when,
+            )  # fmt: skip
+    as_csv = invoke("report", client_id, "--since", "2026-07-01")
+    assert as_csv.exit_code == 0, as_csv.output
+    rows = list(csv.DictReader(io.StringIO(as_csv.output)))
+    assert rows == [
+        {"month": "2026-07", "claim": "birth_date", "releases": "1", "citizens": "1"},
+        {"month": "2026-07", "claim": "name", "releases": "2", "citizens": "2"},
+        {"month": "2026-08", "claim": "address", "releases": "1", "citizens": "1"},
+        {"month": "2026-08", "claim": "name", "releases": "1", "citizens": "1"},
+        {"month": "total", "claim": "*", "releases": "4", "citizens": "3"},
+    ]
+    as_json = json.loads(
+        invoke("report", client_id, "--since", "2026-07-01", "--format", "json").output
+    )
+    assert as_json["releases"] == 4
+    assert as_json["distinct_citizens"] == 3
+    assert invoke("report", client_id, "--since", "July").exit_code == 2
+    assert invoke("report", client_id, "--since", "2026-07-01", "--format", "xml").exit_code == 2

@@ -148,7 +148,7 @@ def _judged(row: Sequence[Any], now: datetime) -> GrantStanding:
     refused: Refusal | None = standing.grant_refusal(
         facts,
         now=now,
-        agency_enabled=client.enabled,
+        agency=client,
         consent_live=bool(consent_live),
         # Online access lives with its browser session; offline access outlives it.
         session_live=bool(session_live)

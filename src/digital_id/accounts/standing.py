@@ -32,6 +32,7 @@ from sqlalchemy import ColumnElement, Select, false, select
 from sqlalchemy.orm import Session
 
 from digital_id.accounts.models import CitizenAccount, RecognisedBrowser
+from digital_id.clients.agreements import agreement_problem
 from digital_id.clients.models import Client
 from digital_id.consent import service as consent_service
 from digital_id.registry.models import Citizen
@@ -51,6 +52,8 @@ class Refusal(StrEnum):
     # so nothing that eases the PIN lock (a recognised browser, say) eases this one.
     OTP_LOCKED = "otp_locked"
     AGENCY_DISABLED = "agency_disabled"
+    # The agency's data-sharing agreement has expired or is suspended (clients.agreements).
+    AGREEMENT_NOT_IN_FORCE = "agreement_not_in_force"
     CONSENT_WITHDRAWN = "consent_withdrawn"
     SESSION_ENDED = "session_ended"  # the browser session online access was bound to
 
@@ -102,7 +105,7 @@ def grant_refusal(
     citizen_facts: Sequence[Any] | None,
     *,
     now: datetime,
-    agency_enabled: bool,
+    agency: Client,
     consent_live: bool,
     session_live: bool | None,
 ) -> Refusal | None:
@@ -111,7 +114,7 @@ def grant_refusal(
     when no browser session is bound (offline access)."""
     return (
         citizen_refusal(citizen_facts, now)
-        or (Refusal.AGENCY_DISABLED if not agency_enabled else None)
+        or agency_refusal(agency, now)
         or (Refusal.CONSENT_WITHDRAWN if not consent_live else None)
         or (Refusal.SESSION_ENDED if session_live is False else None)
     )
@@ -144,7 +147,7 @@ def refusal(
             browser_session_id=browser_session_id,
             recognised_browser_id=recognised_browser_id,
         )
-        or (_agency_refusal(session, citizen_id, agency) if agency is not None else None)
+        or (_agency_refusal(session, citizen_id, agency, now) if agency is not None else None)
         or (_session_refusal(session, bound_session_id) if bound_session_id is not None else None)
     )
 
@@ -184,9 +187,21 @@ def _lock_refusal(
     return None
 
 
-def _agency_refusal(session: Session, citizen_id: int, agency: Client) -> Refusal | None:
+def agency_refusal(agency: Client, now: datetime) -> Refusal | None:
+    """The agency's part of the rule: its registration is enabled, and its data-sharing
+    agreement is in force (``clients.agreements``)."""
     if not agency.enabled:
         return Refusal.AGENCY_DISABLED
+    if agreement_problem(agency, now) is not None:
+        return Refusal.AGREEMENT_NOT_IN_FORCE
+    return None
+
+
+def _agency_refusal(
+    session: Session, citizen_id: int, agency: Client, now: datetime
+) -> Refusal | None:
+    if (refused := agency_refusal(agency, now)) is not None:
+        return refused
     if consent_service.current(session, citizen_id=citizen_id, client_pk=agency.id) is None:
         return Refusal.CONSENT_WITHDRAWN
     return None

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from sqlalchemy.orm import Session
 
+from digital_id.audit import reports
 from digital_id.cli.common import (
     EXIT_USAGE,
     JsonOption,
@@ -23,8 +27,9 @@ from digital_id.cli.common import (
     print_table,
     settings_of,
 )
-from digital_id.clients import service
+from digital_id.clients import agreements, service
 from digital_id.clients.metadata_fields import InvalidClientMetadataError
+from digital_id.db.types import WIB, utc_now
 from digital_id.keys import KeyState, KeyStoreError
 from digital_id.outbound import Outbound
 
@@ -57,11 +62,26 @@ def add(ctx: typer.Context, file: RegistrationFile) -> None:
         )
 
 
+ExpiringOption = Annotated[
+    str | None,
+    typer.Option(
+        "--expiring",
+        help="Only clients whose data-sharing agreement ends within this many days (30d, or 30),"
+        " or has ended.",
+    ),
+]
+
+
 @app.command("list")
-def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Show every registered client (client_ids in full)."""
+def list_(ctx: typer.Context, as_json: JsonOption = False, expiring: ExpiringOption = None) -> None:
+    """Show every registered client (client_ids in full), with its agreement's end."""
     with _session(ctx) as session:
         clients = service.all_clients(session)
+        if expiring is not None:
+            days = expiring.removesuffix("d")
+            if not days.isdigit() or len(days) > 5:
+                fail("--expiring takes a number of days, such as 30d", EXIT_USAGE)
+            clients = agreements.expiring(clients, within=timedelta(days=int(days)), now=utc_now())
         summaries = [
             {
                 "client_id": client.client_id,
@@ -70,6 +90,9 @@ def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
                 "grant_types": list(client.registration["grant_types"]),
                 "enabled": client.enabled,
                 "created_at": iso(client.created_at),
+                "agreement": (client.registration.get("agreement") or {}).get("number"),
+                "agreement_expires": (client.registration.get("agreement") or {}).get("expires"),
+                "suspended": client.suspended_at is not None,
             }
             for client in clients
         ]
@@ -78,7 +101,7 @@ def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
         print_json(summaries)
         return
     print_table(
-        ("client_id", "name", "auth method", "grant types", "enabled", "created"),
+        ("client_id", "name", "auth method", "grant types", "enabled", "agreement ends", "created"),
         [
             (
                 summary["client_id"],
@@ -86,6 +109,7 @@ def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
                 summary["token_endpoint_auth_method"],
                 " ".join(summary["grant_types"]),
                 "yes" if summary["enabled"] else "no",
+                ("suspended" if summary["suspended"] else summary["agreement_expires"] or "-"),
                 when,
             )
             for summary, when in zip(summaries, created, strict=True)
@@ -136,6 +160,63 @@ def enable(ctx: typer.Context, client_id: ClientIdArgument) -> None:
     with _session(ctx) as session:
         service.set_enabled(session, client_id, enabled=True)
     console.print(f"Client {client_id} is enabled.")
+
+
+@app.command()
+def suspend(
+    ctx: typer.Context,
+    client_id: ClientIdArgument,
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the audit trail.")],
+) -> None:
+    """Suspend a client's data-sharing agreement: nothing is released to it until reinstated."""
+    if not reason.strip():
+        fail("--reason must say why", EXIT_USAGE)
+    with _session(ctx) as session:
+        agreements.suspend(session, service.get(session, client_id), reason=reason, now=utc_now())
+    console.print(f"Client {client_id}'s agreement is suspended: it receives nothing now.")
+
+
+@app.command()
+def reinstate(ctx: typer.Context, client_id: ClientIdArgument) -> None:
+    """Lift a suspension (an expired agreement stays expired until the registration renews it)."""
+    with _session(ctx) as session:
+        agreements.reinstate(session, service.get(session, client_id), now=utc_now())
+    console.print(f"Client {client_id}'s agreement is reinstated.")
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    client_id: ClientIdArgument,
+    since: Annotated[str, typer.Option("--since", help="From this date (YYYY-MM-DD, WIB).")],
+    output: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+) -> None:
+    """What the agency received since a date: releases by month and claim, and the distinct
+    citizens (the agreement's semester report), as CSV or JSON on stdout."""
+    if output not in ("csv", "json"):
+        fail("--format is csv or json", EXIT_USAGE)
+    try:
+        start = datetime.combine(date.fromisoformat(since), time(0), tzinfo=WIB)
+    except ValueError:
+        fail("--since takes a date as YYYY-MM-DD", EXIT_USAGE)
+    with _session(ctx) as session:
+        service.get(session, client_id)
+        found = reports.releases_report(session, client_id, since=start)
+    rows = found.rows()
+    if output == "json":
+        print_json(
+            {
+                "client_id": client_id,
+                "since": since,
+                "releases": found.events,
+                "distinct_citizens": len(found.everyone),
+                "by_month_and_claim": rows[:-1],
+            }
+        )
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=["month", "claim", "releases", "citizens"])
+    writer.writeheader()
+    writer.writerows(rows)
 
 
 @app.command("rotate-secret")

@@ -16,6 +16,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from digital_id.clients import metadata_fields as fields
+from digital_id.clients.agreements import Agreement, validate_agreement
 from digital_id.clients.jwks import (
     ASSERTION_ALGORITHMS,
     CONTENT_ENCRYPTION,
@@ -58,7 +59,7 @@ _KNOWN: Final = frozenset(
         "id_token_encrypted_response_enc", "userinfo_encrypted_response_alg",
         "userinfo_encrypted_response_enc",
         "resource_identifier",
-        "purpose", "device_location", "token_endpoint_auth_signing_alg", "request_object_signing_alg",
+        "purpose", "device_location", "agreement", "token_endpoint_auth_signing_alg", "request_object_signing_alg",
     }
 )  # fmt: skip
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 section 3.3
@@ -102,6 +103,7 @@ class ClientMetadata:
     # A kiosk's place, shown on the consent page of its device logins (RFC 8628 section 5.4:
     # the citizen must know which screen they are letting in).
     device_location: str | None = None
+    agreement: Agreement | None = None  # the data-sharing agreement (clients.agreements)
     # OpenID Connect Registration 1.0 section 2: the one algorithm the client signs its
     # assertions (private_key_jwt) or request objects with; anything else is refused.
     token_endpoint_auth_signing_alg: str | None = None
@@ -156,6 +158,7 @@ class ClientMetadata:
             "resource_identifier": self.resource_identifier,
             "purpose": self.purpose,
             "device_location": self.device_location,
+            "agreement": self.agreement.to_registration() if self.agreement else None,
             "default_acr_values": list(self.default_acr_values),
             "token_endpoint_auth_signing_alg": self.token_endpoint_auth_signing_alg,
             "request_object_signing_alg": self.request_object_signing_alg,
@@ -272,6 +275,7 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
             device_location=fields.text(data, "device_location")
             if "device_location" in data
             else None,
+            agreement=validate_agreement(data),
             token_endpoint_auth_signing_alg=assertion_alg,
             request_object_signing_alg=fields.choice(
                 data, "request_object_signing_alg", signing_algorithms, default=None

@@ -32,6 +32,10 @@ class Client(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     secret_rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # An operator's suspension of the agency's data-sharing agreement (clients.agreements):
+    # nothing is released while it holds.
+    suspended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    suspension_reason: Mapped[str | None] = mapped_column(String(500))
 
     def display_name(self, language: str) -> str:
         """The name the agency registered for ``language``, else its default name."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, Integer
@@ -48,3 +48,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+# Western Indonesia Time (Jakarta, where agreements are signed and reports are due): UTC+7
+# all year, a fixed offset that needs no time-zone database.
+WIB = timezone(timedelta(hours=7), "WIB")

@@ -43,6 +43,7 @@ from digital_id.oidc.constants import (
 from digital_id.oidc.context import OnServer, ProviderContext
 from digital_id.oidc.dpop import JWK_THUMBPRINT, InvalidDPoPProofError
 from digital_id.oidc.encryption import encrypted_for
+from digital_id.oidc.errors import check_agreement
 from digital_id.oidc.requests import ProviderRequest, describable
 from digital_id.oidc.resources import check_same_resource, requested_resource
 from digital_id.registry.models import Citizen
@@ -277,6 +278,7 @@ def validate_request_parameters(grant: CodeGrant, redirect_uri: str) -> None:
     if "max_age" in data and not (data["max_age"].isdigit() and len(data["max_age"]) <= 9):
         raise InvalidRequestError("max_age must be a non-negative number of seconds")
     client: AgencyClient = grant.request.client
+    check_agreement(client, grant.context.now)
     try:
         grant.request.claims_request = resolve_claims_request(
             (grant.request.scope or "").split(),

@@ -44,6 +44,7 @@ from digital_id.oidc.claims import (
 from digital_id.oidc.code_grant import OpenIDExtension, RefreshOnlyWhenOffline, subject_for
 from digital_id.oidc.constants import CLIENT_AUTH_METHODS
 from digital_id.oidc.context import OnServer
+from digital_id.oidc.errors import check_agreement
 from digital_id.oidc.requests import ProviderRequest, describable
 
 # The authorization request's parameters a device authorization keeps for the citizen's
@@ -65,6 +66,7 @@ class DeviceAuthorizationRequests(OnServer, DeviceAuthorizationEndpoint):  # typ
         client: AgencyClient = self.authenticate_client(request)
         if not client.check_grant_type(DEVICE_CODE_GRANT_TYPE):
             raise UnauthorizedClientError("this client is not registered for the device grant")
+        check_agreement(client, self.context.now)
         requested = request.payload.scope
         if not requested or "openid" not in requested.split():
             raise InvalidScopeError("this is an OpenID provider: the scope must include openid")

@@ -14,6 +14,7 @@ from digital_id import levels
 from digital_id.accounts import standing
 from digital_id.audit import trail
 from digital_id.audit.trail import citizen_ref
+from digital_id.clients.agreements import agreement_problem
 from digital_id.clients.models import Client
 from digital_id.consent import service as consent_service
 from digital_id.grants import device
@@ -65,8 +66,11 @@ def verify(
     ``decision``: the consent page's answer."""
     context = provider.context
     client = kiosk_of(provider, authorization)
-    if client is None:
-        return ShowError("unauthorized_client", "the kiosk's registration is disabled")
+    if client is None or agreement_problem(client.row, context.now) is not None:
+        return ShowError(
+            "unauthorized_client",
+            "the kiosk's registration is disabled, or its data-sharing agreement not in force",
+        )
     citizen = logged_in
     if citizen is None and browser_session is not None:
         refused = standing.refusal(

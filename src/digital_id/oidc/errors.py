@@ -3,9 +3,14 @@ headers (authlib's ``OAuth2Error``); the web layer renders every one the same wa
 
 from __future__ import annotations
 
-from authlib.oauth2.rfc6749 import OAuth2Error
+from datetime import datetime
+
+from authlib.oauth2.rfc6749 import OAuth2Error, UnauthorizedClientError
 from authlib.oauth2.rfc6750 import InvalidTokenError
 from authlib.oauth2.rfc8628 import SlowDownError as DeviceSlowDownError
+
+from digital_id.clients.agreements import agreement_problem
+from digital_id.oidc.agency_client import AgencyClient
 
 # The protection space of our bearer tokens (RFC 6750 section 3).
 REALM = "digital-id"
@@ -56,3 +61,23 @@ class MissingAccessTokenError(OAuth2Error):  # type: ignore[misc]
     def get_headers(self) -> list[tuple[str, str]]:
         headers: list[tuple[str, str]] = super().get_headers()
         return [*headers, ("WWW-Authenticate", f'Bearer realm="{REALM}"')]
+
+
+class AgreementNotInForceError(UnauthorizedClientError):  # type: ignore[misc]
+    """The agency's data-sharing agreement has expired or is suspended: ``unauthorized_client``
+    (RFC 6749 sections 4.1.2.1 and 5.2), saying which, at authorization, device authorization
+    and refresh alike (``clients.agreements``)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(
+            description=f"the agency's data-sharing agreement is {problem}: "
+            "nothing about a citizen can be released to it"
+        )
+
+
+def check_agreement(client: AgencyClient, now: datetime) -> None:
+    """Refuse ``client`` while its agreement is not in force (the one rule's
+    ``agreement_problem``)."""
+    problem = agreement_problem(client.row, now)
+    if problem is not None:
+        raise AgreementNotInForceError(problem)

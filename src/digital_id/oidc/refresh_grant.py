@@ -18,6 +18,7 @@ from digital_id.oidc.code_grant import Subject, subject_for
 from digital_id.oidc.constants import CLIENT_AUTH_METHODS
 from digital_id.oidc.context import OnServer
 from digital_id.oidc.dpop import InvalidDPoPProofError
+from digital_id.oidc.errors import check_agreement
 from digital_id.oidc.resources import check_same_resource
 
 
@@ -49,6 +50,7 @@ class RefreshGrant(OnServer, RefreshTokenGrant):  # type: ignore[misc]
     def authenticate_refresh_token(self, refresh_token: str) -> PresentedRefreshToken | None:
         context = self.context
         client: AgencyClient = self.request.client
+        check_agreement(client, context.now)
         presented = refresh_standing(context.session, refresh_token, now=context.now)
         if presented is None:
             return None

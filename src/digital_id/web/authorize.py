@@ -32,6 +32,7 @@ from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
 from digital_id.web import apidoc, forms
 from digital_id.web.apidoc import PAGE_UNAVAILABLE, page, redirect, throttled_page
+from digital_id.web.consent_page import consent_page
 from digital_id.web.forms import (
     Form,
     FormPairs,
@@ -317,22 +318,12 @@ def _continue(
         return second_factor_page(page, db, outcome, carried, back_to)
     if isinstance(outcome, ShowConsent):
         assert browser_session is not None
-        metadata = outcome.client.client_metadata
-        return page.render(
-            "consent.html",
+        return consent_page(
+            page,
+            outcome,
+            action="/authorize/consent",
             back_to=back_to,
             form_targets=_agency_return(outcome.client, parameters),
-            agency=outcome.client.name(page.language),
-            citizen_name=outcome.citizen.full_name,
-            claims=[
-                {"name": name, "essential": name in outcome.claims.essential}
-                for name in outcome.claims.consent_items
-            ],
-            logo_uri=metadata.get("logo_uri")
-            if str(metadata.get("logo_uri", "")).startswith("https://")
-            else None,
-            policy_uri=metadata.get("policy_uri"),
-            action="/authorize/consent",
             authorization_request=carried,
             login_proof=login_proof(page.services.csrf_secret, browser_session, parameters)
             if fresh_login

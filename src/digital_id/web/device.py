@@ -29,6 +29,7 @@ from digital_id.sessions.models import BrowserSession
 from digital_id.web import apidoc, forms
 from digital_id.web.apidoc import PAGE_UNAVAILABLE, page, redirect, throttled_page
 from digital_id.web.authorize import second_factor_page
+from digital_id.web.consent_page import consent_page
 from digital_id.web.forms import PostedConsent, PostedLogin, PostedSecondFactor, PostedUserCode
 from digital_id.web.login import log_in, step_up
 from digital_id.web.rendering import Page
@@ -263,22 +264,12 @@ def _step(
     if isinstance(outcome, ShowSecondFactor):
         return _second_factor(page, db, outcome)
     if isinstance(outcome, ShowConsent):
-        metadata = outcome.client.client_metadata
-        return page.render(
-            "consent.html",
-            back_to=_CONTINUE,
-            agency=outcome.client.name(page.language),
-            device_location=metadata.get("device_location"),
-            citizen_name=outcome.citizen.full_name,
-            claims=[
-                {"name": name, "essential": name in outcome.claims.essential}
-                for name in outcome.claims.consent_items
-            ],
-            logo_uri=None,
-            policy_uri=metadata.get("policy_uri"),
+        return consent_page(
+            page,
+            outcome,
             action="/device/consent",
-            authorization_request="",
-            login_proof="",
+            back_to=_CONTINUE,
+            device_location=outcome.client.client_metadata.get("device_location"),
         )
     response = page.render(
         "device_done.html",
