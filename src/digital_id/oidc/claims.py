@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
+from digital_id.oidc import verified_claims
 from digital_id.oidc.jwt_policy import UnacceptableJsonError, load_json
 from digital_id.oidc.requests import PARAMETER_LIMITS, describable
 from digital_id.registry.models import Citizen
@@ -59,7 +60,18 @@ def claim_values(
     """The values of ``claims`` for ``citizen``; claims not in the contract are ignored."""
     values: dict[str, Any] = {}
     age = age_on(citizen.birth_date, today)
-    for claim in dict.fromkeys(claims):
+    wanted = list(dict.fromkeys(claims))
+    verified = [
+        c.removeprefix(verified_claims.PREFIX)
+        for c in wanted
+        if c.startswith(verified_claims.PREFIX)
+    ]
+    if verified and (proven := claim_values(citizen, verified, regions=regions, today=today)):
+        values["verified_claims"] = {
+            "verification": verified_claims.verification(citizen),
+            "claims": proven,
+        }
+    for claim in wanted:
         if claim == "name":
             values[claim] = citizen.full_name
         elif claim == "gender":
@@ -119,10 +131,27 @@ class ClaimsRequest:
     id_token: tuple[str, ...]
     essential: frozenset[str]
     offline_access: bool = False
+    # Asked for inside verified_claims (OpenID Connect for Identity Assurance 1.0).
+    verified_userinfo: tuple[str, ...] = ()
+    verified_id_token: tuple[str, ...] = ()
 
     @property
     def all(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys((*self.userinfo, *self.id_token)))
+        return tuple(
+            dict.fromkeys(
+                (*self.userinfo, *self.id_token, *self.verified_userinfo, *self.verified_id_token)
+            )
+        )
+
+    @property
+    def userinfo_release(self) -> tuple[str, ...]:
+        """What a grant keeps to release at UserInfo, verified claims marked as such."""
+        return (*self.userinfo, *(verified_claims.PREFIX + c for c in self.verified_userinfo))
+
+    @property
+    def id_token_release(self) -> tuple[str, ...]:
+        """What a grant keeps to release in the ID token, verified claims marked as such."""
+        return (*self.id_token, *(verified_claims.PREFIX + c for c in self.verified_id_token))
 
     @property
     def consent_items(self) -> tuple[str, ...]:
@@ -137,6 +166,7 @@ def resolve_claims_request(
     userinfo = list(claims_of_scopes(scopes))
     id_token: list[str] = []
     essential: set[str] = set()
+    verified: dict[str, list[str]] = {"userinfo": [], "id_token": []}
     if claims_parameter:
         try:
             parsed = load_json(claims_parameter, max_length=PARAMETER_LIMITS["claims"])
@@ -151,6 +181,14 @@ def resolve_claims_request(
             if not isinstance(members, dict):
                 raise InvalidClaimsRequestError(f"claims.{target} must be a JSON object")
             for name, request in members.items():
+                if name == "verified_claims":
+                    try:
+                        names, needed = verified_claims.requested(request, allowed, target=target)
+                    except verified_claims.MalformedVerifiedClaimsError as exc:
+                        raise InvalidClaimsRequestError(str(exc)) from None
+                    verified[target] += names
+                    essential |= needed
+                    continue
                 if request is not None and not isinstance(request, dict):
                     raise InvalidClaimsRequestError(
                         f"claims.{target}.{describable(name)} must be null or an object"
@@ -165,4 +203,6 @@ def resolve_claims_request(
         userinfo=tuple(c for c in dict.fromkeys(userinfo) if c in allowed),
         id_token=tuple(dict.fromkeys(id_token)),
         essential=frozenset(essential),
+        verified_userinfo=tuple(dict.fromkeys(verified["userinfo"])),
+        verified_id_token=tuple(dict.fromkeys(verified["id_token"])),
     )

@@ -151,8 +151,8 @@ class CodeGrant(OnServer, RefreshOnlyWhenOffline, AuthorizationCodeGrant):  # ty
                 auth_time=browser_session.auth_time,
             ),
             scope=request.scope,
-            userinfo_claims=approval.claims.userinfo,
-            id_token_claims=approval.claims.id_token,
+            userinfo_claims=approval.claims.userinfo_release,
+            id_token_claims=approval.claims.id_token_release,
             offline_until=context.now + timedelta(days=context.settings.refresh_token_absolute_days)
             if approval.claims.offline_access
             else None,

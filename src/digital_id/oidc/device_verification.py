@@ -111,8 +111,8 @@ def verify(
                 auth_time=browser_session.auth_time,
             ),
             scope=authorization.scope,
-            userinfo_claims=claims.userinfo,
-            id_token_claims=claims.id_token,
+            userinfo_claims=claims.userinfo_release,
+            id_token_claims=claims.id_token_release,
             offline_until=context.now + timedelta(days=context.settings.refresh_token_absolute_days)
             if claims.offline_access
             else None,

@@ -25,6 +25,7 @@ from digital_id.levels import ACR_VALUES
 from digital_id.oidc.claims import OFFLINE_ACCESS, SCOPE_CLAIMS, SUPPORTED_CLAIMS
 from digital_id.oidc.constants import RESPONSE_MODES
 from digital_id.oidc.dpop import ALGORITHMS as DPOP_ALGORITHMS
+from digital_id.oidc.verified_claims import EVIDENCE, TRUST_FRAMEWORK
 
 ENDPOINTS = {
     "authorization_endpoint": "/authorize",
@@ -64,6 +65,11 @@ def provider_metadata(
             # SUPPORTED_CLAIMS starts with openid's sub, listed once.
             "claims_supported": list(dict.fromkeys(["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", *SUPPORTED_CLAIMS])),
             "claims_parameter_supported": True,
+            # OpenID Connect for Identity Assurance 1.0 section 7 (oidc.verified_claims).
+            "verified_claims_supported": True,
+            "trust_frameworks_supported": [TRUST_FRAMEWORK],
+            "evidence_supported": [EVIDENCE],
+            "claims_in_verified_claims_supported": [c for c in SUPPORTED_CLAIMS if c != "sub"],
             "request_parameter_supported": True,
             "request_object_signing_alg_values_supported": sorted(ASSERTION_ALGORITHMS),
             # A request_uri from /par only: we fetch none from a client (RFC 9126 section 5).

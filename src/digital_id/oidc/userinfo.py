@@ -24,7 +24,7 @@ from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.clients.models import Client
 from digital_id.keys.store import KeySnapshot
-from digital_id.oidc import dpop
+from digital_id.oidc import dpop, verified_claims
 from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.claims import claim_values
 from digital_id.oidc.encryption import encrypted_for
@@ -160,7 +160,12 @@ def userinfo(
     the transaction has committed."""
     claims, found = _live_grant(session, token, presented, keys=keys, issuer=issuer, now=now)
     grant, client, citizen = found.grant, found.client, found.citizen
-    released = [claim for claim in grant.userinfo_claims if claim in found.consented_claims]
+    # A verified claim stands on the consent to the claim itself.
+    released = [
+        claim
+        for claim in grant.userinfo_claims
+        if claim.removeprefix(verified_claims.PREFIX) in found.consented_claims
+    ]
     values = claim_values(citizen, released, regions=regions, today=now.date())
     release = (str(claims["jti"]), tuple(sorted(values)))
     if recorded is not None and release in recorded:
