@@ -86,7 +86,8 @@ def test_agencies_with_access_and_the_access_history(provider):
     page = provider.http.get("/account")  # same browser session as the agency login
     assert "Kantor Pajak Daerah" in page.text
     assert "Nama lengkap" in page.text
-    assert "urn:digital-id:loa:low" in page.text  # the history row's level
+    assert "Rendah (PIN)" in page.text  # the history row's level, in words
+    assert "urn:digital-id:loa" not in page.text
     data = provider.http.get("/account/data.json")
     assert data.headers["content-disposition"].startswith("attachment")
     body = json.loads(data.text)
@@ -295,3 +296,37 @@ def test_a_session_below_the_citizens_level_is_asked_for_the_code_in_the_portal(
     page = submit_code(provider, wrong, code_at(secret, 1))
     assert citizen["full_name"] in page.text
     assert "Lepas autentikator" in page.text
+
+
+def test_the_portal_shows_times_dates_regions_and_devices_in_words(provider):
+    import re
+
+    from fastapi.testclient import TestClient
+
+    # A citizen of Kota Jayapura (Papua: WIT, UTC+9) on an Android phone.
+    citizen = provider.citizen(district_code="917101", sex="L")
+    phone = TestClient(
+        provider.http.app,
+        base_url=str(provider.http.base_url),
+        headers={
+            "user-agent": "Mozilla/5.0 (Linux; Android 14; SM-A546E) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36"
+        },
+    )
+    page = phone.get("/account")
+    page = phone.post(
+        "/account/login",
+        data={"csrf_token": hidden(page.text, "csrf_token"), "nik": citizen["nik"], "pin": PIN},
+        follow_redirects=True,
+    )
+    text = page.text
+    assert "20 Oktober 1990" in text  # the birth date
+    assert "Laki-laki" in text
+    assert "Jayapura Utara, Kota Jayapura, Papua" in text
+    assert "<td>917101<" not in text  # the region is named, not coded
+    assert "Chrome di Android" in text
+    assert re.search(r"\d{1,2} \w+ \d{4}, \d{2}\.\d{2} WIT", text)  # the session's start
+    assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", text)  # never ISO
+    english = phone.get("/account", params={"ui_locales": "en"})
+    assert "Chrome on Android" in english.text
+    assert re.search(r"\d{1,2} [A-Z][a-z]+ \d{4}, \d{2}:\d{2} WIT", english.text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from datetime import timedelta, timezone
 from functools import cache
 from importlib import resources
 
@@ -67,3 +68,32 @@ def load_regions() -> RegionTable:
         for row in csv.DictReader(lines)
     ]
     return RegionTable(rows)
+
+
+@dataclass(frozen=True)
+class TimeZone:
+    """One of Indonesia's three time zones: its abbreviation and its fixed offset (none of
+    them keeps daylight saving time)."""
+
+    abbreviation: str
+    offset: timezone
+
+
+WIB = TimeZone("WIB", timezone(timedelta(hours=7), "WIB"))
+WITA = TimeZone("WITA", timezone(timedelta(hours=8), "WITA"))
+WIT = TimeZone("WIT", timezone(timedelta(hours=9), "WIT"))
+# Keppres 41/1987, by province (the first two digits of a region code); the rest keep WIB.
+_WITA_PROVINCES = frozenset(
+    {"51", "52", "53", "63", "64", "65", "71", "72", "73", "74", "75", "76"}
+)
+_WIT_PROVINCES = frozenset({"81", "82", "91", "92", "93", "94", "95", "96"})
+
+
+def time_zone(region_code: str) -> TimeZone:
+    """The time zone of the province a region code (a citizen's district, say) lies in."""
+    province = region_code[:2]
+    if province in _WIT_PROVINCES:
+        return WIT
+    if province in _WITA_PROVINCES:
+        return WITA
+    return WIB

@@ -10,6 +10,8 @@ until it passes."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -25,6 +27,7 @@ from digital_id.consent.withdrawal import withdraw_consent
 from digital_id.db.types import utc_now
 from digital_id.levels import LOA_SUBSTANTIAL
 from digital_id.registry import service as registry
+from digital_id.registry.models import Citizen
 from digital_id.sessions import service as sessions
 from digital_id.sessions.ending import end_browser_session
 from digital_id.web import apidoc, forms
@@ -40,6 +43,7 @@ from digital_id.web.citizen_session import (
 from digital_id.web.forms import (
     PostedEndSessions,
 )
+from digital_id.web.readable import Readable
 from digital_id.web.services import ServicesDep, events
 from digital_id.web.unit_of_work import UnitOfWork, after_commit
 
@@ -74,17 +78,19 @@ def account(
     number = _page_number(page)
     history, more = audit_history.releases(db, citizen.id, page=number)
     names = clients.names(db)
+    readable = Readable(view, citizen.district_code, services.regions)
+    away = audit_history.while_away(db, citizen.id, logged_in_at=browser_session.created_at)
     return view.render(
         "account.html",
         citizen=citizen,
-        record=[(name, getattr(citizen, name)) for name in RECORD_FIELDS],
-        agencies=_agencies(db, citizen.id),
+        record=_record(citizen, readable),
+        agencies=_agencies(db, citizen.id, readable.moment),
         history=[
             {
-                "when": event.occurred_at.isoformat(timespec="minutes"),
+                "when": readable.moment(event.occurred_at),
                 "agency": names.get(event.client_id or "", event.client_id),
                 "claims": event.details.get("claims", []),
-                "level": event.details.get("acr", ""),
+                "level": readable.level(event.details.get("acr", "")),
             }
             for event in history
         ],
@@ -95,7 +101,7 @@ def account(
                 "id": receipt.receipt_id,
                 "decision": receipt.decision,
                 "agency": names.get(client_id, client_id),
-                "when": receipt.issued_at.isoformat(timespec="minutes"),
+                "when": readable.moment(receipt.issued_at),
             }
             for receipt, client_id in access.receipts(db, citizen.id)
         ],
@@ -104,21 +110,20 @@ def account(
             {
                 "id": item.id,
                 "name": item.name,
-                "created": item.created_at.isoformat(timespec="minutes"),
-                "last_used": item.last_used_at.isoformat(timespec="minutes")
-                if item.last_used_at
-                else None,
+                "created": readable.moment(item.created_at),
+                "last_used": readable.moment(item.last_used_at) or None,
             }
             for item in passkeys.passkeys_of(db, citizen.id)
         ],
         # Enrolling a passkey, which reaches substantial on its own, needs that level here.
         passkey_enrol=levels.satisfies(browser_session.acr, LOA_SUBSTANTIAL),
-        away=audit_history.while_away(db, citizen.id, logged_in_at=browser_session.created_at),
+        away=away,
+        away_since=readable.moment(away.previous_login),
         sessions=[
             {
                 "sid": item.sid,
-                "device": (item.device_hint or "")[:80],
-                "since": item.created_at.isoformat(timespec="minutes"),
+                "device": readable.device(item.device_hint),
+                "since": readable.moment(item.created_at),
                 "current": item.id == browser_session.id,
             }
             for item in sessions.live_sessions(
@@ -144,7 +149,7 @@ def download(visit: CitizenDownload, db: UnitOfWork) -> Response:
         "record": {name: str(getattr(citizen, name)) for name in RECORD_FIELDS},
         "agencies": [
             {k: v for k, v in agency.items() if k != "receipts"}
-            for agency in _agencies(db, citizen.id)
+            for agency in _agencies(db, citizen.id, _iso)
         ],
         "access_history": [
             {"when": e.occurred_at.isoformat(), "client_id": e.client_id, **e.details}
@@ -270,7 +275,25 @@ def _page_number(given: str) -> int:
     return 1
 
 
-def _agencies(db: Session, citizen_id: int) -> list[dict[str, Any]]:
+def _record(citizen: Citizen, readable: Readable) -> list[tuple[str, str]]:
+    """The register's record as the citizen reads it: dates, sex and the region in words."""
+    shown = {
+        "birth_date": readable.day(citizen.birth_date),
+        "sex": readable.sex(citizen.sex),
+        "district_code": readable.region(citizen.district_code),
+    }
+    return [(name, shown.get(name, getattr(citizen, name))) for name in RECORD_FIELDS]
+
+
+def _iso(moment: datetime | None) -> str:
+    """A moment as the JSON download writes it (for programs, not people): ISO 8601, UTC."""
+    return moment.isoformat(timespec="minutes") if moment else ""
+
+
+def _agencies(
+    db: Session, citizen_id: int, when: Callable[[datetime | None], str]
+) -> list[dict[str, Any]]:
+    """The agencies with access; ``when`` writes their moments (in words, or ISO 8601)."""
     last_release = audit_history.last_release_by_agency(db, citizen_id)
     agencies = []
     for agency in access.agencies(db, citizen_id):
@@ -281,8 +304,8 @@ def _agencies(db: Session, citizen_id: int) -> list[dict[str, Any]]:
                 "name": agency.name,
                 "claims": list(agency.consent.claims),
                 "offline_access": "offline_access" in agency.consent.claims,
-                "granted_at": agency.consent.granted_at.isoformat(timespec="minutes"),
-                "last_release": released.isoformat(timespec="minutes") if released else None,
+                "granted_at": when(agency.consent.granted_at),
+                "last_release": when(released) or None,
                 "receipts": [] if agency.latest_receipt is None else [agency.latest_receipt],
             }
         )
