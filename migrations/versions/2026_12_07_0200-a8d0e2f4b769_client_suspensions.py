@@ -17,13 +17,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ALTER TABLE, never a batch: on SQLite a batch recreates the table, which would lose
+# the triggers that keep clients_version (revision f1c3a5e7b902). SQLite adds and drops a
+# column in place since 3.35.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("clients") as table:
-        table.add_column(sa.Column("suspended_at", sa.DateTime(timezone=True), nullable=True))
-        table.add_column(sa.Column("suspension_reason", sa.String(length=500), nullable=True))
+    op.add_column("clients", sa.Column("suspended_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("clients", sa.Column("suspension_reason", sa.String(length=500), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("clients") as table:
-        table.drop_column("suspension_reason")
-        table.drop_column("suspended_at")
+    op.drop_column("clients", "suspension_reason")
+    op.drop_column("clients", "suspended_at")

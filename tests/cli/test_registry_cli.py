@@ -204,3 +204,31 @@ def test_a_killed_import_leaves_only_whole_batches(engine, cli_env, tmp_path):
     committed = _count(engine)
     assert 0 < committed < 60_000
     assert committed % batch_size == 0
+
+
+def test_an_import_refuses_an_impossible_family_and_says_so(engine, cli_env, tmp_path):
+    from datetime import date
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from digital_id.audit.models import AuditEvent
+
+    kk = "3273050101150009"
+    rows = [
+        citizen_row(
+            birth_date=date(1980, 1, 1), kk_number=kk, family_relationship="KEPALA KELUARGA"
+        ),
+        citizen_row(
+            birth_date=date(1981, 1, 1), kk_number=kk, family_relationship="KEPALA KELUARGA"
+        ),
+    ]
+    result = invoke("registry", "import", str(write_csv(tmp_path / "family.csv", rows)))
+    assert result.exit_code == 0, result.output
+    assert "two heads of the family" in result.output
+    assert kk not in result.output  # the card's number is masked
+    with Session(engine) as session:
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.tag == "registry:family_refused")
+        ).one()
+    assert event.details["reason"] == "two heads of the family"

@@ -199,7 +199,7 @@ def test_csv_row_with_wrong_field_count_is_rejected(engine, tmp_path):
     summary, report_path = run_import(engine, path)
 
     assert (summary.inserted, summary.rejected) == (2, 1)
-    assert read_report(report_path)[0]["reason"] == "has 3 fields but the header has 17"
+    assert read_report(report_path)[0]["reason"] == "has 3 fields but the header has 18"
 
 
 def test_unknown_region_is_accepted_only_when_allowed_and_counted(engine, tmp_path):

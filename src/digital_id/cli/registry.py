@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from digital_id.audit import trail
 from digital_id.cli.common import (
     EXIT_USAGE,
     JsonOption,
@@ -28,7 +29,7 @@ from digital_id.cli.common import (
     settings_of,
 )
 from digital_id.db.types import utc_now
-from digital_id.registry import service, synthetic
+from digital_id.registry import families, service, synthetic
 from digital_id.registry.importer import CitizenImporter, ImportSummary
 from digital_id.registry.nik import InvalidNikError, mask_nik, parse_nik
 from digital_id.registry.records import RecordValidator
@@ -94,12 +95,27 @@ def import_(
                     report,
                     on_batch=lambda s: on_batch(s, source.bytes_read),
                 )
+            # Families are judged whole, once every batch is in.
+            with Session(engine) as session, session.begin():
+                refused = families.refuse_impossible(session, now=utc_now())
+                for family in refused:
+                    trail.record(
+                        session,
+                        "registry:family_refused",
+                        actor="operator",
+                        details={"kk_number": family.masked, "reason": family.reason},
+                    )
         except ImportFileError as exc:
             fail(f"{exc} (batches committed before it are kept)", EXIT_USAGE)
         finally:
             report.close()
             engine.dispose()
     _print_summary(summary, time.perf_counter() - started, report)
+    for family in refused:
+        console.print(
+            f"[yellow]Family card {family.masked}:[/] {family.reason}; its relationships are "
+            "refused until the register is corrected."
+        )
     if summary.interrupted:
         console.print(
             "[yellow]Interrupted:[/] committed batches are kept; run the same import again to finish."

@@ -44,6 +44,8 @@ class Citizen(Base):
     village: Mapped[str] = mapped_column(String(80))
     district_code: Mapped[str] = mapped_column(String(6))
     status: Mapped[str] = mapped_column(String(10), default="active")
+    # The member's relationship within the family card (SHDK), "" when the register has none.
+    family_relationship: Mapped[str] = mapped_column(String(20), default="", server_default="")
     record_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -36,10 +36,11 @@ class CitizenRecord(NamedTuple):
     village: str
     district_code: str
     status: str
+    family_relationship: str
 
 
 RECORD_FIELDS: tuple[str, ...] = CitizenRecord._fields
-OPTIONAL_FIELDS: dict[str, str] = {"status": "active"}
+OPTIONAL_FIELDS: dict[str, str] = {"status": "active", "family_relationship": ""}
 REQUIRED_FIELDS: tuple[str, ...] = tuple(f for f in RECORD_FIELDS if f not in OPTIONAL_FIELDS)
 
 
@@ -108,6 +109,7 @@ class RecordValidator:
             village=_free_text(row, "village", 80),
             district_code=district_code,
             status=_status(row),
+            family_relationship=_relationship(row),
         )
         return ValidatedRow(record, not (nik.region_known and district_known))
 
@@ -189,6 +191,18 @@ def _neighbourhood(row: dict[str, Any], field: str) -> str:
     if not 1 <= len(value) <= 3 or not value.isascii() or not value.isdigit():
         raise InvalidRecordError(field, "must be a number of 1 to 3 digits")
     return value.zfill(3)
+
+
+def _relationship(row: dict[str, Any]) -> str:
+    """The member's relationship within the family card (SHDK), or "" when the register
+    does not say."""
+    value = _text(row, "family_relationship").upper()
+    if value and value not in vocabulary.RELATIONSHIPS:
+        raise InvalidRecordError(
+            "family_relationship",
+            f"{value!r} is not one of {', '.join(vocabulary.RELATIONSHIPS)}",
+        )
+    return value
 
 
 def _status(row: dict[str, Any]) -> str:

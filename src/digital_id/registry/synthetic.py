@@ -147,6 +147,10 @@ def _weights(table: dict[str, int]) -> tuple[tuple[str, ...], list[int]]:
     return tuple(table), list(accumulate(table.values()))
 
 
+# A household member's role as the family card names it (SHDK).
+_RELATIONSHIP = {"head": "KEPALA KELUARGA", "child": "ANAK", "parent": "ORANG TUA"}
+
+
 class _Generator:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)  # noqa: S311 (synthetic data, reproducible by design)
@@ -275,6 +279,9 @@ class _Generator:
             occupation=self._occupation(age, sex, role),
             nationality="WNA" if rng.random() < 0.0005 else "WNI",
             status=self._status(age),
+            family_relationship=_RELATIONSHIP[role]
+            if role != "spouse"
+            else ("ISTRI" if sex == "P" else "SUAMI"),
             **address,
         )
 

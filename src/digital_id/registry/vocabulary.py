@@ -22,3 +22,11 @@ RELIGIONS: Final = (
 MARITAL_STATUSES: Final = ("BELUM KAWIN", "KAWIN", "CERAI HIDUP", "CERAI MATI")
 NATIONALITIES: Final = ("WNI", "WNA")
 CITIZEN_STATUSES: Final = ("active", "deceased", "blocked")
+# Status hubungan dalam keluarga (SHDK): each member's relationship within the family card.
+KEPALA_KELUARGA: Final = "KEPALA KELUARGA"
+PARENTS: Final = frozenset({KEPALA_KELUARGA, "SUAMI", "ISTRI"})
+CHILD: Final = "ANAK"
+RELATIONSHIPS: Final = (
+    KEPALA_KELUARGA, "SUAMI", "ISTRI", CHILD, "MENANTU", "CUCU", "ORANG TUA", "MERTUA",
+    "FAMILI LAIN", "PEMBANTU", "LAINNYA",
+)  # fmt: skip
