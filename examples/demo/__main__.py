@@ -29,8 +29,8 @@ from digital_id.config import load_settings
 from digital_id.db.engine import create_engine_for
 from digital_id.keys.files import ensure_private_directory, write_atomic
 from digital_id.keys.store import KeyStore
-from digital_id.oidc.claims import age_on
 from digital_id.registry.models import Citizen
+from digital_id.registry.service import age_on
 from examples.agency_app.app import AgencyConfig, create_app
 from examples.agency_app.keys import generate_client_key, public_jwks
 from examples.kiosk_app.app import DEVICE_GRANT, KioskConfig

@@ -1,8 +1,9 @@
 from datetime import date
 
-from digital_id.oidc.claims import SCOPE_CLAIMS, age_on, claim_values, claims_of_scopes
+from digital_id.oidc.claims import SCOPE_CLAIMS, claim_values, claims_of_scopes
 from digital_id.registry.models import Citizen
 from digital_id.registry.regions import load_regions
+from digital_id.registry.service import age_on
 
 
 def citizen(**overrides) -> Citizen:

@@ -16,6 +16,7 @@ from digital_id.oidc.jwt_policy import UnacceptableJsonError, load_json
 from digital_id.oidc.requests import PARAMETER_LIMITS, describable
 from digital_id.registry.models import Citizen
 from digital_id.registry.regions import RegionTable
+from digital_id.registry.service import age_on
 
 SCOPE_CLAIMS: Final[dict[str, tuple[str, ...]]] = {
     "openid": ("sub",),
@@ -43,14 +44,6 @@ def claims_of_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
         if scope in granted
         for claim in claims
         if claim != "sub"
-    )
-
-
-def age_on(birth_date: date, today: date) -> int:
-    return (
-        today.year
-        - birth_date.year
-        - ((today.month, today.day) < (birth_date.month, birth_date.day))
     )
 
 

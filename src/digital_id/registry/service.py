@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,3 +20,12 @@ def find_by_nik(session: Session, nik: str) -> Citizen | None:
 def get(session: Session, citizen_id: int) -> Citizen:
     """The citizen with this id, who must exist (a session or an account names them)."""
     return session.get_one(Citizen, citizen_id)
+
+
+def age_on(birth_date: date, today: date) -> int:
+    """Whole years from ``birth_date`` to ``today`` (a birthday counts on its day)."""
+    return (
+        today.year
+        - birth_date.year
+        - ((today.month, today.day) < (birth_date.month, birth_date.day))
+    )
