@@ -23,7 +23,8 @@ def test_discovery_advertises_revocation_introspection_and_the_grants(provider):
     assert metadata["revocation_endpoint"].endswith("/revoke")
     assert metadata["introspection_endpoint"].endswith("/introspect")
     assert set(metadata["grant_types_supported"]) == {
-        "authorization_code", "refresh_token", "client_credentials"
+        "authorization_code", "refresh_token", "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",
     }  # fmt: skip
     assert "offline_access" in metadata["scopes_supported"]
 
