@@ -141,6 +141,9 @@ def test_clients_list_and_show_json_never_carry_the_secret(client_id, engine):
         "grant_types": ["authorization_code"],
         "enabled": True,
         "created_at": summary["created_at"],
+        "agreement": None,
+        "agreement_expires": None,
+        "suspended": False,
     }
     shown = run_json("clients", "show", client_id)
     assert shown["client_id"] == client_id

@@ -83,6 +83,15 @@ def _agency_disabled(cell: Cell) -> None:
     _sql(cell, "UPDATE clients SET enabled = false WHERE client_id = :id", id=cell.agency.client_id)
 
 
+def _agreement_suspended(cell: Cell) -> None:
+    _sql(
+        cell,
+        "UPDATE clients SET suspended_at = :now WHERE client_id = :id",
+        id=cell.agency.client_id,
+        now=utc_now(),
+    )
+
+
 def _consent_withdrawn(cell: Cell) -> None:
     _sql(
         cell,
@@ -103,6 +112,7 @@ CITIZEN_STATES: dict[str, Callable[[Cell], None]] = {
 }
 AGENCY_STATES: dict[str, Callable[[Cell], None]] = {
     "agency_disabled": _agency_disabled,
+    "agreement_suspended": _agreement_suspended,
     "consent_withdrawn": _consent_withdrawn,
 }
 
@@ -337,6 +347,7 @@ def test_the_matrix_covers_every_refusal_the_rule_knows():
         "locked_by_wrong_codes": Refusal.OTP_LOCKED,
         "not_activated": Refusal.NOT_ACTIVATED,
         "agency_disabled": Refusal.AGENCY_DISABLED,
+        "agreement_suspended": Refusal.AGREEMENT_NOT_IN_FORCE,
         "consent_withdrawn": Refusal.CONSENT_WITHDRAWN,
     }
     assert set(covered) == set(CITIZEN_STATES) | set(AGENCY_STATES)
