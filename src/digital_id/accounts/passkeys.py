@@ -295,14 +295,17 @@ def purge_challenges(session: Session, now: datetime) -> int:
     return purge_expired(session, PasskeyChallenge, PasskeyChallenge.expires_at < now)
 
 
-def _bounded(credential_json: str) -> str:
+def _bounded(credential_json: str) -> dict[str, Any]:
+    """The browser's credential, parsed once (py_webauthn takes it as a dict), within bounds."""
     if len(credential_json) > MAX_CREDENTIAL_JSON:
         raise ValueError("the credential is too long")
     try:
-        json.loads(credential_json)  # a ValueError for what is not JSON, before the library
+        credential = json.loads(credential_json)
     except RecursionError:
         raise ValueError("the credential is nested too deeply") from None
-    return credential_json
+    if not isinstance(credential, dict):
+        raise ValueError("the credential is not a JSON object")
+    return credential
 
 
 def _passkeys_of(session: Session, citizen_id: int | None) -> list[Passkey]:

@@ -12,7 +12,7 @@ from datetime import datetime
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from digital_id.accounts import passkey_login, passkeys, pin_login
+from digital_id.accounts import passkey_login, pin_login
 from digital_id.accounts.models import RecognisedBrowser
 from digital_id.consent.service import StoredConsent
 from digital_id.levels import LOA_LOW, LOA_SUBSTANTIAL, METHODS
@@ -102,7 +102,7 @@ def _log_in_with_passkey(
         return refusal
     found = passkey_login.log_in(
         db,
-        relying_party(page),
+        page.services.relying_party,
         form.credential,
         nik=nik,
         policy=services.lockout_policy,
@@ -136,15 +136,12 @@ def step_up(
         code.strip(),
         policy=services.lockout_policy,
         now=now,
-        passkey=assurance.PasskeyAnswer(credential, relying_party(page), events(page.request))
+        passkey=assurance.PasskeyAnswer(
+            credential, page.services.relying_party, events(page.request)
+        )
         if credential
         else None,
     )
-
-
-def relying_party(page: Page) -> passkeys.RelyingParty:
-    """Who passkeys are for on this server (``Services.relying_party``)."""
-    return page.services.relying_party
 
 
 def recognised_browser(page: Page, nik: str, now: datetime) -> str | None:

@@ -21,7 +21,6 @@ from digital_id.web import apidoc, forms
 from digital_id.web.apidoc import page
 from digital_id.web.citizen_session import PORTAL_FORM, CitizenForm
 from digital_id.web.forms import PostedPasskeyEnrol, PostedPasskeyOptions, PostedPasskeyRemove
-from digital_id.web.login import relying_party
 from digital_id.web.rendering import Page
 from digital_id.web.services import SESSION_COOKIE, Services, ServicesDep, client_ip, events
 from digital_id.web.unit_of_work import UnitOfWork, commit_charges_early
@@ -68,7 +67,7 @@ def options(
     # Served whatever the issuer's host: a browser takes passkeys only for a domain name, so
     # the pages offer them only then (``RelyingParty.enabled``), but a ceremony is checked
     # the same way for any RP ID.
-    answer = _options_for(request, db, services, form.purpose, relying_party(view))
+    answer = _options_for(request, db, services, form.purpose, view.services.relying_party)
     if isinstance(answer, JSONResponse):
         return answer
     return Response(answer, media_type="application/json", headers=_NO_STORE)
@@ -118,7 +117,7 @@ def enrol(
     try:
         passkeys.enrol(
             db,
-            relying_party(view),
+            view.services.relying_party,
             browser_session.citizen_id,
             form.credential,
             name=form.name,

@@ -7,6 +7,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -91,9 +92,9 @@ class Services:
             recognition=timedelta(days=self.settings.recognised_browser_days),
         )
 
-    @property
+    @cached_property
     def relying_party(self) -> passkeys.RelyingParty:
-        """Who passkeys are for on this server: its issuer's host."""
+        """Who passkeys are for on this server: its issuer's host (every page asks)."""
         return passkeys.relying_party(self.settings.issuer)
 
     @property
