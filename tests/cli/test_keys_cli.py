@@ -52,19 +52,20 @@ def test_generate_list_rotate_with_force_prune(keys_env):
 
 def test_retire_active_key_is_refused_with_advice(keys_env):
     record = keys_env.generate("ES256")
-    result = invoke("retire", record.kid)
+    # A thumbprint kid begins with "-" one time in 64: "--" ends the options, as the help says.
+    result = invoke("retire", "--", record.kid)
     assert result.exit_code == 1
     assert "Use `digital-id keys rotate --alg ES256` instead" in result.output
 
 
 def test_revoke_needs_yes(keys_env):
     record = keys_env.generate("ES256")
-    refused = invoke("revoke", record.kid)
+    refused = invoke("revoke", "--", record.kid)
     assert refused.exit_code == 2
     assert "--yes" in refused.output
     assert [r.kid for r in keys_env.records()] == [record.kid]
 
-    done = invoke("revoke", record.kid, "--yes")
+    done = invoke("revoke", "--yes", "--", record.kid)
     assert done.exit_code == 0
     assert f"Revoked ES256 key {record.kid}" in done.output
     assert record.kid not in {r.kid for r in keys_env.records()}
