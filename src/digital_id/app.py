@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digital_id import __version__
 from digital_id.accounts.browsers import BrowserCookies
+from digital_id.accounts.delegation_ending import end_lapsed_delegations
 from digital_id.accounts.pins import PinHasher
 from digital_id.accounts.totp import TotpCipher
 from digital_id.audit import checkpoints
@@ -29,6 +30,7 @@ from digital_id.clients.service import used_algorithms
 from digital_id.config import Settings, load_settings
 from digital_id.db.engine import ServerPool, create_engine_for
 from digital_id.db.migrate import SchemaNotCurrentError, ensure_current
+from digital_id.db.types import utc_now
 from digital_id.keys.errors import KeyStoreError
 from digital_id.keys.ring import KeyRing
 from digital_id.keys.store import KeyStore
@@ -37,6 +39,7 @@ from digital_id.registry.regions import load_regions
 from digital_id.sessions.backchannel import Courier
 from digital_id.throttle.fleet import FleetSync
 from digital_id.web import (
+    acting,
     apidoc,
     authorize,
     device,
@@ -45,6 +48,7 @@ from digital_id.web import (
     pages,
     passkeys,
     portal,
+    portal_family,
     portal_security,
     protocol,
     published,
@@ -192,7 +196,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     static = Path(str(resources.files("digital_id.web").joinpath("static")))
     app.mount("/static", StaticFiles(directory=static), name="static")
     for module in (
-        published, protocol, authorize, device, pages, portal, portal_security, passkeys
+        published, protocol, authorize, acting, device, pages, portal, portal_family,
+        portal_security, passkeys,
     ):  # fmt: skip
         app.include_router(module.router)
 
@@ -266,7 +271,16 @@ def _background_work(services: Services, outbound: Outbound) -> Iterator[None]:
         alg=checkpoints.CHECKPOINT_ALGORITHM,
         interval=settings.audit_checkpoint_seconds,
     )
-    housekeeping = HousekeepingThread(services.engine, interval=settings.housekeeping_seconds)
+    housekeeping = HousekeepingThread(
+        services.engine,
+        interval=settings.housekeeping_seconds,
+        also=lambda: end_lapsed_delegations(
+            services.engine,
+            lambda: (services.key_ring.current(), services.pairwise_secret),
+            issuer=settings.issuer,
+            now=utc_now(),
+        ),
+    )
     group_commit = GroupCommitter(services.engine) if settings.audit_group_commit else None
     if group_commit is not None:
         group_commit.start()

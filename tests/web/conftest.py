@@ -210,6 +210,7 @@ class Provider:
                 "csrf_token": hidden(page.text, "csrf_token"),
                 "authorization_request": hidden(page.text, "authorization_request"),
                 "login_proof": hidden(page.text, "login_proof"),
+                "acting_for": hidden(page.text, "acting_for"),
                 "decision": decision,
             },
             follow_redirects=False,

@@ -351,5 +351,11 @@ def test_the_matrix_covers_every_refusal_the_rule_knows():
         "consent_withdrawn": Refusal.CONSENT_WITHDRAWN,
     }
     assert set(covered) == set(CITIZEN_STATES) | set(AGENCY_STATES)
-    # UNKNOWN cannot hold a session or a token; SESSION_ENDED has tests of its own.
-    assert set(Refusal) - set(covered.values()) == {Refusal.UNKNOWN, Refusal.SESSION_ENDED}
+    # UNKNOWN cannot hold a session or a token; SESSION_ENDED and DELEGATION_ENDED (a
+    # guardian's grant for a child, tests/web/test_acting_for_a_child.py at the same places)
+    # have tests of their own.
+    assert set(Refusal) - set(covered.values()) == {
+        Refusal.UNKNOWN,
+        Refusal.SESSION_ENDED,
+        Refusal.DELEGATION_ENDED,
+    }

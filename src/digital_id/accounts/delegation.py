@@ -5,11 +5,12 @@ and unmarried (the age of an adult's identity card, UU 24/2013 article 63). One 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digital_id.db.types import WIB
 from digital_id.registry.models import Citizen
 from digital_id.registry.service import age_on
 from digital_id.registry.vocabulary import CHILD, PARENTS
@@ -30,6 +31,12 @@ def may_act_for(guardian: Citizen, child: Citizen, today: date) -> bool:
         and child.marital_status == UNMARRIED
         and age_on(child.birth_date, today) < ADULT_AGE
     )
+
+
+def today_in_indonesia(now: datetime) -> date:
+    """The day a delegation is judged on: the calendar's in western Indonesia (WIB), so a
+    child's 17th birthday ends it at midnight there, as an agreement's expiry does."""
+    return now.astimezone(WIB).date()
 
 
 def children_in_care(session: Session, guardian: Citizen, today: date) -> list[Citizen]:

@@ -16,10 +16,11 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy.orm import Session, aliased
 
 from digital_id.accounts import standing
+from digital_id.accounts.delegation import may_act_for, today_in_indonesia
 from digital_id.accounts.models import RecognisedBrowser
 from digital_id.accounts.standing import Refusal
 from digital_id.clients.models import Client
@@ -35,10 +36,17 @@ from digital_id.sessions.models import BrowserSession
 class GrantStanding:
     grant: AuthorizationGrant
     client: Client
-    citizen: Citizen
+    citizen: Citizen  # whose claims the grant releases
     consented_claims: list[str]
     # Why the grant no longer stands ("revoked", or the rule's refusal), or None.
     problem: str | None
+    # The guardian who acted for ``citizen``, a child; None when the citizen acted.
+    guardian: Citizen | None = None
+
+
+# The citizen a grant releases the claims of, when a guardian acted for them; the rule's
+# citizen facts are then the guardian's, who authenticated.
+_Child = aliased(Citizen, name="child")
 
 
 def grant_standing(session: Session, public_id: str, *, now: datetime) -> GrantStanding | None:
@@ -123,6 +131,7 @@ def _standing(*extra: Any) -> Select[*tuple[Any, ...]]:
             AuthorizationGrant,
             Client,
             Citizen,
+            _Child,
             Consent.claims,
             Consent.id.is_not(None) & Consent.revoked_at.is_(None),
             BrowserSession.id.is_not(None) & BrowserSession.ended_at.is_(None),
@@ -131,7 +140,16 @@ def _standing(*extra: Any) -> Select[*tuple[Any, ...]]:
         )
         .select_from(AuthorizationGrant)
         .join(Client, Client.id == AuthorizationGrant.client_id)
-        .join(Citizen, Citizen.id == AuthorizationGrant.citizen_id)
+        .join(
+            Citizen,
+            Citizen.id
+            == func.coalesce(AuthorizationGrant.actor_citizen_id, AuthorizationGrant.citizen_id),
+        )
+        .outerjoin(
+            _Child,
+            (_Child.id == AuthorizationGrant.citizen_id)
+            & AuthorizationGrant.actor_citizen_id.is_not(None),
+        )
         .outerjoin(BrowserSession, BrowserSession.id == AuthorizationGrant.session_id)
         .outerjoin(
             Consent,
@@ -144,7 +162,10 @@ def _standing(*extra: Any) -> Select[*tuple[Any, ...]]:
 
 
 def _judged(row: Sequence[Any], now: datetime) -> GrantStanding:
-    grant, client, citizen, claims, consent_live, session_live, *facts = row
+    grant, client, citizen, child, claims, consent_live, session_live, *facts = row
+    guardian = None
+    if child is not None:
+        guardian, citizen = citizen, child
     refused: Refusal | None = standing.grant_refusal(
         facts,
         now=now,
@@ -154,10 +175,13 @@ def _judged(row: Sequence[Any], now: datetime) -> GrantStanding:
         session_live=bool(session_live)
         if grant.offline_until is None and grant.session_id is not None
         else None,
+        delegation_live=None
+        if guardian is None
+        else may_act_for(guardian, citizen, today_in_indonesia(now)),
     )
     problem = (
         "the grant is revoked"
         if grant.revoked_at is not None
         else (None if refused is None else f"refused: {refused}")
     )
-    return GrantStanding(grant, client, citizen, list(claims or []), problem)
+    return GrantStanding(grant, client, citizen, list(claims or []), problem, guardian)

@@ -56,6 +56,9 @@ class Refusal(StrEnum):
     AGREEMENT_NOT_IN_FORCE = "agreement_not_in_force"
     CONSENT_WITHDRAWN = "consent_withdrawn"
     SESSION_ENDED = "session_ended"  # the browser session online access was bound to
+    # The guardian behind a grant may no longer act for its citizen (``accounts.delegation``):
+    # the child turned 17 or married, or the register changed the family.
+    DELEGATION_ENDED = "delegation_ended"
 
 
 _REGISTER_REFUSALS = {"deceased": Refusal.DECEASED, "blocked": Refusal.REGISTER_BLOCKED}
@@ -108,13 +111,17 @@ def grant_refusal(
     agency: Client,
     consent_live: bool,
     session_live: bool | None,
+    delegation_live: bool | None = None,
 ) -> Refusal | None:
     """The whole rule for tokens of an agency, over facts a caller read in one statement of
     its own (UserInfo): the same order of reasons as ``refusal``. ``session_live`` is None
-    when no browser session is bound (offline access)."""
+    when no browser session is bound (offline access). For a guardian's grant for a child,
+    ``citizen_facts`` are the guardian's (who authenticated) and ``delegation_live`` whether
+    they may still act for the child (``delegation.may_act_for``); None for anyone else's."""
     return (
         citizen_refusal(citizen_facts, now)
         or agency_refusal(agency, now)
+        or (Refusal.DELEGATION_ENDED if delegation_live is False else None)
         or (Refusal.CONSENT_WITHDRAWN if not consent_live else None)
         or (Refusal.SESSION_ENDED if session_live is False else None)
     )

@@ -6,6 +6,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from digital_id.accounts.delegation_ending import end_lapsed_delegations
 from digital_id.audit import trail
 from digital_id.cli.common import (
     EXIT_USAGE,
@@ -22,6 +24,7 @@ from digital_id.cli.common import (
     console,
     fail,
     iso,
+    key_store,
     migrated_engine,
     pairwise_secret,
     print_json,
@@ -105,12 +108,24 @@ def import_(
                         actor="operator",
                         details={"kk_number": family.masked, "reason": family.reason},
                     )
+            # What guardians gave for children the import took out of their care ends now.
+            ended = end_lapsed_delegations(
+                engine,
+                cache(lambda: (key_store(ctx).snapshot(), pairwise_secret(ctx))),
+                issuer=settings.issuer,
+                now=utc_now(),
+            )
         except ImportFileError as exc:
             fail(f"{exc} (batches committed before it are kept)", EXIT_USAGE)
         finally:
             report.close()
             engine.dispose()
     _print_summary(summary, time.perf_counter() - started, report)
+    if ended:
+        console.print(
+            f"{ended} consent(s) a parent gave for a child ended: the child is no longer in "
+            "their care (agencies were told)."
+        )
     for family in refused:
         console.print(
             f"[yellow]Family card {family.masked}:[/] {family.reason}; its relationships are "

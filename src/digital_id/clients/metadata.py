@@ -59,7 +59,7 @@ _KNOWN: Final = frozenset(
         "id_token_encrypted_response_enc", "userinfo_encrypted_response_alg",
         "userinfo_encrypted_response_enc",
         "resource_identifier",
-        "purpose", "device_location", "agreement", "token_endpoint_auth_signing_alg", "request_object_signing_alg",
+        "purpose", "device_location", "agreement", "accepts_delegation", "token_endpoint_auth_signing_alg", "request_object_signing_alg",
     }
 )  # fmt: skip
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 section 3.3
@@ -104,6 +104,7 @@ class ClientMetadata:
     # the citizen must know which screen they are letting in).
     device_location: str | None = None
     agreement: Agreement | None = None  # the data-sharing agreement (clients.agreements)
+    accepts_delegation: bool = False  # a parent may log in for their child (accounts.delegation)
     # OpenID Connect Registration 1.0 section 2: the one algorithm the client signs its
     # assertions (private_key_jwt) or request objects with; anything else is refused.
     token_endpoint_auth_signing_alg: str | None = None
@@ -159,6 +160,7 @@ class ClientMetadata:
             "purpose": self.purpose,
             "device_location": self.device_location,
             "agreement": self.agreement.to_registration() if self.agreement else None,
+            "accepts_delegation": self.accepts_delegation,
             "default_acr_values": list(self.default_acr_values),
             "token_endpoint_auth_signing_alg": self.token_endpoint_auth_signing_alg,
             "request_object_signing_alg": self.request_object_signing_alg,
@@ -276,6 +278,7 @@ def validate_metadata(data: dict[str, Any], *, production: bool) -> ClientMetada
             if "device_location" in data
             else None,
             agreement=validate_agreement(data),
+            accepts_delegation=fields.flag(data, "accepts_delegation"),
             token_endpoint_auth_signing_alg=assertion_alg,
             request_object_signing_alg=fields.choice(
                 data, "request_object_signing_alg", signing_algorithms, default=None

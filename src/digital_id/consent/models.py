@@ -29,6 +29,10 @@ class Consent(Base):
     granted_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The guardian who last granted it for the citizen, a child; None: the citizen did.
+    given_by_citizen_id: Mapped[int | None] = mapped_column(
+        BigIntegerId, ForeignKey("citizens.id", ondelete="CASCADE"), index=True
+    )
 
 
 class ConsentReceipt(Base):
@@ -48,3 +52,7 @@ class ConsentReceipt(Base):
     decision: Mapped[str] = mapped_column(String(16))
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
     token: Mapped[str] = mapped_column(Text)
+    # The guardian who decided for the citizen, a child; None: the citizen did.
+    actor_citizen_id: Mapped[int | None] = mapped_column(
+        BigIntegerId, ForeignKey("citizens.id", ondelete="CASCADE"), index=True
+    )

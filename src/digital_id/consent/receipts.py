@@ -2,13 +2,16 @@
 active key, which the citizen can keep and anyone can check against the public JWKS.
 
 The receipt names the citizen only by the pairwise ``sub`` that agency knows, so a receipt
-shown to the agency reveals nothing it did not already know.
+shown to the agency reveals nothing it did not already know. A guardian's decision for a
+child names both: the child as ``sub``, the guardian as ``act.sub`` (RFC 8693 section 4.1),
+each by their pairwise ``sub`` at the agency.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +25,15 @@ from digital_id.keys.store import KeySnapshot
 
 RECEIPT_TYPE = "consent-receipt+jwt"
 RECEIPT_ALGORITHM = "RS256"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The guardian deciding for the citizen, a child: who they are, and their pairwise
+    ``sub`` at the agency."""
+
+    citizen_id: int
+    subject: str
 
 
 class InvalidReceiptError(Exception):
@@ -42,6 +54,7 @@ def issue(
     claims: Collection[str],
     purpose: str | None,
     now: datetime,
+    actor: Actor | None = None,
 ) -> ConsentReceipt:
     receipt_id = secrets.token_hex(16)
     body: dict[str, Any] = {
@@ -56,6 +69,8 @@ def issue(
     }
     if purpose:
         body["purpose"] = purpose
+    if actor is not None:
+        body["act"] = {"sub": actor.subject}
     token = keys.sign(body, RECEIPT_ALGORITHM, header={"typ": RECEIPT_TYPE})
     receipt = ConsentReceipt(
         receipt_id=receipt_id,
@@ -64,6 +79,7 @@ def issue(
         decision=decision,
         issued_at=now,
         token=token,
+        actor_citizen_id=actor.citizen_id if actor is not None else None,
     )
     session.add(receipt)
     session.flush()

@@ -55,9 +55,18 @@ def current(session: Session, *, citizen_id: int, client_pk: int) -> Consent | N
     return live(stored(session, citizen_id=citizen_id, client_pk=client_pk))
 
 
-def covers(consent: Consent | None, claims: Collection[str]) -> bool:
-    """Whether an earlier consent already granted every one of ``claims``."""
-    return consent is not None and set(claims) <= set(consent.claims)
+def covers(
+    consent: Consent | None, claims: Collection[str], *, given_by: int | None = None
+) -> bool:
+    """Whether an earlier consent already granted every one of ``claims``, decided by the
+    same person: the citizen (``given_by`` None), or the guardian ``given_by`` acting for
+    them. A child come of age decides afresh on what a parent granted, and each parent
+    decides for themselves."""
+    return (
+        consent is not None
+        and consent.given_by_citizen_id == given_by
+        and set(claims) <= set(consent.claims)
+    )
 
 
 def grant(
@@ -94,9 +103,11 @@ def grant_onto(
     now: datetime,
     client_id: str | None = None,
     events: EventContext | None = None,
+    given_by: int | None = None,
 ) -> Consent:
     """``grant``, given the row ``stored`` returned earlier in this transaction (None: there
-    was none), so a page that has just read it does not read it again."""
+    was none), so a page that has just read it does not read it again. ``given_by``: the
+    guardian granting it for the citizen, a child (None: the citizen themselves)."""
     inserted = False
     if consent is None:
         consent, inserted = _added_unless_there(
@@ -111,6 +122,7 @@ def grant_onto(
     else:
         consent.claims = sorted(set(consent.claims) | set(claims))
         consent.updated_at = now
+    consent.given_by_citizen_id = given_by
     session.flush()
     trail.record(
         session,
@@ -119,10 +131,15 @@ def grant_onto(
         actor="citizen",
         client_id=client_id,
         subject=citizen_ref(citizen_id),
-        details={"claims": sorted(set(claims))},
+        details={"claims": sorted(set(claims)), **guardian_detail(given_by)},
         now=now,
     )
     return consent
+
+
+def guardian_detail(guardian_id: int | None) -> dict[str, str]:
+    """What an audit event says of the guardian who acted for its subject, a child."""
+    return {} if guardian_id is None else {"guardian": citizen_ref(guardian_id)}
 
 
 def _added_unless_there(
@@ -185,10 +202,12 @@ def withdraw(
     client_id: str,
     now: datetime,
     events: EventContext | None = None,
+    withdrawn_by: int | None = None,
 ) -> Withdrawal | None:
     """Withdraw the citizen's consent for the agency: the consent ends, every grant of that
     agency for the citizen is revoked (refresh and access tokens with it), all in one
-    transaction with its audit event. None when there was no live consent."""
+    transaction with its audit event. None when there was no live consent. ``withdrawn_by``:
+    the guardian withdrawing it for the citizen, a child."""
     consent = current(session, citizen_id=citizen_id, client_pk=client_pk)
     if consent is None:
         return None
@@ -203,7 +222,11 @@ def withdraw(
         actor="citizen",
         client_id=client_id,
         subject=citizen_ref(citizen_id),
-        details={"claims": sorted(consent.claims), "grants_revoked": len(revoked)},
+        details={
+            "claims": sorted(consent.claims),
+            "grants_revoked": len(revoked),
+            **guardian_detail(withdrawn_by),
+        },
         now=now,
     )
     return Withdrawal(

@@ -28,11 +28,14 @@ def withdraw_consent(
     client: Client,
     now: datetime,
     events: EventContext | None = None,
+    guardian_id: int | None = None,
 ) -> bool:
     """The citizen takes an agency's access away: consent withdrawn, its tokens revoked, a
     withdrawal receipt issued, and a back-channel logout queued for each session that agency
     had with the citizen. The next login to the agency asks for consent again. False when
-    there was nothing to withdraw."""
+    there was nothing to withdraw. ``guardian_id``: the guardian withdrawing it for the
+    citizen, a child (who decides that they may is the caller's rule,
+    ``accounts.delegation``)."""
     withdrawal = consent_service.withdraw(
         session,
         citizen_id=citizen_id,
@@ -40,6 +43,7 @@ def withdraw_consent(
         client_id=client.client_id,
         now=now,
         events=events,
+        withdrawn_by=guardian_id,
     )
     if withdrawal is None:
         return False
@@ -57,6 +61,9 @@ def withdraw_consent(
         claims=withdrawal.consent.claims,
         purpose=client.registration.get("purpose"),
         now=now,
+        actor=receipts.Actor(guardian_id, subject_for(client, guardian_id, pairwise_secret))
+        if guardian_id is not None
+        else None,
     )
     if client.registration.get("backchannel_logout_uri"):
         for browser_session in session.scalars(

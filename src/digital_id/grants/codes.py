@@ -30,6 +30,9 @@ class Authentication:
     acr: str
     amr: Sequence[str]
     auth_time: datetime
+    # The citizen who authenticated, when they are a guardian acting for the grant's citizen
+    # (``accounts.delegation``); None when the citizen authenticated for themselves.
+    guardian_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ def _grant_columns(
         "created_at": now,
         "offline_until": offline_until,
         "resource": resource,
+        "actor_citizen_id": authentication.guardian_id,
     }
 
 

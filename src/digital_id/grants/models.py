@@ -43,6 +43,11 @@ class AuthorizationGrant(Base):
     # The agency API the grant's access tokens are made out to (RFC 8707), or None: the
     # client itself.
     resource: Mapped[str | None] = mapped_column(String(2000))
+    # The guardian who acted for the citizen, a child (``accounts.delegation``): the session
+    # and the authentication are theirs, the claims the child's. None: the citizen themselves.
+    actor_citizen_id: Mapped[int | None] = mapped_column(
+        BigIntegerId, ForeignKey("citizens.id", ondelete="CASCADE"), index=True
+    )
 
 
 class RefreshToken(Base):

@@ -46,9 +46,10 @@ class AccessTokens(OnServer, JWTBearerTokenGenerator):  # type: ignore[misc]
         self, client: AgencyClient, grant_type: str, user: Subject | None, scope: str
     ) -> dict[str, Any]:
         """``cnf.jkt`` (RFC 9449 section 6) when the request proved a key: the token is then
-        good only with a proof signed by that key."""
+        good only with a proof signed by that key. ``act`` when a guardian acted for the
+        citizen, a child."""
         jkt = self.context.issuing.jkt
-        return {"cnf": {"jkt": jkt}} if jkt is not None else {}
+        return {**(user.act if user is not None else {}), **({"cnf": {"jkt": jkt}} if jkt else {})}
 
     def generate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         token: dict[str, Any] = super().generate(*args, **kwargs)

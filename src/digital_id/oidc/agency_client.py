@@ -80,6 +80,11 @@ class AgencyClient(ClientMixin):  # type: ignore[misc]
         return str(value) if self.is_resource_server and value else None
 
     @property
+    def accepts_delegation(self) -> bool:
+        """Registered to let a parent log in for their child (``accounts.delegation``)."""
+        return self.client_metadata.get("accepts_delegation") is True
+
+    @property
     def is_fapi2(self) -> bool:
         """Registered under the FAPI 2.0 Security Profile (``clients.metadata``)."""
         return self.client_metadata.get("fapi2_security_profile") is True

@@ -25,12 +25,12 @@ from joserfc.errors import JoseError
 from digital_id import levels
 from digital_id.accounts import standing
 from digital_id.accounts.session_standing import SessionStanding
-from digital_id.consent import receipts
 from digital_id.consent import service as consent_service
-from digital_id.consent.models import Consent
 from digital_id.keys.store import ALGORITHMS as ID_TOKEN_ALGORITHMS
 from digital_id.oidc import assurance
+from digital_id.oidc.acting import Acting, ShowActingChoice, acting
 from digital_id.oidc.agency_client import AgencyClient
+from digital_id.oidc.approvals import record_approval
 from digital_id.oidc.claims import ClaimsRequest
 from digital_id.oidc.code_grant import Approval, CodeGrant
 from digital_id.oidc.context import OAuthResponse
@@ -58,8 +58,10 @@ class ShowLogin:
 @dataclass(frozen=True)
 class ShowConsent:
     client: AgencyClient
-    citizen: Citizen
+    citizen: Citizen  # whose data the agency asks for
     claims: ClaimsRequest
+    guardian: Citizen | None = None  # deciding for ``citizen``, a child (``oidc.acting``)
+    acting_for: str = ""  # the choice that chose ``citizen``, for the page to carry
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class Respond:
         return str(add_params_to_uri(self.redirect_uri, self.params))
 
 
-Outcome = ShowLogin | ShowSecondFactor | ShowConsent | ShowError | Respond
+Outcome = ShowLogin | ShowSecondFactor | ShowActingChoice | ShowConsent | ShowError | Respond
 
 
 def authorize(
@@ -107,6 +109,7 @@ def authorize(
     logged_in: Citizen | None = None,
     consent: consent_service.StoredConsent | None = None,
     known: SessionStanding | None = None,
+    acting_for: str | None = None,
 ) -> Outcome:
     """One step of the authorization request, given the browser's live session (if any).
 
@@ -117,6 +120,7 @@ def authorize(
     ``consent``: the citizen's consent row for the agency as that login read it, if it did.
     ``known``: ``browser_session`` as resumed with its standing and consent row
     (``accounts.session_standing``), so neither is read again.
+    ``acting_for``: the guardian's answer to "for whom?" (``oidc.acting``), None if not given.
     """
     context = provider.context
     problem = request.parameter_problem()
@@ -147,23 +151,41 @@ def authorize(
     claims: ClaimsRequest = grant.request.claims_request
     data = request.payload.data
     try:
-        pending = _authentication_needed(
+        pending: Outcome | Acting | None = _authentication_needed(
             provider, grant, citizen, browser_session, fresh_login=fresh_login
         )
+        who = None
         if pending is None:
             assert citizen is not None
+            # For whom the citizen goes on (asked of a guardian), then their consent.
+            pending = acting(
+                context,
+                grant.request.client,
+                citizen,
+                acting_for,
+                prompts=set(data.get("prompt", "").split()),
+                redirect_uri=grant.redirect_uri,
+            )
+        if isinstance(pending, Acting):
+            who = pending
             pending = _consent_needed(
-                provider, request, grant, citizen, decision, _known_consent(consent, known)
+                provider,
+                request,
+                grant,
+                who,
+                decision,
+                _known_consent(consent, known),
+                acting_for=acting_for or "",
             )
     except OAuth2Error as error:
         error.state = data.get("state")
         return _error(provider, request, error)
     if pending is not None:
         return pending
-    assert citizen is not None
+    assert isinstance(who, Acting)
     assert browser_session is not None
 
-    approval = Approval(citizen, browser_session, claims)
+    approval = Approval(who.citizen, browser_session, claims, who.guardian)
     response = provider.create_authorization_response(request, approval, grant)
     return _answer(provider, request, grant, response)
 
@@ -238,13 +260,17 @@ def _consent_needed(
     provider: Provider,
     request: ProviderRequest,
     grant: CodeGrant,
-    citizen: Citizen,
+    who: Acting,
     decision: str | None,
     known: consent_service.StoredConsent | None = None,
+    *,
+    acting_for: str = "",
 ) -> Outcome | None:
     """The consent page when the stored consent does not cover the request (or
     ``prompt=consent``), the agency's ``access_denied`` on a deny; None to go on. ``known``:
-    the stored consent as read earlier in this request, if it was."""
+    the stored consent as read earlier in this request, if it was. A guardian decides on the
+    consent of the child they act for."""
+    citizen = who.citizen
     context = provider.context
     client: AgencyClient = grant.request.client
     claims: ClaimsRequest = grant.request.claims_request
@@ -255,53 +281,19 @@ def _consent_needed(
     )
     if decision is None:
         if "consent" in prompts or not consent_service.covers(
-            consent_service.live(row), claims.consent_items
+            consent_service.live(row),
+            claims.consent_items,
+            given_by=who.guardian.id if who.guardian is not None else None,
         ):
             if "none" in prompts:
                 raise ConsentRequiredError(redirect_uri=grant.redirect_uri)
-            return ShowConsent(client, citizen, claims)
+            return ShowConsent(client, citizen, claims, who.guardian, acting_for)
         return None
     if decision == "approve":
-        record_approval(provider, client, citizen, claims, row)
+        record_approval(provider, client, citizen, claims, row, guardian=who.guardian)
         return None
     return _answer(
         provider, request, grant, provider.create_authorization_response(request, None, grant)
-    )
-
-
-def record_approval(
-    provider: Provider,
-    client: AgencyClient,
-    citizen: Citizen,
-    claims: ClaimsRequest,
-    row: Consent | None,
-) -> None:
-    """The citizen approved ``client``'s request on a consent page (of a browser flow or of a
-    device's): the consent (``row``, the stored one, grows) and its signed receipt."""
-    context = provider.context
-    consent_service.grant_onto(
-        context.session,
-        row,
-        citizen_id=citizen.id,
-        client_pk=client.pk,
-        claims=claims.consent_items,
-        now=context.now,
-        client_id=client.client_id,
-        events=context.events,
-    )
-    receipts.issue(
-        context.session,
-        context.keys,
-        issuer=context.settings.issuer,
-        citizen_id=citizen.id,
-        client_pk=client.pk,
-        client_id=client.client_id,
-        agency_name=client.name("id"),
-        subject=client.subject_for(citizen.id, context.pairwise_secret),
-        decision="granted",
-        claims=claims.consent_items,
-        purpose=client.client_metadata.get("purpose"),
-        now=context.now,
     )
 
 

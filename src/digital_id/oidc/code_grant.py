@@ -57,6 +57,8 @@ class Approval:
     citizen: Citizen
     browser_session: BrowserSession
     claims: ClaimsRequest
+    # The guardian who logged in and approved for ``citizen``, a child (``oidc.acting``).
+    guardian: Citizen | None = None
 
     def get_user_id(self) -> int:
         return self.citizen.id
@@ -70,6 +72,14 @@ class Subject:
     grant: AuthorizationGrant
     session: Session
     known_citizen: Citizen | None = None
+    # The guardian who acted for the citizen, a child, as this agency knows them.
+    actor_sub: str | None = None
+
+    @property
+    def act(self) -> dict[str, Any]:
+        """The ``act`` claim (RFC 8693 section 4.1) of a guardian's tokens for a child: the
+        guardian's pairwise ``sub`` at the agency. Empty for a citizen's own."""
+        return {} if self.actor_sub is None else {"act": {"sub": self.actor_sub}}
 
     @cached_property
     def citizen(self) -> Citizen:
@@ -149,6 +159,7 @@ class CodeGrant(OnServer, RefreshOnlyWhenOffline, AuthorizationCodeGrant):  # ty
                 acr=browser_session.acr,
                 amr=browser_session.amr,
                 auth_time=browser_session.auth_time,
+                guardian_id=approval.guardian.id if approval.guardian is not None else None,
             ),
             scope=request.scope,
             userinfo_claims=approval.claims.userinfo_release,
@@ -223,11 +234,13 @@ def subject_for(
 ) -> Subject:
     """The citizen as ``client`` knows them, once the grant was found to stand; ``citizen``
     when the caller has read it already."""
+    guardian_id = grant.actor_citizen_id
     return Subject(
         client.subject_for(grant.citizen_id, context.pairwise_secret),
         grant,
         context.session,
         citizen,
+        None if guardian_id is None else client.subject_for(guardian_id, context.pairwise_secret),
     )
 
 
@@ -357,9 +370,10 @@ class OpenIDExtension(OnServer, OpenIDCode):  # type: ignore[misc]
     def generate_user_info(self, user: Subject, scope: str) -> dict[str, Any]:
         # Scope claims go to UserInfo (Core 5.4); only those asked for by name come here.
         if not user.grant.id_token_claims:
-            return {"sub": user.sub}
+            return {"sub": user.sub, **user.act}
         return {
             "sub": user.sub,
+            **user.act,
             **claim_values(
                 user.citizen,
                 user.grant.id_token_claims,

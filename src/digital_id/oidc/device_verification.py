@@ -22,12 +22,12 @@ from digital_id.grants.codes import Authentication, create_grant
 from digital_id.grants.models import DeviceAuthorization
 from digital_id.oidc import assurance
 from digital_id.oidc.agency_client import AgencyClient
+from digital_id.oidc.approvals import record_approval
 from digital_id.oidc.authorization import (
     ShowConsent,
     ShowError,
     ShowLogin,
     ShowSecondFactor,
-    record_approval,
 )
 from digital_id.oidc.device_flow import requested_claims
 from digital_id.oidc.server import Provider

@@ -7,6 +7,7 @@ from typing import Any
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
 from digital_id.oidc.agency_client import AgencyClient
+from digital_id.oidc.code_grant import subject_for
 from digital_id.oidc.constants import CLIENT_AUTH_METHODS
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.tokens import FindsTokens, PresentedToken
@@ -43,6 +44,7 @@ class TokenIntrospection(FindsTokens, IntrospectionEndpoint):  # type: ignore[mi
                     "acr",
                     "auth_time",
                     "cnf",
+                    "act",
                 )
                 if name in token.claims
             }
@@ -57,6 +59,7 @@ class TokenIntrospection(FindsTokens, IntrospectionEndpoint):  # type: ignore[mi
             "scope": token.grant.scope,
             "client_id": token.client.client_id,
             "sub": owner.subject_for(token.grant.citizen_id, self.context.pairwise_secret),
+            **subject_for(self.context, owner, token.grant).act,
             "iss": self.context.settings.issuer,
             "exp": int(token.expires_at.timestamp()),
         }

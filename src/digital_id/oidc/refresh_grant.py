@@ -3,6 +3,7 @@ the family's storage and its rules are ``grants.refresh``'s."""
 
 from __future__ import annotations
 
+from authlib.oauth2.rfc6749 import InvalidGrantError
 from authlib.oauth2.rfc6749.grants import RefreshTokenGrant
 
 from digital_id.accounts.grant_standing import GrantStanding, refresh_standing
@@ -72,7 +73,9 @@ class RefreshGrant(OnServer, RefreshTokenGrant):  # type: ignore[misc]
     def authenticate_user(self, refresh_token: PresentedRefreshToken) -> Subject | None:
         found = refresh_token.found
         if found.problem is not None:
-            return None
+            # RFC 6749 section 5.2: the grant behind the token no longer stands. authlib
+            # would answer invalid_request ("There is no 'user'") for a None.
+            raise InvalidGrantError("the refresh token is no longer valid")
         return subject_for(self.context, self.request.client, found.grant, found.citizen)
 
     def revoke_old_credential(self, refresh_token: PresentedRefreshToken) -> None:

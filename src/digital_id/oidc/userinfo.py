@@ -23,6 +23,7 @@ from digital_id.audit import trail
 from digital_id.audit.trail import EventContext, citizen_ref
 from digital_id.clients.jwks import ClientKeyResolver
 from digital_id.clients.models import Client
+from digital_id.consent.service import guardian_detail
 from digital_id.keys.store import KeySnapshot
 from digital_id.oidc import dpop, verified_claims
 from digital_id.oidc.agency_client import AgencyClient
@@ -168,8 +169,10 @@ def userinfo(
     ]
     values = claim_values(citizen, released, regions=regions, today=now.date())
     release = (str(claims["jti"]), tuple(sorted(values)))
+    # A guardian's token for a child names the guardian (``act``) as the token itself does.
+    answer = {"sub": claims["sub"], **({"act": claims["act"]} if "act" in claims else {}), **values}
     if recorded is not None and release in recorded:
-        return UserInfo({"sub": claims["sub"], **values}, client)
+        return UserInfo(answer, client)
     trail.record(
         session,
         "claims:released",
@@ -177,10 +180,15 @@ def userinfo(
         actor="client",
         client_id=client.client_id,
         subject=citizen_ref(citizen.id),
-        details={"claims": sorted(values), "acr": grant.acr, "endpoint": "userinfo"},
+        details={
+            "claims": sorted(values),
+            "acr": grant.acr,
+            "endpoint": "userinfo",
+            **guardian_detail(grant.actor_citizen_id),
+        },
         now=now,
     )
-    return UserInfo({"sub": claims["sub"], **values}, client, release, float(claims["exp"]))
+    return UserInfo(answer, client, release, float(claims["exp"]))
 
 
 def _live_grant(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 
 from sqlalchemy import select
@@ -20,6 +21,15 @@ def find_by_nik(session: Session, nik: str) -> Citizen | None:
 def get(session: Session, citizen_id: int) -> Citizen:
     """The citizen with this id, who must exist (a session or an account names them)."""
     return session.get_one(Citizen, citizen_id)
+
+
+def full_names(session: Session, citizen_ids: Iterable[int | None]) -> dict[int, str]:
+    """The names of the citizens with these ids (None is skipped), by id: one query."""
+    wanted = {citizen_id for citizen_id in citizen_ids if citizen_id is not None}
+    if not wanted:
+        return {}
+    rows = session.execute(select(Citizen.id, Citizen.full_name).where(Citizen.id.in_(wanted)))
+    return {row.id: row.full_name for row in rows}
 
 
 def age_on(birth_date: date, today: date) -> int:

@@ -14,6 +14,7 @@ from digital_id.accounts import session_standing
 from digital_id.accounts.session_standing import SessionStanding
 from digital_id.consent.service import StoredConsent
 from digital_id.db.types import utc_now
+from digital_id.oidc.acting import ShowActingChoice
 from digital_id.oidc.agency_client import AgencyClient
 from digital_id.oidc.authorization import (
     Respond,
@@ -32,7 +33,7 @@ from digital_id.sessions import service as sessions
 from digital_id.sessions.models import BrowserSession
 from digital_id.web import apidoc, forms
 from digital_id.web.apidoc import PAGE_UNAVAILABLE, page, redirect, throttled_page
-from digital_id.web.consent_page import consent_page
+from digital_id.web.consent_page import acting_page, consent_page
 from digital_id.web.forms import (
     Form,
     FormPairs,
@@ -55,7 +56,7 @@ router = APIRouter(tags=["pages"])
 
 
 # What an authorization step answers: the next page, or the way back to the agency.
-_NEXT_PAGE = (
+NEXT_PAGE = (
     "The login, second-factor or consent page, or (`response_mode=form_post`) the form that "
     "carries the answer to the agency."
 )
@@ -73,7 +74,7 @@ _AUTHORIZATION: apidoc.Responses = {
     **PAGE_UNAVAILABLE,
 }
 # The forms inside the flow also refuse a foreign CSRF token (400, the same error page).
-_AUTHORIZATION_FORM: apidoc.Responses = {
+AUTHORIZATION_FORM: apidoc.Responses = {
     **_AUTHORIZATION,
     400: page("The error page: a missing or foreign CSRF token, or an unanswerable request."),
 }
@@ -83,7 +84,7 @@ _AUTHORIZATION_FORM: apidoc.Responses = {
     "/authorize",
     summary="Authorization endpoint (OpenID Connect Core 3.1.2): start or continue a login.",
     response_class=HTMLResponse,
-    response_description=_NEXT_PAGE,
+    response_description=NEXT_PAGE,
     responses=_AUTHORIZATION,
     openapi_extra=apidoc.query(apidoc.AuthorizationRequest),
 )
@@ -95,7 +96,7 @@ def authorize_get(request: Request, db: UnitOfWork, services: ServicesDep) -> Re
     "/authorize",
     summary="Authorization endpoint by form POST (OpenID Connect Core 3.1.2.1).",
     response_class=HTMLResponse,
-    response_description=_NEXT_PAGE,
+    response_description=NEXT_PAGE,
     responses=_AUTHORIZATION,
     openapi_extra=apidoc.form(apidoc.AuthorizationRequest),
 )
@@ -108,7 +109,7 @@ def authorize_post(request: Request, db: UnitOfWork, services: ServicesDep, form
     summary="The login form: NIK and PIN.",
     response_class=HTMLResponse,
     response_description="The login page again after a failure, or the next page of the flow.",
-    responses=_AUTHORIZATION_FORM | throttled_page(),
+    responses=AUTHORIZATION_FORM | throttled_page(),
     openapi_extra=apidoc.form(forms.LoginForm),
 )
 def login(request: Request, db: UnitOfWork, services: ServicesDep, form: PostedLogin) -> Response:
@@ -144,7 +145,7 @@ def login(request: Request, db: UnitOfWork, services: ServicesDep, form: PostedL
             activate_url=page.keeping_language("/activate"),
             authorization_request=urlencode(parameters),
         )
-    return _continue(
+    return continue_flow(
         page,
         provider,
         db,
@@ -161,17 +162,17 @@ def login(request: Request, db: UnitOfWork, services: ServicesDep, form: PostedL
     "/authorize/consent",
     summary="The consent form: approve or deny the agency's request.",
     response_class=HTMLResponse,
-    response_description=_NEXT_PAGE,
-    responses=_AUTHORIZATION_FORM,
+    response_description=NEXT_PAGE,
+    responses=AUTHORIZATION_FORM,
     openapi_extra=apidoc.form(forms.ConsentForm),
 )
 def consent(
     request: Request, db: UnitOfWork, services: ServicesDep, form: PostedConsent
 ) -> Response:
-    admitted = _admitted(request, db, services, form)
-    if isinstance(admitted, HTMLResponse):
-        return admitted
-    page, provider, parameters = admitted
+    step = admitted(request, db, services, form)
+    if isinstance(step, HTMLResponse):
+        return step
+    page, provider, parameters = step
     # The session is read with its standing and the consent to the agency asking, which this
     # step then asks about (oidc.authorization), in one statement.
     oauth_request = _oauth_request(services, parameters)
@@ -189,7 +190,7 @@ def consent(
     fresh = browser_session is not None and form.login_proof == login_proof(
         services.csrf_secret, browser_session, parameters
     )
-    return _continue(
+    return continue_flow(
         page,
         provider,
         db,
@@ -199,6 +200,7 @@ def consent(
         decision="approve" if form.decision == "approve" else "deny",
         continues_flow=True,
         known=known,
+        acting_for=form.acting_for or None,
     )
 
 
@@ -208,11 +210,11 @@ def _carried(request: Request, services: Services, carried: str) -> tuple[Page, 
     return Page(request, services, dict(parameters).get("ui_locales")), parameters
 
 
-def _admitted(
+def admitted(
     request: Request,
     db: Session,
     services: Services,
-    form: forms.ConsentForm | forms.SecondFactorForm,
+    form: forms.ConsentForm | forms.SecondFactorForm | forms.ActingForm,
 ) -> HTMLResponse | tuple[Page, Provider, FormPairs]:
     """A form inside the flow: refused for a foreign CSRF token or a spent limit, or the
     page, the provider and the request it carried."""
@@ -223,18 +225,18 @@ def _admitted(
     return page, services.provider(db, events(request)), parameters
 
 
-def _resumed(
+def resumed(
     request: Request,
     db: Session,
     services: Services,
-    form: forms.ConsentForm | forms.SecondFactorForm,
+    form: forms.SecondFactorForm | forms.ActingForm,
 ) -> HTMLResponse | tuple[Page, Provider, FormPairs, BrowserSession | None]:
     """A form inside the flow: refused for a foreign CSRF token or a spent limit, or the
     request it carried and the browser's session, if any."""
-    admitted = _admitted(request, db, services, form)
-    if isinstance(admitted, HTMLResponse):
-        return admitted
-    page, provider, parameters = admitted
+    step = admitted(request, db, services, form)
+    if isinstance(step, HTMLResponse):
+        return step
+    page, provider, parameters = step
     browser_session = sessions.resume(
         db,
         request.cookies.get(SESSION_COOKIE),
@@ -260,10 +262,10 @@ def _authorization_step(
         policy=services.session_policy,
         now=provider.context.now,
     )
-    return _continue(page, provider, db, parameters, browser_session)
+    return continue_flow(page, provider, db, parameters, browser_session)
 
 
-def _continue(
+def continue_flow(
     page: Page,
     provider: Provider,
     db: Session,
@@ -276,6 +278,7 @@ def _continue(
     logged_in: Citizen | None = None,
     consent: StoredConsent | None = None,
     known: SessionStanding | None = None,
+    acting_for: str | None = None,
 ) -> Response:
     oauth_request = _oauth_request(page.services, parameters, continues_flow=continues_flow)
     outcome = authorize(
@@ -287,6 +290,7 @@ def _continue(
         logged_in=logged_in,
         consent=consent,
         known=known,
+        acting_for=acting_for,
     )
     back_to = _authorize_url(parameters)
     carried = urlencode(parameters)
@@ -316,18 +320,21 @@ def _continue(
         )
     if isinstance(outcome, ShowSecondFactor):
         return second_factor_page(page, db, outcome, carried, back_to)
-    if isinstance(outcome, ShowConsent):
+    if isinstance(outcome, ShowConsent | ShowActingChoice):
         assert browser_session is not None
+        secret = page.services.csrf_secret
+        proof = login_proof(secret, browser_session, parameters) if fresh_login else ""
+        targets = _agency_return(outcome.client, parameters)
+        if isinstance(outcome, ShowActingChoice):
+            return acting_page(page, outcome, back_to, targets, carried, login_proof=proof)
         return consent_page(
             page,
             outcome,
             action="/authorize/consent",
             back_to=back_to,
-            form_targets=_agency_return(outcome.client, parameters),
+            form_targets=targets,
             authorization_request=carried,
-            login_proof=login_proof(page.services.csrf_secret, browser_session, parameters)
-            if fresh_login
-            else "",
+            login_proof=proof,
         )
     return _respond(page, outcome)
 
@@ -384,24 +391,26 @@ def second_factor_page(
     summary="The second-factor form: the authenticator's code (enrolling it the first time).",
     response_class=HTMLResponse,
     response_description="The second-factor page again after a wrong code, or the next page.",
-    responses=_AUTHORIZATION_FORM,
+    responses=AUTHORIZATION_FORM,
     openapi_extra=apidoc.form(forms.SecondFactorForm),
 )
 def second_factor(
     request: Request, db: UnitOfWork, services: ServicesDep, form: PostedSecondFactor
 ) -> Response:
-    step = _resumed(request, db, services, form)
+    step = resumed(request, db, services, form)
     if isinstance(step, HTMLResponse):
         return step
     page, provider, parameters, browser_session = step
     if browser_session is None:
-        return _continue(page, provider, db, parameters, None, continues_flow=True)
+        return continue_flow(page, provider, db, parameters, None, continues_flow=True)
     if not step_up(
         page, db, browser_session, form.otp, now=provider.context.now, credential=form.credential
     ):
         client = provider.query_client(dict(parameters).get("client_id", ""))
         if client is None:
-            return _continue(page, provider, db, parameters, browser_session, continues_flow=True)
+            return continue_flow(
+                page, provider, db, parameters, browser_session, continues_flow=True
+            )
         return second_factor_page(
             page,
             db,
@@ -410,7 +419,7 @@ def second_factor(
             _authorize_url(parameters),
             failed=True,
         )
-    return _continue(
+    return continue_flow(
         page, provider, db, parameters, browser_session, fresh_login=True, continues_flow=True
     )
 

@@ -1,6 +1,8 @@
 """The consent page, as a browser flow (``/authorize/consent``) and a kiosk's (``/device/consent``)
 show it: the agency (and a kiosk's place), the claims, and what the agency's data-sharing
-agreement says: the purpose, the legal basis in words, the agreement's number and end."""
+agreement says: the purpose, the legal basis in words, the agreement's number and end. A
+guardian acting for a child sees whose data it is; before it, they were asked for whom they
+log in (``acting_page``)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,12 @@ from typing import Any
 from babel.dates import format_date
 from fastapi.responses import HTMLResponse
 
+from digital_id.accounts.delegation import today_in_indonesia
 from digital_id.clients.agreements import agreement_of
+from digital_id.db.types import utc_now
+from digital_id.oidc.acting import ShowActingChoice
 from digital_id.oidc.authorization import ShowConsent
+from digital_id.registry.service import age_on
 from digital_id.web.rendering import Page
 
 
@@ -36,6 +42,8 @@ def consent_page(
         agency=outcome.client.name(page.language),
         device_location=device_location,
         citizen_name=outcome.citizen.full_name,
+        guardian_name=outcome.guardian.full_name if outcome.guardian is not None else None,
+        acting_for=outcome.acting_for,
         claims=[
             {"name": name, "essential": name in outcome.claims.essential}
             for name in outcome.claims.consent_items
@@ -44,6 +52,36 @@ def consent_page(
         policy_uri=metadata.get("policy_uri"),
         agreement=_agreement_shown(page, metadata),
         action=action,
+        authorization_request=authorization_request,
+        login_proof=login_proof,
+    )
+
+
+def acting_page(
+    page: Page,
+    outcome: ShowActingChoice,
+    back_to: str,
+    form_targets: Iterable[str],
+    authorization_request: str,
+    *,
+    login_proof: str,
+) -> HTMLResponse:
+    """ "For whom are you using this service?": the guardian, and each child they may act for."""
+    today = today_in_indonesia(utc_now())
+    return page.render(
+        "acting.html",
+        back_to=back_to,
+        form_targets=form_targets,
+        agency=outcome.client.name(page.language),
+        guardian_name=outcome.guardian.full_name,
+        dependants=[
+            {
+                "choice": dependant.choice,
+                "name": dependant.citizen.full_name,
+                "age": age_on(dependant.citizen.birth_date, today),
+            }
+            for dependant in outcome.dependants
+        ],
         authorization_request=authorization_request,
         login_proof=login_proof,
     )

@@ -96,9 +96,24 @@ class LoginForm(_FlowForm):
     credential: str = _credential()
 
 
+def _acting_for() -> Any:
+    return Field(
+        default="",
+        max_length=64,
+        description="For whom the guardian goes on: `self`, or the chosen child's pairwise "
+        "`sub` at the agency (as the page offered it).",
+    )
+
+
 class ConsentForm(_FlowForm):
     login_proof: str = Field(default="", description="Proof that the login just happened.")
     decision: str = Field(examples=["approve", "deny"])
+    acting_for: str = _acting_for()
+
+
+class ActingForm(_FlowForm):
+    login_proof: str = Field(default="", description="Proof that the login just happened.")
+    acting_for: str = _acting_for()
 
 
 class SecondFactorForm(_FlowForm):
@@ -170,6 +185,7 @@ class PinChangeForm(CsrfForm):
 # What a route takes to read its form through the form's model.
 PostedLogin = Annotated[LoginForm, Depends(_posted(LoginForm))]
 PostedConsent = Annotated[ConsentForm, Depends(_posted(ConsentForm))]
+PostedActing = Annotated[ActingForm, Depends(_posted(ActingForm))]
 PostedSecondFactor = Annotated[SecondFactorForm, Depends(_posted(SecondFactorForm))]
 PostedUserCode = Annotated[UserCodeForm, Depends(_posted(UserCodeForm))]
 PostedPasskeyOptions = Annotated[PasskeyOptionsForm, Depends(_posted(PasskeyOptionsForm))]

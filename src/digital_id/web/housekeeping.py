@@ -2,7 +2,9 @@
 no request pays for it: rate-limit windows that ended, recognised browsers whose recognition
 lapsed, authorization codes past their retention, the ids of client assertions and request
 objects and DPoP proofs that have expired (kept only to refuse a replay), pushed authorization requests no
-flow can use any more, and revocation marks of access tokens that have expired.
+flow can use any more, and revocation marks of access tokens that have expired. After the
+purges, what guardians gave for children no longer in their care is withdrawn
+(``accounts.delegation_ending``).
 
 Every ``interval`` seconds each purge deletes batches of its rows until a batch comes back
 short, each batch in a transaction of its own. Batches lock with ``SKIP LOCKED``
@@ -72,10 +74,20 @@ def purge_round(engine: Engine, now: datetime | None = None) -> dict[str, int]:
 
 
 class HousekeepingThread(Periodic):
-    def __init__(self, engine: Engine, *, interval: float) -> None:
+    """Every round: the purges, then ``also`` (the server's end of lapsed delegations,
+    ``accounts.delegation_ending``)."""
+
+    def __init__(
+        self, engine: Engine, *, interval: float, also: Callable[[], object] | None = None
+    ) -> None:
+        def housekeeping_round() -> None:
+            purge_round(engine)
+            if also is not None:
+                also()
+
         super().__init__(
             "housekeeping",
-            lambda: purge_round(engine),
+            housekeeping_round,
             interval=interval,
             log=log,
             label="housekeeping",

@@ -43,6 +43,7 @@ from digital_id.web.citizen_session import (
 from digital_id.web.forms import (
     PostedEndSessions,
 )
+from digital_id.web.portal_family import children_shown
 from digital_id.web.readable import Readable
 from digital_id.web.services import ServicesDep, events
 from digital_id.web.unit_of_work import UnitOfWork, after_commit
@@ -80,17 +81,28 @@ def account(
     names = clients.names(db)
     readable = Readable(view, citizen.district_code, services.regions)
     away = audit_history.while_away(db, citizen.id, logged_in_at=browser_session.created_at)
+    receipts = access.receipts(db, citizen.id)
+    # Who acted for this citizen, a child, where a guardian did.
+    guardians = registry.full_names(
+        db,
+        [
+            *(receipt.actor_citizen_id for receipt, _ in receipts),
+            *(_guardian_id(event.details) for event in history),
+        ],
+    )
     return view.render(
         "account.html",
         citizen=citizen,
         record=_record(citizen, readable),
         agencies=_agencies(db, citizen.id, readable.moment),
+        children=children_shown(db, citizen, readable, services.csrf_secret),
         history=[
             {
                 "when": readable.moment(event.occurred_at),
                 "agency": names.get(event.client_id or "", event.client_id),
                 "claims": event.details.get("claims", []),
                 "level": readable.level(event.details.get("acr", "")),
+                "by": guardians.get(_guardian_id(event.details) or 0),
             }
             for event in history
         ],
@@ -102,8 +114,9 @@ def account(
                 "decision": receipt.decision,
                 "agency": names.get(client_id, client_id),
                 "when": readable.moment(receipt.issued_at),
+                "by": guardians.get(receipt.actor_citizen_id or 0),
             }
-            for receipt, client_id in access.receipts(db, citizen.id)
+            for receipt, client_id in receipts
         ],
         second_factor=second_factor.second_factor_enrolled(db, citizen.id),
         passkeys=[
@@ -285,6 +298,13 @@ def _record(citizen: Citizen, readable: Readable) -> list[tuple[str, str]]:
     return [(name, shown.get(name, getattr(citizen, name))) for name in RECORD_FIELDS]
 
 
+def _guardian_id(details: dict[str, Any]) -> int | None:
+    """The guardian an audit event names (``consent.service.guardian_detail``), if any."""
+    reference = str(details.get("guardian", ""))
+    number = reference.removeprefix("citizen:")
+    return int(number) if number.isdigit() else None
+
+
 def _iso(moment: datetime | None) -> str:
     """A moment as the JSON download writes it (for programs, not people): ISO 8601, UTC."""
     return moment.isoformat(timespec="minutes") if moment else ""
@@ -295,8 +315,10 @@ def _agencies(
 ) -> list[dict[str, Any]]:
     """The agencies with access; ``when`` writes their moments (in words, or ISO 8601)."""
     last_release = audit_history.last_release_by_agency(db, citizen_id)
+    standing = access.agencies(db, citizen_id)
+    guardians = registry.full_names(db, (agency.consent.given_by_citizen_id for agency in standing))
     agencies = []
-    for agency in access.agencies(db, citizen_id):
+    for agency in standing:
         released = last_release.get(agency.client_id)
         agencies.append(
             {
@@ -307,6 +329,8 @@ def _agencies(
                 "granted_at": when(agency.consent.granted_at),
                 "last_release": when(released) or None,
                 "receipts": [] if agency.latest_receipt is None else [agency.latest_receipt],
+                # The guardian who gave it for this citizen, a child; None if they did.
+                "given_by": guardians.get(agency.consent.given_by_citizen_id or 0),
             }
         )
     return agencies
