@@ -88,6 +88,7 @@ CLAIM_NOTES: Final = {
     "acr": "Authentication context class.",
     "amr": "Authentication methods used.",
     "sid": "Digital ID's session id.",
+    "act": "Actor (RFC 8693): a parent acting for this child, by the parent's own sub here.",
 }
 
 

@@ -1,7 +1,8 @@
 """``python -m examples.demo setup`` prepares the demo; ``... agency NAME`` runs one agency.
 
 Setup is idempotent: it keeps each agency's key and client_id under ``var/demo/`` and updates
-the registration on later runs, and gives the same three citizens the same PINs. Development
+the registration on later runs, and gives the same three citizens the same PINs; the third is
+a parent who may act for a child (the social-aid agency accepts delegation). Development
 only: it sets PINs directly, which the CLI refuses in production.
 """
 
@@ -23,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_id.accounts.activation import set_pin
+from digital_id.accounts.delegation import children_in_care
 from digital_id.accounts.pins import InvalidPinError, PinHasher
 from digital_id.clients import service as clients
 from digital_id.config import load_settings
@@ -46,6 +48,7 @@ class DemoAgency:
     names: dict[str, str]
     base_url: str
     scope: str
+    accepts_delegation: bool = False  # a parent may log in for their child
 
     @property
     def redirect_uri(self) -> str:
@@ -75,6 +78,7 @@ AGENCIES = (
         {"id": "Layanan Bantuan Sosial (demo)", "en": "Social Aid Service (demo)"},
         "http://localhost:8002",
         "openid profile age family",
+        accepts_delegation=True,
     ),
 )
 
@@ -112,10 +116,10 @@ def setup() -> None:
     engine.dispose()
 
     table = Table(title="Demo citizens (development only)")
-    for column in ("NIK", "PIN", "Name", "Born"):
+    for column in ("NIK", "PIN", "Name", "Born", "May act for (at the social-aid demo)"):
         table.add_column(column)
-    for citizen, pin in citizens:
-        table.add_row(citizen.nik, pin, citizen.full_name, citizen.birth_date.isoformat())
+    for citizen, pin, children in citizens:
+        table.add_row(citizen.nik, pin, citizen.full_name, citizen.birth_date.isoformat(), children)
     console.print(table)
     for agency in (*AGENCIES, KIOSK):
         console.print(f"{agency.names['en']}: {agency.base_url}  (scopes: {agency.scope})")
@@ -144,6 +148,7 @@ def _register(session: Session, agency: DemoAgency, issuer: str) -> None:
             "post_logout_redirect_uris": [agency.post_logout_redirect_uri],
             "backchannel_logout_uri": agency.backchannel_logout_uri,
             "grant_types": ["authorization_code"],
+            "accepts_delegation": agency.accepts_delegation,
         }
     config_file = DEMO_DIR / f"{agency.slug}.json"
     client_id = json.loads(config_file.read_text())["client_id"] if config_file.exists() else None
@@ -166,24 +171,32 @@ def _register(session: Session, agency: DemoAgency, issuer: str) -> None:
     write_atomic(config_file, json.dumps(config, indent=2).encode())
 
 
-def _demo_citizens(session: Session, hasher: PinHasher) -> list[tuple[Citizen, str]]:
-    """The first three active adults in the register, each with a known PIN."""
+def _demo_citizens(session: Session, hasher: PinHasher) -> list[tuple[Citizen, str, str]]:
+    """Three active adults of the register, each with a known PIN and the children they may
+    act for: the first two with none, the third a parent with a child in their care."""
     today = date.today()
-    chosen: list[tuple[Citizen, str]] = []
+    chosen: list[tuple[Citizen, str, str]] = []
     for citizen in session.scalars(
-        select(Citizen).where(Citizen.status == "active").order_by(Citizen.id).limit(200)
+        select(Citizen).where(Citizen.status == "active").order_by(Citizen.id).limit(5000)
     ):
         if len(chosen) == len(DEMO_PINS) or age_on(citizen.birth_date, today) < 18:
+            continue
+        children = children_in_care(session, citizen, today)
+        if bool(children) != (len(chosen) == len(DEMO_PINS) - 1):
             continue
         pin = DEMO_PINS[len(chosen)]
         try:
             set_pin(session, hasher, nik=citizen.nik, pin=pin)
         except InvalidPinError:
             continue  # the PIN happens to be this citizen's birth date
-        chosen.append((citizen, pin))
+        named = ", ".join(
+            f"{child.full_name} ({age_on(child.birth_date, today)})" for child in children
+        )
+        chosen.append((citizen, pin, named or "-"))
     if len(chosen) < len(DEMO_PINS):
         raise SystemExit(
-            "the register holds too few active adults; import the synthetic citizens first"
+            "the register holds too few active adults and parents; import the synthetic "
+            "citizens first"
         )
     return chosen
 

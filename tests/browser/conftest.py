@@ -93,10 +93,12 @@ def running_demo(
     *,
     provider_host: str = "127.0.0.1",
     scope: str = "openid profile nik address",
+    accepts_delegation: bool = False,
     **citizen: Any,
 ) -> Iterator[dict[str, Any]]:
     """Digital ID at ``provider_host`` and one demo agency (authlib, private_key_jwt), each a
-    real HTTP server; a citizen with a PIN."""
+    real HTTP server; a citizen with a PIN. ``accepts_delegation``: the agency lets a parent
+    log in for their child."""
     from digital_id.app import create_app
     from examples.agency_app import AgencyConfig
     from examples.agency_app import create_app as create_agency_app
@@ -118,6 +120,7 @@ def running_demo(
             "token_endpoint_auth_method": "private_key_jwt",
             "jwks": public_jwks(private_jwk),
             "scope": scope,
+            "accepts_delegation": accepts_delegation,
         },
     )
     agency = create_agency_app(

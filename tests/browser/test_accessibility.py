@@ -1,7 +1,8 @@
 """Every page a citizen sees passes an automated WCAG 2.2 AA check (axe-core, from npm,
 injected by Playwright into Debian's Chromium) with no violation, in both languages, at
-320 px wide (where nothing may be wider than the screen): login (and its failure), consent,
-activation, the one-time code, the portal, the kiosk login's pages and the error page."""
+320 px wide (where nothing may be wider than the screen): login (and its failure), "for
+whom?" and consent (a parent's, for their child), activation, the one-time code, the portal
+(with its children in care), the kiosk login's pages and the error page."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from pathlib import Path
 import pytest
 
 from digital_id.app import create_app
+from digital_id.registry.importer import CitizenImporter
+from digital_id.registry.records import RecordValidator
+from digital_id.registry.regions import load_regions
+from digital_id.registry.register_files import RejectReport
 from tests.browser.conftest import (
     PIN,
     citizen_with_pin,
@@ -19,6 +24,7 @@ from tests.browser.conftest import (
     provider_settings,
     registered,
 )
+from tests.factories import citizen_row
 from tests.web.conftest import free_port, pkce_pair, serving
 
 pytestmark = needs_chromium
@@ -42,7 +48,18 @@ def site(database_url, engine, keys_dir, key_store, tmp_path):
     port = free_port()
     issuer = f"http://localhost:{port}"
     settings = provider_settings(database_url, keys_dir, key_store, issuer)
-    citizen = citizen_with_pin(engine, key_store, tmp_path)
+    kk_number = "3273010101159999"
+    citizen = citizen_with_pin(
+        engine, key_store, tmp_path, kk_number=kk_number, family_relationship="KEPALA KELUARGA"
+    )
+    # Their child, whom the agency below lets them act for.
+    CitizenImporter(engine).run(
+        iter([(2, citizen_row(birth_date=date.today() - timedelta(days=9 * 365), kk_number=kk_number,
+                              family_relationship="ANAK", marital_status="BELUM KAWIN",
+                              full_name="ADI SANTOSO"))]),
+        RecordValidator(load_regions()),
+        RejectReport(tmp_path / "child.csv"),
+    )  # fmt: skip
     agency = registered(
         engine,
         {
@@ -51,6 +68,7 @@ def site(database_url, engine, keys_dir, key_store, tmp_path):
             "redirect_uris": ["https://pajak.example.go.id/callback"],
             "token_endpoint_auth_method": "client_secret_basic",
             "scope": "openid profile nik address",
+            "accepts_delegation": True,
             "agreement": {
                 "number": "470/1234/DUKCAPIL/PKS/2026",
                 "signed": "2026-01-15",
@@ -123,14 +141,19 @@ def test_every_citizen_page_passes_wcag_22_aa_at_320_px(site, browser, language)
         page.fill("#nik", site["citizen"]["nik"])
         page.fill("#pin", PIN)
         page.click("button[type=submit] >> nth=0")
+        page.wait_for_selector("input[name=acting_for]")
+        check(page, "for whom", found)
+        page.check("input[name=acting_for] >> nth=1")
+        page.click("button[type=submit]")
         page.wait_for_selector("button[value=approve]")
+        assert "ADI SANTOSO" in page.content()
         check(page, "consent", found)
         # The agency is not reachable from here: its redirect is answered by the test.
         page.route("https://pajak.example.go.id/**", lambda route: route.fulfill(body="ok"))
         page.click("button[value=approve]")
         page.wait_for_url("https://pajak.example.go.id/**")
         page.goto(issuer + "/account")
-        page.wait_for_selector("ul.agencies")
+        page.wait_for_selector("#children")
         check(page, "portal", found)
         page.goto(issuer + "/account/otp/enrol")
         check(page, "one-time code", found)

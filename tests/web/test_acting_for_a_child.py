@@ -422,3 +422,8 @@ def test_a_consent_the_parent_gave_does_not_cover_the_child_come_of_age(provider
             .where(Citizen.nik == child["nik"])
         ).one()
         assert consent.given_by_citizen_id is None
+
+
+def test_discovery_lists_the_act_claim(provider):
+    metadata = provider.http.get("/.well-known/openid-configuration").json()
+    assert "act" in metadata["claims_supported"]

@@ -63,7 +63,7 @@ def provider_metadata(
             "introspection_endpoint_auth_signing_alg_values_supported": sorted(ASSERTION_ALGORITHMS),
             "code_challenge_methods_supported": ["S256"],
             # SUPPORTED_CLAIMS starts with openid's sub, listed once.
-            "claims_supported": list(dict.fromkeys(["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", *SUPPORTED_CLAIMS])),
+            "claims_supported": list(dict.fromkeys(["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "act", *SUPPORTED_CLAIMS])),
             "claims_parameter_supported": True,
             # OpenID Connect for Identity Assurance 1.0 section 7 (oidc.verified_claims).
             "verified_claims_supported": True,
