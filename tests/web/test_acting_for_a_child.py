@@ -15,16 +15,20 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from digital_id.accounts.activation import set_pin
 from digital_id.accounts.delegation_ending import end_lapsed_delegations
 from digital_id.accounts.models import CitizenAccount
 from digital_id.audit.models import AuditEvent
+from digital_id.cli import app as cli
 from digital_id.consent.models import Consent, ConsentReceipt
 from digital_id.db.types import WIB
 from digital_id.grants.models import AuthorizationGrant
 from digital_id.registry.models import Citizen
 from digital_id.sessions.models import LogoutDelivery
+from tests.conftest import TEST_PASSPHRASE
+from tests.factories import write_csv
 from tests.web.conftest import PIN, Agency, Provider, hidden, pkce_pair, query_of
 
 CHILD_BORN = date(2015, 3, 9)
@@ -427,3 +431,83 @@ def test_a_consent_the_parent_gave_does_not_cover_the_child_come_of_age(provider
 def test_discovery_lists_the_act_claim(provider):
     metadata = provider.http.get("/.well-known/openid-configuration").json()
     assert "act" in metadata["claims_supported"]
+
+
+def test_a_huge_choice_is_refused_and_changes_nothing(provider):
+    parent, _ = family(provider)
+    page = provider.log_in(start(provider, delegating_agency(provider)), parent["nik"])
+    refused = choose(provider, page, "a" * 100_000)
+    assert refused.status_code == 400
+    with Session(provider.engine) as session:
+        assert session.scalars(select(Consent)).all() == []
+
+
+def test_a_child_the_register_says_died_is_neither_offered_nor_acted_for(provider):
+    parent, child = family(provider)
+    agency = delegating_agency(provider)
+    tokens = tokens_for_child(provider, agency, parent)
+    _set_child(provider, child, status="deceased")
+    assert provider.userinfo(tokens["access_token"]).status_code == 401
+    page = start(provider, agency)
+    assert 'action="/authorize/acting"' not in page.text
+
+
+def test_without_a_session_the_acting_form_asks_for_the_login(provider):
+    parent, _ = family(provider)
+    page = provider.log_in(start(provider, delegating_agency(provider)), parent["nik"])
+    value = child_choice(page)
+    provider.http.cookies.delete("dgid_session")
+    answer = choose(provider, page, value)
+    assert 'action="/authorize/acting"' not in answer.text
+    with Session(provider.engine) as session:
+        assert session.scalars(select(Consent)).all() == []
+
+
+def test_every_release_for_the_child_names_the_parent_in_the_audit_trail(provider):
+    parent, child = family(provider)
+    agency = delegating_agency(provider)
+    tokens = tokens_for_child(provider, agency, parent, claims='{"id_token":{"name":null}}')
+    provider.userinfo(tokens["access_token"])
+    with Session(provider.engine) as session:
+        child_id = session.scalar(select(Citizen.id).where(Citizen.nik == child["nik"]))
+        parent_id = session.scalar(select(Citizen.id).where(Citizen.nik == parent["nik"]))
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.subject == f"citizen:{child_id}")
+        ).all()
+    tagged = {(event.tag, event.details.get("endpoint")): event.details for event in events}
+    for key in [
+        ("consent:granted", None),
+        ("token:issued", None),
+        ("claims:released", "token"),
+        ("claims:released", "userinfo"),
+    ]:
+        assert tagged[key]["guardian"] == f"citizen:{parent_id}", key
+
+
+def test_an_import_that_moves_the_child_ends_the_delegation_at_once(
+    provider, database_url, keys_dir, monkeypatch, tmp_path
+):
+    parent, child = family(provider)
+    agency = delegating_agency(provider)
+    tokens_for_child(provider, agency, parent)
+    for name, value in {
+        "DIGITAL_ID_DATABASE_URL": database_url,
+        "DIGITAL_ID_KEYS_DIR": str(keys_dir),
+        "DIGITAL_ID_KEYS_PASSPHRASE": TEST_PASSPHRASE,
+        "DIGITAL_ID_ISSUER": provider.settings.issuer,
+        "DIGITAL_ID_ENV": "development",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    moved = tmp_path / "moved.csv"
+    write_csv(moved, [{**child, "kk_number": "3273010000000001"}])
+    result = CliRunner().invoke(cli, ["registry", "import", str(moved)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "1 consent(s) a parent gave for a child ended" in result.output
+    with Session(provider.engine) as session:
+        ended = session.scalars(
+            select(AuditEvent).where(AuditEvent.tag == "delegation:ended")
+        ).all()
+        assert len(ended) == 1
+        assert session.scalars(select(LogoutDelivery)).all() == []  # no logout URI registered
+        assert session.scalars(select(Consent)).one().revoked_at is not None

@@ -27,6 +27,7 @@ from digital_id.audit import trail
 from digital_id.audit.trail import citizen_ref
 from digital_id.clients.cache import ClientCache
 from digital_id.config import Settings
+from digital_id.consent.service import guardian_detail
 from digital_id.db.types import storable
 from digital_id.grants.refresh import issue_refresh_token
 from digital_id.oidc import dpop
@@ -174,6 +175,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
                 "refresh_token": "refresh_token" in token,
                 "acr": subject.grant.acr if subject is not None else None,
                 "id_token_claims": list(subject.grant.id_token_claims) if subject else [],
+                **guardian_detail(subject.grant.actor_citizen_id if subject else None),
             },
             now=self.context.now,
         )
@@ -194,6 +196,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
                     "claims": sorted(subject.grant.id_token_claims),
                     "acr": subject.grant.acr,
                     "endpoint": "token",
+                    **guardian_detail(subject.grant.actor_citizen_id),
                 },
                 now=self.context.now,
             )
