@@ -308,6 +308,19 @@ def login_proof(
     return hmac.new(secret, message.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def proves_fresh_login(
+    secret: bytes,
+    browser_session: BrowserSession | None,
+    carried: Sequence[tuple[str, str]],
+    proof: str,
+) -> bool:
+    """Whether a form's ``proof`` is ``login_proof`` for this session and request: the login
+    page's next steps (for whom, consent) carry it on."""
+    return browser_session is not None and hmac.compare_digest(
+        proof, login_proof(secret, browser_session, carried)
+    )
+
+
 def _max_age_passed(max_age: str | None, browser_session: BrowserSession, now: datetime) -> bool:
     if max_age is None or not max_age.isdigit():
         return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from digital_id.oidc.authorization import login_proof
+from digital_id.oidc.authorization import proves_fresh_login
 from digital_id.web import apidoc, forms
 from digital_id.web.authorize import AUTHORIZATION_FORM, NEXT_PAGE, continue_flow, resumed
 from digital_id.web.forms import PostedActing
@@ -31,9 +31,7 @@ def acting(request: Request, db: UnitOfWork, services: ServicesDep, form: Posted
     page, provider, parameters, browser_session = step
     # The login just before this page satisfied prompt=login and max_age; carried on, the
     # consent page does not ask for the PIN again.
-    fresh = browser_session is not None and form.login_proof == login_proof(
-        services.csrf_secret, browser_session, parameters
-    )
+    fresh = proves_fresh_login(services.csrf_secret, browser_session, parameters, form.login_proof)
     return continue_flow(
         page,
         provider,

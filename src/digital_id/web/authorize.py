@@ -24,6 +24,7 @@ from digital_id.oidc.authorization import (
     ShowSecondFactor,
     authorize,
     login_proof,
+    proves_fresh_login,
 )
 from digital_id.oidc.requests import ProviderRequest
 from digital_id.oidc.server import Provider
@@ -187,9 +188,7 @@ def consent(
         now=provider.context.now,
     )
     browser_session = known.browser_session if known is not None else None
-    fresh = browser_session is not None and form.login_proof == login_proof(
-        services.csrf_secret, browser_session, parameters
-    )
+    fresh = proves_fresh_login(services.csrf_secret, browser_session, parameters, form.login_proof)
     return continue_flow(
         page,
         provider,
