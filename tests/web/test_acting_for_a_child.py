@@ -511,3 +511,12 @@ def test_an_import_that_moves_the_child_ends_the_delegation_at_once(
         assert len(ended) == 1
         assert session.scalars(select(LogoutDelivery)).all() == []  # no logout URI registered
         assert session.scalars(select(Consent)).one().revoked_at is not None
+
+
+def test_a_login_proof_with_any_characters_is_just_not_a_proof(provider):
+    parent, _ = family(provider)
+    page = provider.log_in(start(provider, delegating_agency(provider)), parent["nik"])
+    answer = choose(provider, page, child_choice(page), login_proof="·Ê𼇨-yE")
+    assert answer.status_code == 200
+    assert 'name="decision"' in answer.text
+    assert hidden(answer.text, "login_proof") == ""

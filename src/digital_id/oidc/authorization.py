@@ -316,8 +316,9 @@ def proves_fresh_login(
 ) -> bool:
     """Whether a form's ``proof`` is ``login_proof`` for this session and request: the login
     page's next steps (for whom, consent) carry it on."""
+    # As bytes: compare_digest refuses a str with anything but ASCII, which a form may carry.
     return browser_session is not None and hmac.compare_digest(
-        proof, login_proof(secret, browser_session, carried)
+        proof.encode("utf-8"), login_proof(secret, browser_session, carried).encode("utf-8")
     )
 
 
