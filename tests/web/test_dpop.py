@@ -187,6 +187,14 @@ def test_a_bad_proof_is_refused_and_issues_nothing(provider, make):
     assert "access_token" not in refused.json()
 
 
+def test_a_nonce_in_any_characters_is_just_not_ours(provider):
+    agency, holder = machine(provider), Holder()
+    refused = client_credentials(provider, agency, holder.proof("POST", TOKEN_URL, nonce="é" * 10))
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"] == "use_dpop_nonce"
+    assert "access_token" not in refused.json()
+
+
 def test_two_dpop_headers_are_refused(provider):
     agency, holder = machine(provider), Holder()
     nonce = nonce_of(provider, agency, holder)
@@ -311,6 +319,7 @@ def test_a_bound_token_presented_as_a_bearer_token_is_refused(provider):
         pytest.param(lambda h, t: None, "invalid_dpop_proof", id="no-proof"),
         pytest.param(lambda h, t: h.proof("GET", USERINFO_URL), "invalid_dpop_proof", id="no-ath"),
         pytest.param(lambda h, t: h.proof("GET", USERINFO_URL, access_token=t + "x"), "invalid_dpop_proof", id="wrong-ath"),
+        pytest.param(lambda h, t: h.proof("GET", USERINFO_URL, ath="é" * 43), "invalid_dpop_proof", id="non-ascii-ath"),
         pytest.param(lambda h, t: h.proof("POST", USERINFO_URL, access_token=t), "invalid_dpop_proof", id="wrong-htm"),
         pytest.param(lambda h, t: h.proof("GET", TOKEN_URL, access_token=t), "invalid_dpop_proof", id="wrong-htu"),
         pytest.param(lambda h, t: Holder().proof("GET", USERINFO_URL, access_token=t), "invalid_token", id="another-key"),

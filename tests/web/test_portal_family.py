@@ -94,6 +94,8 @@ def test_a_child_reference_not_in_the_parents_care_withdraws_nothing(provider):
     forged = re.sub(r"/children/[0-9a-f]+/", "/children/" + "0" * 32 + "/", link)
     refused = provider.http.get(forged, follow_redirects=False)
     assert refused.headers["location"] == "/account#children"
+    accented = re.sub(r"/children/[0-9a-f]+/", "/children/%C3%A9%C3%A9/", link)
+    assert provider.http.get(accented, follow_redirects=False).status_code == 303
     provider.http.post(forged, data={"csrf_token": csrf})
     assert provider.userinfo(tokens["access_token"]).status_code == 200
     # Another parent, logged in, cannot use this parent's link either.

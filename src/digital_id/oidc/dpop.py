@@ -139,7 +139,13 @@ class DPoPNonces:
         if not isinstance(nonce, str) or len(nonce) > 64:
             return False
         window = int(now.timestamp()) // NONCE_WINDOW
-        return any(hmac.compare_digest(nonce, self._nonce(made)) for made in (window, window - 1))
+        # As bytes: compare_digest refuses a str with anything but ASCII, which a proof (signed
+        # by whoever made it) may carry.
+        presented = nonce.encode("utf-8")
+        return any(
+            hmac.compare_digest(presented, self._nonce(made).encode("ascii"))
+            for made in (window, window - 1)
+        )
 
     def _nonce(self, window: int) -> str:
         number = struct.pack(">Q", window)
@@ -237,7 +243,9 @@ def _check_claims(
         raise InvalidDPoPProofError(f"the proof's iat must be within {PROOF_WINDOW} seconds of now")
     if access_token is not None and not (
         isinstance(claims.get("ath"), str)
-        and hmac.compare_digest(claims["ath"], access_token_hash(access_token))
+        and hmac.compare_digest(
+            claims["ath"].encode("utf-8"), access_token_hash(access_token).encode("ascii")
+        )
     ):
         raise InvalidDPoPProofError("the proof's ath is not the hash of the access token")
 

@@ -93,7 +93,8 @@ def _child(db: Session, guardian_id: int, ref: str, secret: bytes) -> Citizen | 
         (
             child
             for child in children_in_care(db, guardian, today)
-            if hmac.compare_digest(child_ref(secret, child.id), ref)
+            # As bytes: compare_digest refuses a str with anything but ASCII, as a URL may hold.
+            if hmac.compare_digest(child_ref(secret, child.id).encode(), ref.encode("utf-8"))
         ),
         None,
     )
