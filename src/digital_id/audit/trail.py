@@ -80,6 +80,12 @@ def citizen_ref(citizen_id: int) -> str:
     return f"citizen:{citizen_id}"
 
 
+def citizen_of(reference: object) -> int | None:
+    """The citizen id a ``citizen_ref`` names; None for anything else."""
+    number = str(reference).removeprefix("citizen:")
+    return int(number) if str(reference).startswith("citizen:") and number.isdigit() else None
+
+
 def record(
     session: Session,
     tag: str,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digital_id.audit import trail
-from digital_id.audit.trail import EventContext, citizen_ref
+from digital_id.audit.trail import EventContext, citizen_of, citizen_ref
 from digital_id.clients.models import Client
 from digital_id.consent.models import Consent
 from digital_id.db.engine import dialect_insert
@@ -140,6 +141,11 @@ def grant_onto(
 def guardian_detail(guardian_id: int | None) -> dict[str, str]:
     """What an audit event says of the guardian who acted for its subject, a child."""
     return {} if guardian_id is None else {"guardian": citizen_ref(guardian_id)}
+
+
+def guardian_in(details: dict[str, Any]) -> int | None:
+    """The guardian an audit event's details name (``guardian_detail``), if any."""
+    return citizen_of(details.get("guardian"))
 
 
 def _added_unless_there(

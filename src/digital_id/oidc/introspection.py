@@ -53,13 +53,14 @@ class TokenIntrospection(FindsTokens, IntrospectionEndpoint):  # type: ignore[mi
             return {"active": True, "token_type": token_type, **payload}
         assert token.grant is not None
         owner = AgencyClient(token.client)
+        subject = subject_for(self.context, owner, token.grant)
         return {
             "active": True,
             "token_type": "refresh_token",
             "scope": token.grant.scope,
             "client_id": token.client.client_id,
-            "sub": owner.subject_for(token.grant.citizen_id, self.context.pairwise_secret),
-            **subject_for(self.context, owner, token.grant).act,
+            "sub": subject.sub,
+            **subject.act,
             "iss": self.context.settings.issuer,
             "exp": int(token.expires_at.timestamp()),
         }

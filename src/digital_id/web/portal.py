@@ -23,6 +23,7 @@ from digital_id.accounts import passkeys, second_factor
 from digital_id.audit import history as audit_history
 from digital_id.clients import service as clients
 from digital_id.consent import access
+from digital_id.consent.service import guardian_in
 from digital_id.consent.withdrawal import withdraw_consent
 from digital_id.db.types import utc_now
 from digital_id.levels import LOA_SUBSTANTIAL
@@ -87,7 +88,7 @@ def account(
         db,
         [
             *(receipt.actor_citizen_id for receipt, _ in receipts),
-            *(_guardian_id(event.details) for event in history),
+            *(guardian_in(event.details) for event in history),
         ],
     )
     return view.render(
@@ -102,7 +103,7 @@ def account(
                 "agency": names.get(event.client_id or "", event.client_id),
                 "claims": event.details.get("claims", []),
                 "level": readable.level(event.details.get("acr", "")),
-                "by": guardians.get(_guardian_id(event.details) or 0),
+                "by": guardians.get(guardian_in(event.details) or 0),
             }
             for event in history
         ],
@@ -296,13 +297,6 @@ def _record(citizen: Citizen, readable: Readable) -> list[tuple[str, str]]:
         "district_code": readable.region(citizen.district_code),
     }
     return [(name, shown.get(name, getattr(citizen, name))) for name in RECORD_FIELDS]
-
-
-def _guardian_id(details: dict[str, Any]) -> int | None:
-    """The guardian an audit event names (``consent.service.guardian_detail``), if any."""
-    reference = str(details.get("guardian", ""))
-    number = reference.removeprefix("citizen:")
-    return int(number) if number.isdigit() else None
 
 
 def _iso(moment: datetime | None) -> str:

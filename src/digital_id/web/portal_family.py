@@ -56,6 +56,19 @@ def children_shown(
 ) -> list[dict[str, Any]]:
     """Each child the guardian may act for today, with the agencies that hold their consent."""
     today = today_in_indonesia(utc_now())
+    children = [
+        (child, access.agencies(db, child.id)) for child in children_in_care(db, guardian, today)
+    ]
+    # Who gave each consent, when not this guardian: the child ("child"), or the other parent.
+    others = registry.full_names(
+        db,
+        (
+            agency.consent.given_by_citizen_id
+            for _, agencies in children
+            for agency in agencies
+            if agency.consent.given_by_citizen_id != guardian.id
+        ),
+    )
     return [
         {
             "ref": child_ref(secret, child.id),
@@ -67,23 +80,15 @@ def children_shown(
                     "name": agency.name,
                     "claims": list(agency.consent.claims),
                     "granted_at": readable.moment(agency.consent.granted_at),
-                    "given_by": _given_by(db, agency.consent.given_by_citizen_id, guardian),
+                    "given_by": None
+                    if agency.consent.given_by_citizen_id == guardian.id
+                    else others.get(agency.consent.given_by_citizen_id or 0, "child"),
                 }
-                for agency in access.agencies(db, child.id)
+                for agency in agencies
             ],
         }
-        for child in children_in_care(db, guardian, today)
+        for child, agencies in children
     ]
-
-
-def _given_by(db: Session, given_by: int | None, guardian: Citizen) -> str | None:
-    """Who gave a child's consent, when it was not this guardian (the child, or the other
-    parent); None when it was."""
-    if given_by == guardian.id:
-        return None
-    if given_by is None:
-        return "child"
-    return registry.full_names(db, [given_by]).get(given_by)
 
 
 def _child(db: Session, guardian_id: int, ref: str, secret: bytes) -> Citizen | None:
